@@ -1,0 +1,18 @@
+"""What the policy is shown. The single place a policy prompt is built, for training and eval alike.
+
+Only the bare problem text enters here: there is deliberately no parameter through which a
+reference solution could reach the policy (see tests/test_reference_leak.py).
+"""
+from __future__ import annotations
+
+POLICY_SYSTEM_PROMPT = (
+    "Solve the problem. Work step by step, starting each step with '###', "
+    "and write the final answer as \\boxed{ANSWER}."
+)
+
+
+def policy_messages(problem_text: str, system_prompt: str | None = POLICY_SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """Chat messages for the policy: an optional system instruction, then the problem alone."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": problem_text.strip() + "\n"})
+    return messages

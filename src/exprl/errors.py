@@ -1,0 +1,48 @@
+"""The errors exprl raises on purpose, as a small hierarchy a caller can act on.
+
+Every error a user can cause (bad input, bad config, a server that does not answer) is an
+`ExprlError`; the CLI prints its message and exits non-zero instead of showing a traceback.
+"""
+from __future__ import annotations
+
+
+class ExprlError(Exception):
+    """Base class of every error exprl raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(ExprlError):
+    """A recipe or command-line override is invalid (unknown key, wrong type, bad value)."""
+
+
+class DataError(ExprlError):
+    """A data row is unusable. Names the file, the 1-based line (or row) and the field."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 field: str | None = None):
+        self.path, self.line, self.field, self.reason = path, line, field, message
+        where = ":".join(str(p) for p in (path, line) if p is not None)
+        parts = [where] if where else []
+        if field is not None:
+            parts.append(f"field '{field}'")
+        super().__init__(f"{', '.join(parts)}: {message}" if parts else message)
+
+
+class JudgeError(ExprlError):
+    """The judge cannot be used at all (misconfigured backend, server never came up).
+
+    A single failed judgment is never raised: it becomes a `JudgeResult` with a failure status.
+    """
+
+
+class ServerError(JudgeError):
+    """A judge server could not be started or does not answer."""
+
+
+class RunStateError(ExprlError):
+    """A run directory cannot be resumed (missing, corrupt, or written by another version)."""
+
+
+class NotBuiltError(ExprlError):
+    """A command that exists in the CLI surface but is not implemented yet."""

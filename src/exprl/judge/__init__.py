@@ -1,0 +1,1 @@
+"""Judge layer: prompts, parsing, backends, cache, rubrics, calibration."""

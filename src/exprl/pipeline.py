@@ -1,0 +1,6 @@
+"""CLI registration (placeholder until the capability is built)."""
+from exprl.cli import not_built
+
+def register(subparsers):
+    p = subparsers.add_parser('pipeline', help='pipeline (not built yet)')
+    p.set_defaults(handler=not_built('pipeline', 'issue 5'))

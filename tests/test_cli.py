@@ -1,0 +1,24 @@
+import subprocess
+import sys
+
+from exprl.cli import SUBCOMMAND_MODULES, build_parser
+
+SUBCOMMANDS = ["data", "rubrics", "judge", "train", "pipeline", "eval", "report", "demo"]
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices
+    assert sorted(choices) == sorted(SUBCOMMANDS)
+    for name in SUBCOMMANDS:
+        out = subprocess.run([sys.executable, "-m", "exprl.cli", name, "--help"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert "usage: exprl" in out.stdout
+
+
+def test_subcommand_modules_do_not_import_torch_at_registration():
+    code = ("import sys, exprl.cli; exprl.cli.build_parser(); "
+            "print('torch' in sys.modules, 'trl' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], SUBCOMMAND_MODULES
