@@ -95,3 +95,16 @@ class Judge(Protocol):
     name: str  # backend and model; part of every cache key
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]: ...
+
+
+class Backend(Protocol):
+    """One way of producing judgments (an endpoint, an in-process model, the reference matcher).
+
+    The judge service (`exprl.judge.service`) puts the cache, in-flight de-duplication and
+    bookkeeping in front of it; a backend only judges what it is given, and reports every failure
+    as a `JudgeResult` status instead of raising.
+    """
+
+    name: str  # backend and model, e.g. "openai:SmolLM2-135M-Instruct"; part of every cache key
+
+    async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]: ...
