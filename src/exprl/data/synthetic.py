@@ -1,0 +1,179 @@
+"""The synthetic coverage task: chains of modular arithmetic, in two solution styles.
+
+A problem is a start value and a chain of operations on small numbers modulo `modulus`:
+
+    Start at 7. Add 5. Multiply by 3. Subtract 4. Work modulo 100.
+
+It reproduces the paper's conditions in miniature (docs/architecture.md, "Synthetic coverage task"):
+
+- difficulty is the chain length: a base model pre-trained on short chains (the easy split) has no
+  coverage of long ones (the hard split), while each single step stays within its skill;
+- the policy-style trace (`policy_trace`, what the base model is pre-trained on) writes one `###`
+  step per operation, `### 7 + 5 = 12`, then `\\boxed{32}`;
+- the reference (`Problem.reference`, shown only to the judge) is terse and in another style,
+  `a = 12, b = 36, c = 32, so \\boxed{32}`: it states every intermediate result as the right-hand
+  side of an `=`, which is what the reference judge checks a trace against.
+
+Everything is a pure function of the config: the same config always gives the same problems.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+from dataclasses import dataclass, field
+
+from exprl.data.problem import Problem
+from exprl.errors import ConfigError
+
+# name -> (problem wording, trace symbol, function). The wording is deliberately unlike the
+# trace's symbol so that the model has to translate, as a real problem statement would require.
+OPERATIONS = {
+    "add": ("Add", "+", lambda value, operand: value + operand),
+    "sub": ("Subtract", "-", lambda value, operand: value - operand),
+    "mul": ("Multiply by", "*", lambda value, operand: value * operand),
+}
+
+SOURCE = "synthetic-chain"
+# Reference variable names: one letter per intermediate result, so chains are capped by it.
+_VARIABLES = string.ascii_lowercase
+
+
+@dataclass
+class SyntheticTaskConfig:
+    """One split of the synthetic coverage task."""
+
+    num_problems: int = field(default=256, metadata={"help": "How many problems to generate."})
+    min_steps: int = field(default=1, metadata={"help": "Shortest chain (operations per problem)."})
+    max_steps: int = field(default=3, metadata={
+        "help": "Longest chain. Easy = 1-3 (what the base model is pre-trained on), hard = 5-6."})
+    modulus: int = field(default=100, metadata={"help": "All values are reduced modulo this number."})
+    operations: list[str] = field(default_factory=lambda: ["add", "sub", "mul"], metadata={
+        "help": f"Operations to draw from: any of {', '.join(OPERATIONS)}."})
+    min_operand: int = field(default=2, metadata={"help": "Smallest operand of an operation."})
+    max_operand: int = field(default=9, metadata={"help": "Largest operand of an operation."})
+    seed: int = field(default=0, metadata={"help": "Random seed; the same config gives the same problems."})
+    split: str = field(default="train", metadata={
+        "help": "Split name: part of every id and of the random stream, so splits with one seed differ."})
+
+    def __post_init__(self) -> None:
+        if self.num_problems < 0:
+            raise ConfigError(f"num_problems must be >= 0, got {self.num_problems}")
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ConfigError(f"need 1 <= min_steps <= max_steps, got {self.min_steps} and {self.max_steps}")
+        if self.max_steps > len(_VARIABLES):
+            raise ConfigError(f"max_steps must be <= {len(_VARIABLES)} (one reference variable per step)")
+        if self.modulus < 2:
+            raise ConfigError(f"modulus must be >= 2, got {self.modulus}")
+        unknown = [op for op in self.operations if op not in OPERATIONS]
+        if unknown or not self.operations:
+            raise ConfigError(f"operations must be a non-empty list of {', '.join(OPERATIONS)}; "
+                              f"got {self.operations}")
+        if not 1 <= self.min_operand <= self.max_operand:
+            raise ConfigError(f"need 1 <= min_operand <= max_operand, got {self.min_operand} "
+                              f"and {self.max_operand}")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A problem's content before it is worded: start value, operations, and every result."""
+
+    start: int
+    steps: tuple[tuple[str, int], ...]  # (operation name, operand)
+    modulus: int
+
+    @property
+    def values(self) -> list[int]:
+        """The intermediate results, one per step; the last is the answer."""
+        values, value = [], self.start
+        for name, operand in self.steps:
+            value = OPERATIONS[name][2](value, operand) % self.modulus
+            values.append(value)
+        return values
+
+
+def generate(config: SyntheticTaskConfig, exclude: set[str] | frozenset[str] = frozenset()) -> list[Problem]:
+    """`config.num_problems` distinct problems; problem texts in `exclude` are never produced.
+
+    `exclude` keeps a test split disjoint from a training split: pass the training problems' texts.
+    """
+    rng = random.Random(_stream_seed(config.seed, config.split))
+    problems: list[Problem] = []
+    seen = set(exclude)
+    attempts = 0
+    while len(problems) < config.num_problems:
+        attempts += 1
+        if attempts > 100 * config.num_problems + 1000:
+            raise ConfigError(
+                f"cannot draw {config.num_problems} distinct problems from this config "
+                f"(min_steps={config.min_steps}, max_steps={config.max_steps}, modulus={config.modulus}); "
+                "widen it or ask for fewer")
+        chain = _draw_chain(rng, config)
+        text = problem_text(chain)
+        if text in seen:
+            continue
+        seen.add(text)
+        problems.append(_to_problem(chain, text, config, index=len(problems)))
+    return problems
+
+
+def problem_text(chain: Chain) -> str:
+    sentences = [f"Start at {chain.start}."]
+    sentences += [f"{OPERATIONS[name][0]} {operand}." for name, operand in chain.steps]
+    sentences.append(f"Work modulo {chain.modulus}.")
+    return " ".join(sentences)
+
+
+def reference_solution(chain: Chain) -> str:
+    """Terse, human-style: named results and no working, unlike the policy's `###` steps."""
+    values = chain.values
+    named = ", ".join(f"{_VARIABLES[i]} = {v}" for i, v in enumerate(values))
+    return f"{named}, so \\boxed{{{values[-1]}}}"
+
+
+def policy_trace(problem: Problem) -> str:
+    """The policy's own style for `problem`: one `###` step per operation, then the boxed answer.
+
+    This is what the base model is pre-trained on (easy split only); the reference is never used
+    for that.
+    """
+    chain = chain_of(problem)
+    lines, value = [], chain.start
+    for (name, operand), result in zip(chain.steps, chain.values):
+        lines.append(f"### {value} {OPERATIONS[name][1]} {operand} = {result}")
+        value = result
+    lines.append(f"\\boxed{{{chain.values[-1]}}}")
+    return "\n".join(lines)
+
+
+def chain_of(problem: Problem) -> Chain:
+    """The chain a synthetic problem was generated from (kept in `meta`)."""
+    meta = problem.meta
+    try:
+        return Chain(start=int(meta["start"]), modulus=int(meta["modulus"]),
+                     steps=tuple((str(name), int(operand)) for name, operand in meta["ops"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"problem {problem.id} is not a synthetic chain problem "
+                          f"(meta lacks start/ops/modulus): {exc}") from exc
+
+
+def _draw_chain(rng: random.Random, config: SyntheticTaskConfig) -> Chain:
+    length = rng.randint(config.min_steps, config.max_steps)
+    start = rng.randrange(config.modulus)
+    steps = tuple((rng.choice(config.operations), rng.randint(config.min_operand, config.max_operand))
+                  for _ in range(length))
+    return Chain(start=start, steps=steps, modulus=config.modulus)
+
+
+def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int) -> Problem:
+    values = chain.values
+    return Problem(
+        id=f"synthetic/{config.split}/s{config.seed}/{index}", problem=text,
+        reference=reference_solution(chain), answer=str(values[-1]), domain="math", source=SOURCE,
+        meta={"start": chain.start, "ops": [[name, operand] for name, operand in chain.steps],
+              "modulus": chain.modulus, "steps": len(chain.steps), "values": values})
+
+
+def _stream_seed(seed: int, split: str) -> int:
+    # Python's hash() of a str is salted per process; a digest keeps the stream reproducible.
+    return int.from_bytes(hashlib.sha256(f"{seed}:{split}".encode()).digest()[:8], "big")

@@ -1,0 +1,79 @@
+"""The synthetic coverage task: determinism, and the properties checkable without training."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from exprl.data.answers import last_boxed
+from exprl.data.synthetic import SyntheticTaskConfig, chain_of, generate, policy_trace
+from exprl.errors import ConfigError
+
+
+def test_same_config_same_problems_and_seed_changes_them():
+    config = SyntheticTaskConfig(num_problems=50, seed=3)
+    assert generate(config) == generate(SyntheticTaskConfig(num_problems=50, seed=3))
+    other = generate(SyntheticTaskConfig(num_problems=50, seed=4))
+    assert [p.problem for p in other] != [p.problem for p in generate(config)]
+
+
+def test_split_name_changes_the_stream_and_exclude_keeps_splits_disjoint():
+    train = generate(SyntheticTaskConfig(num_problems=200, max_steps=2, split="train"))
+    test = generate(SyntheticTaskConfig(num_problems=200, max_steps=2, split="test"),
+                    exclude={p.problem for p in train})
+    assert not {p.problem for p in train} & {p.problem for p in test}
+    assert len({p.id for p in train + test}) == 400
+
+
+def test_difficulty_is_chain_length():
+    easy = generate(SyntheticTaskConfig(num_problems=100, min_steps=1, max_steps=3))
+    hard = generate(SyntheticTaskConfig(num_problems=100, min_steps=5, max_steps=6, split="hard"))
+    assert {p.meta["steps"] for p in easy} == {1, 2, 3}
+    assert {p.meta["steps"] for p in hard} == {5, 6}
+    for p in easy + hard:
+        assert len(re.findall(r"(Add|Subtract|Multiply by) \d+\.", p.problem)) == p.meta["steps"]
+
+
+def test_answers_follow_the_arithmetic():
+    for p in generate(SyntheticTaskConfig(num_problems=100, min_steps=1, max_steps=6)):
+        chain = chain_of(p)
+        value = chain.start
+        for name, operand in chain.steps:
+            value = {"add": value + operand, "sub": value - operand, "mul": value * operand}[name] % 100
+        assert p.answer == str(value) == last_boxed(p.reference) == last_boxed(policy_trace(p))
+
+
+def test_reference_states_every_intermediate_result_as_an_equation():
+    for p in generate(SyntheticTaskConfig(num_problems=50, min_steps=5, max_steps=6)):
+        stated = [int(v) for v in re.findall(r"=\s*(\d+)", p.reference)]
+        assert stated == p.meta["values"]
+
+
+def test_reference_style_differs_from_policy_trace_style():
+    for p in generate(SyntheticTaskConfig(num_problems=50, min_steps=2, max_steps=6)):
+        trace = policy_trace(p)
+        assert trace.count("###") == p.meta["steps"]
+        assert "###" not in p.reference and "\n" not in p.reference
+        # The trace shows the working (`12 * 3 = 36`); the reference only names results (`b = 36`).
+        assert re.search(r"\d+ [-+*] \d+ = \d+", trace)
+        assert not re.search(r"\d+ [-+*] \d+", p.reference)
+        assert len(p.reference) < len(trace)
+
+
+def test_reference_never_appears_in_the_problem_text():
+    for p in generate(SyntheticTaskConfig(num_problems=50, min_steps=5, max_steps=6)):
+        assert p.reference not in p.problem and "boxed" not in p.problem
+        assert f"= {p.answer}" not in p.problem
+
+
+@pytest.mark.parametrize("bad", [dict(min_steps=0), dict(min_steps=4, max_steps=3), dict(modulus=1),
+                                 dict(operations=["pow"]), dict(operations=[]), dict(num_problems=-1),
+                                 dict(min_operand=5, max_operand=2)])
+def test_bad_config_is_a_config_error(bad):
+    with pytest.raises(ConfigError):
+        SyntheticTaskConfig(**bad)
+
+
+def test_asking_for_more_distinct_problems_than_exist_is_an_error():
+    with pytest.raises(ConfigError, match="distinct"):
+        generate(SyntheticTaskConfig(num_problems=10_000, min_steps=1, max_steps=1, modulus=5))
