@@ -1,0 +1,165 @@
+"""Judge rewards -> advantages. Pure functions on lists; no trainer and no torch needed.
+
+Conventions shared by every function here:
+
+* `None` means *unscorable* (a judge failure, or a rollout masked by the overlong policy). It goes
+  in as None, comes out as None, and is left out of every group statistic. The trainer drops such
+  rollouts from the loss.
+* `group_ids[i]` names the prompt rollout `i` was sampled for; statistics are per group.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Hashable, Literal, Sequence
+
+EPSILON = 1e-6  # added to the group std, as in GRPO / verl
+
+Normalize = Literal["std", "mean"]
+ProcessMode = Literal["delta", "end", "group"]
+SingleStep = Literal["outcome", "zero", "raw"]
+OverlongPolicy = Literal["zero", "mask"]
+
+
+def score_to_reward(score: int) -> float:
+    """Judge Likert score 1..5 -> reward s = (score - 1) / 4 in [0, 1]."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise ValueError(f"a judge score must be an integer from 1 to 5, got {score!r}")
+    return (score - 1) / 4
+
+
+def _groups(values: Sequence[object], group_ids: Sequence[Hashable]) -> dict[Hashable, list[int]]:
+    if len(values) != len(group_ids):
+        raise ValueError(f"{len(values)} values but {len(group_ids)} group ids")
+    members: dict[Hashable, list[int]] = defaultdict(list)
+    for index, group in enumerate(group_ids):
+        members[group].append(index)
+    return members
+
+
+def outcome_advantages(rewards: Sequence[float | None], group_ids: Sequence[Hashable],
+                       normalize: Normalize = "std") -> list[float | None]:
+    """GRPO advantages per prompt group over the scorable rewards.
+
+    std: (s - mean) / (std + 1e-6) with the unbiased std (torch.std's default); mean: s - mean.
+    A group whose scorable rewards are all equal gets 0, and so does a group with a single scorable
+    rollout (there is nothing to compare it with).
+    """
+    if normalize not in ("std", "mean"):
+        raise ValueError(f"normalize must be 'std' or 'mean', got {normalize!r}")
+    advantages: list[float | None] = [None] * len(rewards)
+    for members in _groups(rewards, group_ids).values():
+        scored = [i for i in members if rewards[i] is not None]
+        values = [float(rewards[i]) for i in scored]  # type: ignore[arg-type]
+        if len(values) < 2 or max(values) == min(values):
+            for i in scored:
+                advantages[i] = 0.0
+            continue
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        for i, value in zip(scored, values):
+            advantages[i] = (value - mean) / (std + EPSILON) if normalize == "std" else value - mean
+    return advantages
+
+
+def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
+                       group_ids: Sequence[Hashable], mode: ProcessMode = "delta",
+                       single_step: SingleStep = "outcome",
+                       normalize: Normalize = "std") -> list[list[float] | None]:
+    """Per-step advantages A_1..A_T for every rollout (paper Eq. 2 and the A.2 ablations).
+
+    delta (DeltaNorm, the paper's main method): A_1 = s_1 - s_T, A_t = s_t - s_{t-1}; they sum to 0.
+    end (EndNorm): A_t = s_t - s_T for t < T, A_T = s_T.
+    group (GroupNorm): A_t = s_t - b, b = mean over the group's scorable rollouts of each rollout's
+    mean step score. No further normalisation in any mode, as in the paper.
+
+    A single-step rollout (T = 1) under delta or end, per `single_step`:
+      outcome: the advantage ExpRL-Outcome would give it: `outcome_advantages` (with `normalize`)
+               over the final-step score s_T of every scorable rollout of its group (T = 1 or not).
+               Under prefix judging s_T is the whole trace's score. Dropping every delimiter then
+               earns nothing the outcome method would not pay anyway.
+      zero:    0, the letter of Eq. 2 (A_1 = s_1 - s_T = 0).
+      raw:     s_1 >= 0, what the official code computes (uncentred).
+    GroupNorm is centred already, so a T = 1 rollout there follows the GroupNorm formula.
+
+    A rollout with any unscorable step (None) is None: it is dropped whole, as in the paper.
+    """
+    if mode not in ("delta", "end", "group"):
+        raise ValueError(f"process mode must be 'delta', 'end' or 'group', got {mode!r}")
+    if single_step not in ("outcome", "zero", "raw"):
+        raise ValueError(f"single_step must be 'outcome', 'zero' or 'raw', got {single_step!r}")
+    scores: list[list[float] | None] = []
+    for steps in step_rewards:
+        if steps is None or len(steps) == 0 or any(s is None for s in steps):
+            scores.append(None)
+        else:
+            scores.append([float(s) for s in steps])  # type: ignore[arg-type]
+    members = _groups(scores, group_ids)
+
+    advantages: list[list[float] | None] = [None] * len(scores)
+    if mode == "group":
+        for group in members.values():
+            means = [sum(scores[i]) / len(scores[i]) for i in group if scores[i] is not None]  # type: ignore[arg-type]
+            baseline = sum(means) / len(means) if means else 0.0
+            for i in group:
+                if scores[i] is not None:
+                    advantages[i] = [s - baseline for s in scores[i]]  # type: ignore[union-attr]
+        return advantages
+
+    outcome = (outcome_advantages([s[-1] if s is not None else None for s in scores], group_ids, normalize)
+               if single_step == "outcome" else None)
+    for i, s in enumerate(scores):
+        if s is None:
+            continue
+        if len(s) == 1:
+            advantages[i] = [{"outcome": outcome[i] if outcome else 0.0, "zero": 0.0, "raw": s[0]}[single_step]]
+        elif mode == "delta":
+            advantages[i] = [s[0] - s[-1]] + [s[t] - s[t - 1] for t in range(1, len(s))]
+        else:
+            advantages[i] = [s[t] - s[-1] for t in range(len(s) - 1)] + [s[-1]]
+    return advantages
+
+
+def apply_overlong(rewards: Sequence[float | None], overlong: Sequence[bool],
+                   policy: OverlongPolicy = "zero") -> list[float | None]:
+    """Outcome rewards after the overlong policy.
+
+    zero: a rollout that hit the length cap gets reward 0 and still enters its group's statistics
+    (so it usually gets a negative advantage, as in the paper). mask: it becomes None (dropped from
+    the loss and from group statistics). Under zero the judge's verdict on a cut rollout does not
+    matter (it need not even be asked), so an unscorable cut rollout gets 0 too.
+    """
+    _check_overlong(rewards, overlong, policy)
+    return [r if not cut else (0.0 if policy == "zero" else None) for r, cut in zip(rewards, overlong)]
+
+
+def apply_overlong_steps(step_rewards: Sequence[Sequence[float | None] | None], overlong: Sequence[bool],
+                         policy: OverlongPolicy = "zero") -> list[list[float | None] | None]:
+    """Process step rewards after the overlong policy: zero sets every step reward of a cut rollout to
+    0 (so DeltaNorm gives it zero advantage everywhere: no gradient, as in the paper's code); mask
+    makes it None. As for outcome rewards, the judge's verdict on a cut rollout does not matter."""
+    _check_overlong(step_rewards, overlong, policy)
+    result: list[list[float | None] | None] = []
+    for steps, cut in zip(step_rewards, overlong):
+        if steps is None:
+            result.append(None)
+        elif not cut:
+            result.append(list(steps))
+        elif policy == "mask":
+            result.append(None)
+        else:
+            result.append([0.0] * max(len(steps), 1))
+    return result
+
+
+def _check_overlong(values: Sequence[object], overlong: Sequence[bool], policy: str) -> None:
+    if policy not in ("zero", "mask"):
+        raise ValueError(f"overlong policy must be 'zero' or 'mask', got {policy!r}")
+    if len(values) != len(overlong):
+        raise ValueError(f"{len(values)} rollouts but {len(overlong)} overlong flags")
+
+
+def token_advantages(step_advantages: Sequence[float], step_ids: Sequence[int]) -> list[float]:
+    """Spread step advantages over tokens: every token of step t gets A_t (`step_ids` from
+    `exprl.rewards.steps.token_step_ids`)."""
+    return [step_advantages[t] for t in step_ids]
