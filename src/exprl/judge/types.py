@@ -87,6 +87,8 @@ class JudgeConfig:
         "help": "Traces longer than this are cut before judging; the cut is recorded."})
     cache_path: str | None = field(default=None, metadata={
         "help": "SQLite cache file; None = one file in the user's cache directory; '' disables it."})
+    retry_backoff_s: float = field(default=0.5, metadata={
+        "help": "First back-off before a retry (openai backend); doubles each retry, with jitter."})
 
 
 class Judge(Protocol):

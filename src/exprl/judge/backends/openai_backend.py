@@ -1,0 +1,180 @@
+"""Judging through any OpenAI-compatible chat endpoint (vLLM, SGLang, llama.cpp server, hosted APIs).
+
+One `openai.AsyncOpenAI` client per base URL (several URLs = replicas, used round-robin), a
+semaphore bounding the calls in flight, a hard per-call timeout, and our own bounded retries with
+jittered exponential back-off on what is worth retrying (429, 5xx, connection failures, timeouts).
+The client's built-in retries are off so that ours are the only ones and request counts are exact.
+Every failure becomes a `JudgeResult` status; nothing is raised for a single judgment.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from exprl.errors import JudgeError
+from exprl.judge.parsing import parse_score
+from exprl.judge.prompts import CHARS_PER_TOKEN, SCORE_JSON_SCHEMA, build_prompt
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+
+_MAX_BACKOFF_S = 8.0
+
+
+@dataclass
+class _Attempt:
+    """What one HTTP call produced: a result, or a failure and whether to try again."""
+
+    status: JudgeStatus
+    text: str = ""
+    error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+class _LoopState:
+    """Clients and limiter bound to one event loop (httpx pools and asyncio primitives are per loop)."""
+
+    def __init__(self, config: JudgeConfig):
+        import openai
+
+        self.clients = [openai.AsyncOpenAI(base_url=url, api_key=config.api_key or "EMPTY",
+                                           max_retries=0, timeout=config.timeout_s)
+                        for url in config.base_urls]
+        self.next_client = itertools.cycle(self.clients)
+        self.limiter = asyncio.Semaphore(max(1, config.concurrency))
+
+
+class OpenAIBackend:
+    """`Backend` over OpenAI-compatible endpoints. `name` is "openai:<model>" (part of cache keys)."""
+
+    def __init__(self, config: JudgeConfig):
+        if not config.base_urls:
+            raise JudgeError("the openai judge backend needs at least one base URL "
+                             "(judge.base_urls, or --base-url on the command line)")
+        if not config.model:
+            raise JudgeError("the openai judge backend needs a model name (judge.model / --model); "
+                             "it is sent to the server and is part of every cache key")
+        if config.concurrency < 1 or config.timeout_s <= 0 or config.max_retries < 0:
+            raise JudgeError("judge.concurrency must be >= 1, judge.timeout_s > 0 and judge.max_retries >= 0")
+        self.config = config
+        self.name = f"openai:{config.model}"
+        self.json_mode = config.json_mode
+        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
+            weakref.WeakKeyDictionary())
+
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState(self.config)
+        return state
+
+    async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        return list(await asyncio.gather(*(self.judge_one(r) for r in requests)))
+
+    async def judge_one(self, request: JudgeRequest) -> JudgeResult:
+        try:
+            prompt = build_prompt(request, json_mode=self.json_mode,
+                                  max_trace_chars=self.config.max_trace_tokens * CHARS_PER_TOKEN)
+        except ValueError as exc:
+            return JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))
+        state = self._state()
+        async with state.limiter:
+            started = time.perf_counter()
+            for attempt in range(self.config.max_retries + 1):
+                outcome = await self._call(next(state.next_client), prompt.messages)
+                if not outcome.retryable or attempt == self.config.max_retries:
+                    break
+                await asyncio.sleep(self._backoff(attempt, outcome.retry_after))
+            latency = time.perf_counter() - started
+        if outcome.status is not JudgeStatus.OK:
+            return JudgeResult(score=None, status=outcome.status, raw=outcome.text, latency_s=latency,
+                               truncated=prompt.truncated, error=outcome.error)
+        score = parse_score(outcome.text, json_mode=self.json_mode)
+        if score is None:
+            return JudgeResult(score=None, status=JudgeStatus.UNPARSEABLE, raw=outcome.text,
+                               latency_s=latency, truncated=prompt.truncated,
+                               error="the judge's answer does not end with a score from 1 to 5")
+        return JudgeResult(score=score, status=JudgeStatus.OK, raw=outcome.text, latency_s=latency,
+                           truncated=prompt.truncated)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, _MAX_BACKOFF_S)
+        # Full jitter: replicas hit by the same burst do not all come back at the same instant.
+        return random.uniform(0, min(self.config.retry_backoff_s * 2 ** attempt, _MAX_BACKOFF_S))
+
+    async def _call(self, client: Any, messages: list[dict[str, str]]) -> _Attempt:
+        import openai
+
+        extra: dict[str, Any] = {}
+        if self.json_mode:
+            # `json_object` with a schema: what llama.cpp and vLLM constrain on; the OpenAI
+            # `json_schema` type makes llama.cpp answer HTTP 500 (docs/facts.md).
+            extra["response_format"] = {"type": "json_object", "schema": SCORE_JSON_SCHEMA}
+        try:
+            # wait_for bounds the whole call; httpx's own timeout is per read and a server that
+            # trickles bytes would otherwise hold a slot forever.
+            response = await asyncio.wait_for(
+                client.chat.completions.create(
+                    model=self.config.model, messages=messages, temperature=self.config.temperature,
+                    max_tokens=self.config.max_new_tokens, timeout=self.config.timeout_s, **extra),
+                timeout=self.config.timeout_s)
+        except (asyncio.TimeoutError, openai.APITimeoutError):
+            return _Attempt(JudgeStatus.TIMEOUT, error=f"no answer within {self.config.timeout_s:g} s",
+                            retryable=True)
+        except openai.APIStatusError as exc:
+            code = exc.status_code
+            retryable = code == 429 or code >= 500
+            return _Attempt(JudgeStatus.ERROR, text=_body_text(exc), retryable=retryable,
+                            error=f"HTTP {code} from {client.base_url}: {exc.message}",
+                            retry_after=_retry_after(exc) if code == 429 else None)
+        except openai.APIConnectionError as exc:
+            return _Attempt(JudgeStatus.ERROR, retryable=True,
+                            error=f"connection to {client.base_url} failed: {exc.__cause__ or exc}")
+        except openai.OpenAIError as exc:
+            return _Attempt(JudgeStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
+        return _read_completion(response)
+
+    async def aclose(self) -> None:
+        """Close the clients bound to the running loop."""
+        state = self._states.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            for client in state.clients:
+                await client.close()
+
+
+def _read_completion(response: Any) -> _Attempt:
+    # A 200 whose body is not JSON arrives as a str; a JSON body of another shape arrives as a
+    # completion whose choices is None (docs/facts.md). Neither is a judgment.
+    if isinstance(response, str):
+        return _Attempt(JudgeStatus.ERROR, text=response[:2000],
+                        error="the server answered 200 with a body that is not JSON")
+    choices = getattr(response, "choices", None)
+    if not choices:
+        return _Attempt(JudgeStatus.ERROR, text=str(response)[:2000],
+                        error="the server's JSON is not a chat completion (no choices)")
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if not isinstance(content, str):
+        return _Attempt(JudgeStatus.ERROR, text=str(response)[:2000],
+                        error="the chat completion has no text content")
+    return _Attempt(JudgeStatus.OK, text=content)
+
+
+def _body_text(exc: Any) -> str:
+    try:
+        return exc.response.text[:2000]
+    except Exception:  # a streamed or already-closed body has no text to keep
+        return ""
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        return max(0.0, float(exc.response.headers.get("retry-after")))
+    except (TypeError, ValueError, AttributeError):
+        return None
