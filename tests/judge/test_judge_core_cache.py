@@ -1,0 +1,129 @@
+"""The SQLite judgment cache: keys, what is stored, concurrent writers, and a writer killed mid-batch."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from exprl.errors import JudgeError
+from exprl.judge.cache import JudgeCache, cache_key, default_cache_path, open_cache
+from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
+
+BASE = JudgeRequest(problem="p", reference="r", trace="t", mode="process", context="c")
+
+WRITER = textwrap.dedent("""
+    import sys
+    from exprl.judge.cache import JudgeCache
+    from exprl.judge.types import JudgeResult, JudgeStatus
+    path, tag, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cache = JudgeCache(path)
+    i = 0
+    while batches < 0 or i < batches:
+        rows = [(f"{tag}-{i}-{j}", JudgeResult(score=3, status=JudgeStatus.OK, raw="x" * 2000), "b", "v")
+                for j in range(50)]
+        cache.put_many(rows)
+        i += 1
+        if i == 1:
+            print("first batch committed", flush=True)
+""")
+
+
+def ok(score=4, raw="Score: 4"):
+    return JudgeResult(score=score, status=JudgeStatus.OK, raw=raw, latency_s=0.25)
+
+
+@pytest.mark.parametrize("change", [
+    dict(problem="p2"), dict(reference="r2"), dict(reference=None), dict(trace="t2"), dict(context=""),
+    dict(mode="outcome"), dict(domain="science"), dict(rubric=("a",)), dict(answer="5")])
+def test_every_input_changes_the_key(change):
+    other = JudgeRequest(**{**BASE.__dict__, **change})
+    assert cache_key("openai:m", "v1", other, 100) != cache_key("openai:m", "v1", BASE, 100)
+
+
+def test_backend_version_and_budget_change_the_key():
+    key = cache_key("openai:m", "v1", BASE, 100)
+    assert key == cache_key("openai:m", "v1", BASE, 100)
+    assert key != cache_key("openai:other", "v1", BASE, 100)
+    assert key != cache_key("openai:m", "v2", BASE, 100)
+    assert key != cache_key("openai:m", "v1", BASE, 200)
+
+
+def test_only_ok_and_unparseable_are_stored(tmp_path):
+    with JudgeCache(tmp_path / "c.sqlite") as cache:
+        written = cache.put_many([
+            ("ok", ok(), "b", "v"),
+            ("unp", JudgeResult(score=None, status=JudgeStatus.UNPARSEABLE, raw="hmm"), "b", "v"),
+            ("timeout", JudgeResult(score=None, status=JudgeStatus.TIMEOUT), "b", "v"),
+            ("error", JudgeResult(score=None, status=JudgeStatus.ERROR, error="503"), "b", "v")])
+        assert written == 2
+        found = cache.get_many(["ok", "unp", "timeout", "error", "never"])
+        assert set(found) == {"ok", "unp"}
+        assert found["ok"].score == 4 and found["ok"].cached and found["ok"].raw == "Score: 4"
+        assert found["ok"].latency_s == 0.25
+        assert found["unp"].status is JudgeStatus.UNPARSEABLE and found["unp"].score is None
+        assert (cache.hits, cache.misses) == (2, 3)
+    # Persistent across connections; WAL mode on disk.
+    with JudgeCache(tmp_path / "c.sqlite") as cache:
+        assert len(cache) == 2
+    assert sqlite3.connect(tmp_path / "c.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_cache_path_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_path() == tmp_path / "xdg" / "exprl" / "judge.sqlite"
+    cache = open_cache(None)
+    assert cache.path == default_cache_path() and cache.path.is_file()
+    cache.close()
+    assert open_cache("") is None
+    explicit = open_cache(str(tmp_path / "mine.sqlite"))
+    assert explicit.path == tmp_path / "mine.sqlite"
+    explicit.close()
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JudgeError, match="bad.sqlite"):
+        JudgeCache(bad)
+
+
+def _writer(path: Path, tag: str, batches: int) -> subprocess.Popen:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, str(batches)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_two_processes_write_concurrently(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    procs = [_writer(path, tag, 20) for tag in ("a", "b")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    with JudgeCache(path) as cache:
+        assert len(cache) == 2 * 20 * 50
+        assert set(cache.get_many(["a-19-49", "b-19-49", "a-0-0"])) == {"a-19-49", "b-19-49", "a-0-0"}
+
+
+def test_kill_9_mid_write_leaves_a_readable_database(tmp_path):
+    path = tmp_path / "killed.sqlite"
+    proc = _writer(path, "k", -1)  # writes until killed
+    assert proc.stdout.readline().strip() == "first batch committed"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    count = db.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
+    db.close()
+    assert count >= 50 and count % 50 == 0  # whole batches only: one transaction per batch
+    with JudgeCache(path) as cache:
+        assert "k-0-0" in cache.get_many(["k-0-0"])
+        assert cache.put_many([("after", ok(), "b", "v")]) == 1

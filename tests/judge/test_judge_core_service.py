@@ -1,0 +1,119 @@
+"""JudgeService: cache in front of the backend, identical requests judged once, failures as statuses."""
+from __future__ import annotations
+
+import asyncio
+
+from exprl.judge.loopback import LoopbackJudgeServer
+from exprl.judge.service import JudgeService, build_judge
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+
+
+def config(url, cache_path, **kw) -> JudgeConfig:
+    return JudgeConfig(backend="openai", base_urls=[url], model="loopback-judge",
+                       cache_path=str(cache_path), timeout_s=2.0, max_retries=1, retry_backoff_s=0.01, **kw)
+
+
+def req(i: int = 0, hint: int = 4) -> JudgeRequest:
+    return JudgeRequest(problem="p", reference="r", trace=f"trace {i} SCORE_HINT={hint}")
+
+
+def test_second_run_is_served_from_the_cache(tmp_path):
+    db = tmp_path / "cache.sqlite"
+    with LoopbackJudgeServer() as server:
+        with build_judge(config(server.base_url, db)) as judge:
+            first = judge.judge_sync([req(i) for i in range(4)])
+            assert judge.stats.misses == 4 and judge.stats.hits == 0
+        with build_judge(config(server.base_url, db)) as judge:  # a new process would see the same
+            second = judge.judge_sync([req(i) for i in range(4)] + [req(9)])
+            assert judge.stats.hits == 4 and judge.stats.misses == 1
+    assert server.request_count == 5
+    assert [r.score for r in second[:4]] == [r.score for r in first]
+    assert all(r.cached for r in second[:4]) and not second[4].cached
+    assert not any(r.cached for r in first)
+
+
+def test_failures_are_not_cached_and_are_retried_next_time(tmp_path):
+    db = tmp_path / "cache.sqlite"
+    with LoopbackJudgeServer("status", status=503) as down:
+        with build_judge(config(down.base_url, db)) as judge:
+            (failed,) = judge.judge_sync([req()])
+    assert failed.status is JudgeStatus.ERROR
+    with LoopbackJudgeServer() as up:
+        with build_judge(config(up.base_url, db)) as judge:
+            (result,) = judge.judge_sync([req()])
+            assert judge.stats.hits == 0
+    assert result.ok and not result.cached and up.request_count == 1
+
+
+def test_unparseable_is_cached(tmp_path):
+    db = tmp_path / "cache.sqlite"
+    with LoopbackJudgeServer("unparseable") as server:
+        for _ in range(2):
+            with build_judge(config(server.base_url, db)) as judge:
+                (result,) = judge.judge_sync([req()])
+                assert result.status is JudgeStatus.UNPARSEABLE
+    assert server.request_count == 1 and result.cached
+
+
+def test_identical_requests_in_one_batch_hit_the_server_once(tmp_path):
+    with LoopbackJudgeServer(latency_s=0.05) as server:
+        with build_judge(config(server.base_url, "")) as judge:
+            results = judge.judge_sync([req(1, hint=2)] * 8 + [req(2, hint=5)])
+            assert judge.stats.deduplicated == 7
+    assert server.request_count == 2
+    assert [r.score for r in results] == [2] * 8 + [5]
+    assert len({id(r) for r in results}) == 9  # each caller gets its own object
+
+
+def test_identical_requests_in_flight_from_concurrent_calls_hit_the_server_once(tmp_path):
+    with LoopbackJudgeServer(latency_s=0.2) as server:
+        judge = build_judge(config(server.base_url, tmp_path / "c.sqlite"))
+
+        async def main():
+            calls = [judge.judge_many([req(7, hint=3)]) for _ in range(6)]
+            out = await asyncio.gather(*calls)
+            await judge.backend.aclose()
+            return out
+
+        results = asyncio.run(main())
+        judge.close()
+    assert server.request_count == 1
+    assert [r[0].score for r in results] == [3] * 6
+
+
+class ExplodingBackend:
+    name = "exploding"
+
+    async def judge_batch(self, requests):
+        raise RuntimeError("boom")
+
+
+class CountingBackend:
+    name = "counting"
+
+    def __init__(self):
+        self.seen = 0
+
+    async def judge_batch(self, requests):
+        self.seen += len(requests)
+        return [JudgeResult(score=2, status=JudgeStatus.OK, latency_s=0.5) for _ in requests]
+
+
+def test_a_backend_that_raises_gives_error_results():
+    service = JudgeService(ExplodingBackend())
+    results = service.judge_sync([req(1), req(2)])
+    service.close()
+    assert [r.status for r in results] == [JudgeStatus.ERROR] * 2
+    assert all(r.score is None and "boom" in r.error for r in results)
+    assert service.stats.statuses["error"] == 2
+
+
+def test_stats_count_statuses_and_latency(tmp_path):
+    backend = CountingBackend()
+    service = JudgeService(backend)
+    service.judge_sync([req(1), req(2), req(1)])
+    assert backend.seen == 2
+    stats = service.stats.as_dict()
+    assert stats["requests"] == 3 and stats["backend_calls"] == 2 and stats["deduplicated"] == 1
+    assert stats["statuses"] == {"ok": 3} and stats["mean_latency_s"] == 0.5
+    service.close()
