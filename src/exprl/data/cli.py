@@ -1,6 +1,104 @@
-"""CLI registration (placeholder until the capability is built)."""
-from exprl.cli import not_built
+"""`exprl data prepare | stats | synth`. Only argument parsing here; the work is in loaders/prepare/synthetic."""
+from __future__ import annotations
 
-def register(subparsers):
-    p = subparsers.add_parser('data', help='data (not built yet)')
-    p.set_defaults(handler=not_built('data', 'issue 2'))
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="load, validate, deduplicate, decontaminate and split problem corpora",
+        description="Prepare problem corpora (JSONL, Parquet, Hugging Face datasets) for training.")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: _print_help(parser))
+
+    prepare = actions.add_parser(
+        "prepare", help="validate, clean, dedupe, decontaminate and split corpora into DIR",
+        description="Writes DIR/{train,test}.{jsonl,parquet}, removed.jsonl, rejected.jsonl (with "
+                    "--skip-invalid) and stats.json, and prints a summary.")
+    prepare.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help=".jsonl, .parquet, datasets file or folder, or a Hugging Face hub id")
+    prepare.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    prepare.add_argument("--decontaminate", nargs="+", default=[], metavar="EVAL",
+                         help="eval sets whose problems (and 13-gram overlaps) are removed from the output")
+    prepare.add_argument("--skip-invalid", action="store_true",
+                         help="record bad rows in rejected.jsonl instead of stopping at the first")
+    prepare.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
+                         help="map a source column onto a Problem field, e.g. problem=question (repeatable)")
+    _add_config_arguments(prepare)
+    prepare.set_defaults(handler=_prepare)
+
+    stats = actions.add_parser("stats", help="print statistics of a problem file or of a prepared stats.json")
+    stats.add_argument("file", metavar="FILE", help="problems in any loadable format, or a stats.json")
+    stats.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
+                       help="map a source column onto a Problem field (repeatable)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of the readable summary")
+    stats.set_defaults(handler=_stats)
+
+    synth = actions.add_parser("synth", help="generate the synthetic coverage task as problems JSONL")
+    synth.add_argument("--out", required=True, metavar="FILE", help="output JSONL file")
+    synth.add_argument("--seed", type=int, default=None, help="generator seed (overrides the config)")
+    _add_config_arguments(synth)
+    synth.set_defaults(handler=_synth)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", default=None, help="config file (fields as in --set)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one config field (repeatable)")
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from exprl.config import load_config
+    from exprl.data.prepare import PrepareConfig, prepare
+
+    config = load_config(PrepareConfig, args.config, args.overrides)
+    config.fields = [*config.fields, *args.field]
+    config.decontaminate = [*config.decontaminate, *args.decontaminate]
+    config.skip_invalid = config.skip_invalid or args.skip_invalid
+    report = prepare(args.inputs, args.out, config)
+    print(report.summary())
+    print(f"wrote {', '.join(str(p) for p in report.files.values())} in {report.stats['seconds']} s")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from exprl.data.loaders import load_problems, parse_field_mapping
+    from exprl.data.prepare import describe_problems, format_stats
+
+    path = Path(args.file)
+    stats = None
+    if path.suffix == ".json" and path.is_file():
+        try:
+            candidate = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            candidate = None
+        if isinstance(candidate, dict) and "counts" in candidate and "kept" in candidate:
+            stats = candidate  # a stats.json that `data prepare` wrote
+    if stats is None:
+        stats = describe_problems(load_problems(args.file, mapping=parse_field_mapping(args.field)))
+    print(json.dumps(stats, indent=2, ensure_ascii=False) if args.json else format_stats(stats))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from exprl.config import load_config
+    from exprl.data.loaders import write_problems
+    from exprl.errors import NotBuiltError
+
+    try:
+        from exprl.data.synthetic import SyntheticTaskConfig, generate
+    except ImportError as exc:
+        raise NotBuiltError(f"the synthetic task generator is not available: {exc}") from exc
+    overrides = [*args.overrides, *([f"seed={args.seed}"] if args.seed is not None else [])]
+    config = load_config(SyntheticTaskConfig, args.config, overrides)
+    problems = generate(config)
+    write_problems(args.out, problems)
+    print(f"wrote {len(problems)} problems to {args.out}")
+    return 0

@@ -1,0 +1,416 @@
+"""Read problem corpora (JSONL, Parquet, Hugging Face `datasets`) into `Problem` records, and write them.
+
+A source's columns are mapped onto `Problem` fields. Known layouts are recognised from their
+columns (see `PRESETS`); anything else is described with a user mapping such as
+`{"problem": "question", "reference": "solution"}`, which also overrides a preset field by field.
+
+Every unusable row is a `DataError` naming the file, the 1-based line (JSONL) or row (other
+formats) and the field. With `skip_invalid=True` a bad row is instead appended, with its reason and
+raw content, to the caller's `rejects` list: nothing is dropped without a record.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from exprl.data.answers import extract_answer, gsm8k_answer, last_boxed
+from exprl.data.problem import Problem
+from exprl.errors import DataError
+
+PROBLEM_FIELDS = ("id", "problem", "reference", "answer", "domain", "source")
+REQUIRED_TEXT_FIELDS = ("problem", "reference")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Formats handed to `datasets.load_dataset` as data files (its builder name by suffix).
+DATASETS_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".arrow": "arrow", ".txt": "text"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
+LAYOUT_SAMPLE_ROWS = 1000
+_LEVEL_TEXT = re.compile(r"^\s*(?:level\s*)?(\d+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that could not become a Problem, kept so that `--skip-invalid` never drops silently."""
+
+    path: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "field": self.field, "reason": self.reason,
+                "raw": self.raw}
+
+    @classmethod
+    def from_error(cls, error: DataError, raw: Any) -> "Rejection":
+        return cls(path=str(error.path), line=error.line, field=error.field, reason=error.reason, raw=raw)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A known corpus layout: which columns identify it and how they become Problem fields.
+
+    `fields` maps Problem fields (and `meta.KEY`) to source columns; `convert` then rewrites the
+    mapped values (e.g. splitting GSM8K's `#### N` off the solution).
+    """
+
+    name: str
+    signature: frozenset[str]
+    fields: dict[str, str]
+    default_source: str = ""
+    convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    excludes: frozenset[str] = frozenset()
+
+    def matches(self, columns: set[str]) -> bool:
+        return self.signature <= columns and not (self.excludes & columns)
+
+
+def gsm8k_reference(solution: str) -> str:
+    """GSM8K's worked solution without the final `#### N` line and without `<<48/2=24>>` annotations."""
+    before, _, _ = solution.rpartition("####")
+    text = before if "####" in solution else solution
+    return _CALCULATOR_ANNOTATION.sub("", text).strip()
+
+
+def parse_level(value: Any) -> int | None:
+    """MATH's `Level 3` (or 3, or "3") -> 3; `Level ?` and blanks -> None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    match = _LEVEL_TEXT.match(str(value))
+    return int(match.group(1)) if match else None
+
+
+def _convert_gsm8k(values: dict[str, Any]) -> dict[str, Any]:
+    raw_solution = values.get("reference")
+    if isinstance(raw_solution, str):
+        values["answer"] = gsm8k_answer(raw_solution)
+        values["reference"] = gsm8k_reference(raw_solution)
+    return values
+
+
+def _convert_math(values: dict[str, Any]) -> dict[str, Any]:
+    meta = values.setdefault("meta", {})
+    if "level" in meta:
+        meta["level"] = parse_level(meta["level"])
+    if isinstance(values.get("reference"), str) and not values.get("answer"):
+        values["answer"] = last_boxed(values["reference"])
+    return values
+
+
+# Order matters: the first preset whose signature is present (and exclusions absent) wins.
+PRESETS: tuple[Preset, ...] = (
+    Preset("exprl", frozenset({"problem", "reference"}),
+           {"id": "id", "problem": "problem", "reference": "reference", "answer": "answer",
+            "domain": "domain", "source": "source", "meta": "meta"}),
+    Preset("shared", frozenset({"problem", "solution", "answer", "level", "subject"}),
+           {"id": "id", "problem": "problem", "reference": "solution", "answer": "answer",
+            "source": "source", "meta.level": "level", "meta.subject": "subject"},
+           convert=_convert_math),
+    Preset("math", frozenset({"problem", "solution", "level", "type"}),
+           {"id": "id", "problem": "problem", "reference": "solution",
+            "meta.level": "level", "meta.subject": "type"},
+           default_source="hendrycks_math", convert=_convert_math),
+    Preset("gsm8k", frozenset({"question", "answer"}), {"id": "id", "problem": "question", "reference": "answer"},
+           default_source="gsm8k", convert=_convert_gsm8k, excludes=frozenset({"solution", "reference"})),
+)
+
+
+def detect_preset(columns: Iterable[str]) -> Preset | None:
+    columns = set(columns)
+    return next((p for p in PRESETS if p.matches(columns)), None)
+
+
+def parse_field_mapping(items: Iterable[str]) -> dict[str, str]:
+    """`["problem=question", "meta.level=difficulty"]` -> {"problem": "question", ...}."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        target, sep, column = item.partition("=")
+        target, column = target.strip(), column.strip()
+        if not sep or not target or not column:
+            raise DataError(f"field mapping '{item}' must look like FIELD=COLUMN, e.g. problem=question")
+        _check_target(target, item)
+        mapping[target] = column
+    return mapping
+
+
+def _check_target(target: str, item: str) -> None:
+    if target in PROBLEM_FIELDS or (target.startswith("meta.") and len(target) > 5):
+        return
+    raise DataError(f"field mapping '{item}': '{target}' is not a Problem field; "
+                    f"use one of {', '.join(PROBLEM_FIELDS)} or meta.KEY")
+
+
+class _RowMapper:
+    """Turns raw rows of one source into Problems with one resolved mapping."""
+
+    def __init__(self, path: str, columns: set[str], mapping: dict[str, str] | None):
+        self.path = path
+        self.stem = _source_stem(path)
+        user = dict(mapping or {})
+        for target in user:
+            _check_target(target, f"{target}={user[target]}")
+        self.preset = detect_preset(columns)
+        if self.preset is None and not {"problem", "reference"} <= set(user):
+            raise DataError(
+                f"columns {sorted(columns)} match no known layout (exprl, shared, MATH, GSM8K); "
+                "map them with --field problem=COLUMN --field reference=COLUMN", path=path)
+        # Preset columns are optional (a missing `answer` is extracted); columns the user names are not.
+        self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items() if t not in user}
+        self.required = user
+        # GSM8K's conversion reads the raw `####` solution: it no longer applies once the user remaps it.
+        self.convert = (self.preset.convert if self.preset and not {"reference", "answer"} & set(user) else None)
+
+    def __call__(self, raw: Any, line: int, index: int) -> Problem:
+        if not isinstance(raw, dict):
+            raise DataError(f"a row must be a JSON object, got {type(raw).__name__}", path=self.path, line=line)
+        values: dict[str, Any] = {"meta": {}}
+        for target, column in self.optional.items():
+            if column in raw:
+                self._put(values, target, raw[column])
+        for target, column in self.required.items():
+            if column not in raw:
+                raise DataError(f"column '{column}' named in the field mapping ({target}={column}) is not in "
+                                f"this row; its columns are: {', '.join(sorted(map(str, raw)))}",
+                                path=self.path, line=line, field=column)
+            self._put(values, target, raw[column])
+        if self.convert:
+            values = self.convert(values)
+        return self._problem(values, line, index)
+
+    def _put(self, values: dict[str, Any], target: str, value: Any) -> None:
+        if target == "meta":
+            if isinstance(value, str) and value.strip():
+                try:
+                    value = json.loads(value)  # our own Parquet stores meta as JSON text
+                except json.JSONDecodeError:
+                    value = {"meta": value}
+            if isinstance(value, dict):
+                values["meta"].update(value)
+        elif target.startswith("meta."):
+            values["meta"][target[5:]] = value
+        else:
+            values[target] = value
+
+    def _problem(self, values: dict[str, Any], line: int, index: int) -> Problem:
+        text = {}
+        for name in REQUIRED_TEXT_FIELDS:
+            text[name] = _required_text(values.get(name), name, self.path, line)
+        answer = values.get("answer")
+        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+            answer = str(answer)
+        if answer is not None and not isinstance(answer, str):
+            raise DataError(f"must be text, got {type(answer).__name__}", path=self.path, line=line, field="answer")
+        if not (answer or "").strip():
+            answer = extract_answer(text["reference"])
+        if not (answer or "").strip():
+            raise DataError("empty, and the reference states no final answer (no \\boxed{...} and no '#### N')",
+                            path=self.path, line=line, field="answer")
+        row_id = values.get("id")
+        row_id = str(row_id).strip() if row_id is not None and not isinstance(row_id, bool) else ""
+        return Problem(id=row_id or f"{self.stem}/{index}", problem=text["problem"], reference=text["reference"],
+                       answer=answer.strip(), domain=_optional_text(values.get("domain")) or "math",
+                       source=_optional_text(values.get("source")) or
+                       (self.preset.default_source if self.preset else "") or self.stem,
+                       # Presets map optional columns (GSM8K has no level): absent is not a value.
+                       meta={k: v for k, v in values["meta"].items() if v is not None})
+
+
+def _required_text(value: Any, name: str, path: str, line: int) -> str:
+    if value is None:
+        raise DataError("missing", path=path, line=line, field=name)
+    if not isinstance(value, str):
+        raise DataError(f"must be text, got {type(value).__name__}", path=path, line=line, field=name)
+    if not value.strip():
+        raise DataError("empty", path=path, line=line, field=name)
+    return value
+
+
+def _optional_text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _source_stem(path: str) -> str:
+    name = Path(path.rstrip("/")).name
+    for suffix in (*JSONL_SUFFIXES, *PARQUET_SUFFIXES, *DATASETS_FILE_BUILDERS):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# ---------------------------------------------------------------- readers: (1-based line, raw row)
+
+RowError = tuple[int, DataError, Any]
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any] | RowError]:
+    with open(path, "rb") as handle:
+        for line_no, raw_bytes in enumerate(handle, start=1):
+            if not raw_bytes.strip():
+                continue
+            try:
+                text = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield line_no, _utf8_error(path, line_no, raw_bytes, exc), raw_bytes.decode("utf-8", "replace")
+                continue
+            try:
+                yield line_no, json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield line_no, DataError(f"malformed JSON: {exc.msg} at column {exc.colno}",
+                                         path=str(path), line=line_no), text.rstrip("\n")
+
+
+def _utf8_error(path: Path, line_no: int, raw_bytes: bytes, exc: UnicodeDecodeError) -> DataError:
+    """Names the field holding the bad byte when the rest of the line is still valid JSON."""
+    bad = raw_bytes[exc.start:exc.end].hex()
+    field_name = None
+    try:
+        row = json.loads(raw_bytes.decode("utf-8", "replace"))
+        if isinstance(row, dict):
+            field_name = next((k for k, v in row.items() if "\ufffd" in json.dumps(v, ensure_ascii=False)), None)
+    except json.JSONDecodeError:
+        pass
+    return DataError(f"not valid UTF-8: byte 0x{bad} at byte offset {exc.start} of the line",
+                     path=str(path), line=line_no, field=field_name)
+
+
+def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise DataError(f"cannot read Parquet: {exc}", path=str(path)) from exc
+    return table.column_names, ((i, row) for i, row in enumerate(table.to_pylist(), start=1))
+
+
+def _read_hf(source: str, split: str | None) -> tuple[list[str], Iterator[tuple[int, Any]]]:
+    import datasets
+
+    path = Path(source)
+    try:
+        if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()
+                              or (path / "state.json").is_file()):
+            loaded = datasets.load_from_disk(str(path))
+        elif path.is_dir():
+            loaded = datasets.load_dataset(str(path))
+        elif path.is_file():
+            loaded = datasets.load_dataset(DATASETS_FILE_BUILDERS[path.suffix], data_files=str(path),
+                                           **({"delimiter": "\t"} if path.suffix == ".tsv" else {}))
+        else:
+            loaded = datasets.load_dataset(source)
+    except DataError:
+        raise
+    except Exception as exc:  # the hub client, fsspec and builders raise unrelated types
+        where = "Hugging Face dataset" if not path.exists() else "dataset"
+        hint = " (no network access or not in the local cache?)" if not path.exists() else ""
+        raise DataError(f"cannot load {where} '{source}'{hint}: {type(exc).__name__}: {exc}",
+                        path=source) from exc
+    if isinstance(loaded, datasets.DatasetDict):
+        chosen = split or ("train" if "train" in loaded else (next(iter(loaded)) if len(loaded) == 1 else None))
+        if chosen not in loaded:
+            raise DataError(f"split '{chosen}' not found; available splits: {', '.join(loaded)}"
+                            if chosen else f"has several splits ({', '.join(loaded)}); choose one with split=",
+                            path=source)
+        loaded = loaded[chosen]
+    return list(loaded.column_names), ((i, row) for i, row in enumerate(loaded, start=1))
+
+
+def _rows(source: str, split: str | None) -> tuple[list[str] | None, Iterator[tuple[int, Any] | RowError]]:
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in JSONL_SUFFIXES:
+        return None, _read_jsonl(path)
+    if path.is_file() and suffix in PARQUET_SUFFIXES:
+        return _read_parquet(path)
+    if path.is_dir() or (path.is_file() and suffix in DATASETS_FILE_BUILDERS):
+        return _read_hf(source, split)
+    if path.exists():
+        raise DataError(f"unsupported file type '{suffix}'; use .jsonl, .parquet, a datasets file "
+                        f"({', '.join(DATASETS_FILE_BUILDERS)}) or a datasets folder", path=source)
+    if suffix in (*JSONL_SUFFIXES, *PARQUET_SUFFIXES, *DATASETS_FILE_BUILDERS) or not _HUB_ID.match(source):
+        raise DataError("file not found", path=source)
+    return _read_hf(source, split)
+
+
+def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None = None, split: str | None = None,
+                  skip_invalid: bool = False, rejects: list[Rejection] | None = None) -> list[Problem]:
+    """Every row of `source` as a Problem, in source order.
+
+    `source`: a .jsonl/.parquet file, a datasets data file (.csv, .json, .arrow), a `save_to_disk`
+    folder, a folder of data files, or a Hugging Face hub id. `mapping`: Problem field (or `meta.KEY`)
+    -> source column, on top of the detected preset. `split`: for sources with several splits.
+    With `skip_invalid`, bad rows go to `rejects` (which the caller must then pass) instead of raising.
+    """
+    if skip_invalid and rejects is None:
+        raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
+    source = os.fspath(source)
+    columns, rows = _rows(source, split)
+    if columns is None:  # JSONL has no schema: the keys of its first rows choose the layout
+        rows = list(rows)
+        columns = set()
+        for item in rows[:LAYOUT_SAMPLE_ROWS]:
+            if len(item) == 2 and isinstance(item[1], dict):
+                columns.update(item[1])
+    mapper = _RowMapper(source, set(columns), mapping)
+    problems: list[Problem] = []
+    for index, item in enumerate(rows):
+        line, raw = item[0], item[-1]
+        try:
+            if len(item) == 3:
+                raise item[1]
+            problems.append(mapper(raw, line, index))
+        except DataError as error:
+            if not skip_invalid:
+                raise
+            rejects.append(Rejection.from_error(error, raw))  # type: ignore[union-attr]
+    return problems
+
+
+def write_problems(path: str | os.PathLike, problems: Iterable[Problem]) -> Path:
+    """Problems as JSONL (one `Problem.to_dict()` a line), written atomically: the one writer."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for problem in problems:
+            handle.write(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
+    """Plain dict rows as JSONL, atomically (removed/rejected rows, which are not Problems)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def write_problems_parquet(path: str | os.PathLike, problems: Iterable[Problem]) -> Path:
+    """Problems as Parquet. `meta` is stored as JSON text: sources disagree on its keys and types,
+    and a Parquet column needs one schema. `load_problems` decodes it again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{**p.to_dict(), "meta": json.dumps(p.meta, ensure_ascii=False, sort_keys=True)} for p in problems]
+    schema = pa.schema([(name, pa.string()) for name in (*PROBLEM_FIELDS, "meta")])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    tmp.replace(path)
+    return path
