@@ -1,0 +1,58 @@
+"""Evaluation settings and benchmark recipes, as TRL-style dataclasses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from exprl.data.prompts import POLICY_SYSTEM_PROMPT
+
+
+@dataclass
+class EvalConfig:
+    """How a checkpoint is evaluated: which benchmarks, how many samples, how they are sampled."""
+
+    benches: list[str] = field(default_factory=list, metadata={
+        "help": "Benchmarks: bench-*.yaml recipes, or data files/hub ids load_problems reads "
+                "(JSONL/Parquet in the Problem schema; the reference may be absent)."})
+    n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0 = greedy)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    max_tokens: int = field(default=1024, metadata={"help": "Maximum new tokens per completion."})
+    limit: int | None = field(default=None, metadata={
+        "help": "Evaluate only the first LIMIT problems of each benchmark (smoke runs)."})
+    batch_size: int = field(default=8, metadata={
+        "help": "Requests per generate call, and per cache commit (use hundreds with vLLM)."})
+    seed: int = field(default=0, metadata={"help": "Base seed; every (problem, sample) derives its own."})
+    system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
+        "help": "Policy system prompt (null: none). Must match the one used in training."})
+    engine: str = field(default="auto", metadata={
+        "help": "auto (vLLM if installed and a GPU is present, else HF generate), hf, or vllm."})
+
+    def __post_init__(self) -> None:
+        from exprl.errors import ConfigError
+
+        if self.n < 1:
+            raise ConfigError(f"eval: n must be at least 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ConfigError(f"eval: max_tokens must be at least 1, got {self.max_tokens}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval: batch_size must be at least 1, got {self.batch_size}")
+        if self.temperature < 0:
+            raise ConfigError(f"eval: temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"eval: top_p must be in (0, 1], got {self.top_p}")
+        if self.engine not in ("auto", "hf", "vllm"):
+            raise ConfigError(f"eval: engine must be auto, hf or vllm, got {self.engine!r}")
+
+
+@dataclass
+class BenchmarkConfig:
+    """A benchmark recipe (configs/bench-*.yaml). A relative `path` is read from the recipe's folder."""
+
+    name: str = field(default="", metadata={"help": "Name used in result files and report tables."})
+    path: str = field(default="", metadata={"help": "Data file, folder or hub id that load_problems reads."})
+    split: str | None = field(default=None, metadata={"help": "Split, for sources with several."})
+    limit: int | None = field(default=None, metadata={"help": "Use only the first LIMIT problems."})
+    fields: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "Problem field -> source column, for layouts load_problems does not recognise "
+                "(e.g. {problem: question, answer: final})."})
+    description: str = field(default="", metadata={"help": "Free text shown in reports."})

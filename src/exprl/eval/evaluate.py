@@ -1,0 +1,261 @@
+"""`evaluate`: sample n completions per benchmark problem, verify them, and report unbiased pass@k.
+
+Output directory layout (all of it safe to re-run into: finished samples are never regenerated):
+
+    eval.json             manifest: exprl version, store format, model, fingerprint, settings
+    generations.sqlite    every sample, keyed by (generation key, benchmark, problem id, index)
+    <benchmark>.json      per-problem c/n and mean length, pass@k for every k in 1..n
+    results.md            one markdown table over the benchmarks
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from exprl import __version__
+from exprl.data.problem import Problem
+from exprl.data.prompts import policy_messages
+from exprl.errors import ConfigError, DataError, RunStateError
+from exprl.eval.config import BenchmarkConfig, EvalConfig
+from exprl.eval.generate import (Generator, SamplingSettings, generation_key, make_generator,
+                                 model_fingerprint, resolve_model, sample_seed)
+from exprl.eval.passk import pass_at_k_curve
+from exprl.eval.store import GenerationStore
+
+logger = logging.getLogger(__name__)
+
+EVAL_FORMAT = 1
+"""Version of the eval directory layout; a directory written with another one is refused."""
+
+
+def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[Problem]]:
+    """(name, source, problems) from a bench-*.yaml recipe or a data file / hub id."""
+    from exprl.config import load_config
+
+    split, mapping = None, None
+    if spec.endswith((".yaml", ".yml")):
+        bench = load_config(BenchmarkConfig, spec)
+        if not bench.path:
+            raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file or hub id")
+        path = Path(bench.path)
+        source = str(path if path.is_absolute() or not (Path(spec).parent / path).exists()
+                     else (Path(spec).parent / path).resolve())
+        name, split, mapping = bench.name or Path(spec).stem.removeprefix("bench-"), bench.split, bench.fields or None
+        if bench.limit is not None:
+            limit = bench.limit if limit is None else min(limit, bench.limit)
+    else:
+        source = spec
+        name = Path(spec).stem if Path(spec).suffix else spec.replace("/", "_")
+    problems = _load_problems_without_reference(source, split, mapping)
+    if limit is not None:
+        problems = problems[:limit]
+    if not problems:
+        raise DataError("the benchmark has no problems", path=source)
+    seen: set[str] = set()
+    for row, problem in enumerate(problems, start=1):
+        if problem.id in seen:  # ids key the generation cache: a duplicate would share samples
+            raise DataError(f"duplicate id '{problem.id}'", path=source, line=row, field="id")
+        seen.add(problem.id)
+    return name, source, problems
+
+
+def _load_problems_without_reference(source: str, split: str | None,
+                                     mapping: dict[str, str] | None = None) -> list[Problem]:
+    from exprl.data.loaders import load_problems
+
+    try:
+        return load_problems(source, split=split, mapping=mapping)
+    except DataError as first:
+        if first.field not in (None, "reference"):
+            raise
+        # Benchmarks such as AIME ship an id, a problem and an answer only. Evaluation never reads
+        # the reference, so the problem text fills that slot instead of the file being rejected.
+        stand_in = {"id": "id", "problem": "problem", "answer": "answer", "reference": "problem",
+                    **(mapping or {})}
+        try:
+            return load_problems(source, split=split, mapping=stand_in)
+        except DataError as second:
+            if second.line is not None:  # a row-level fault in the reference-free layout
+                raise second from None
+            raise first from None
+
+
+def evaluate(model: str | Path, benches: list[str], n: int = 16, temperature: float = 0.8,
+             max_tokens: int = 1024, out_dir: str | Path = "eval", *, top_p: float = 1.0,
+             limit: int | None = None, batch_size: int = 8, seed: int = 0,
+             system_prompt: str | None = EvalConfig.system_prompt, engine: str = "auto",
+             generator: Generator | None = None) -> dict[str, dict[str, Any]]:
+    """Evaluate `model` on each benchmark; returns {benchmark name: result dict} and writes files.
+
+    `generator` replaces the built-in HF/vLLM sampler (e.g. a client of a served model); it is
+    created lazily, so a fully cached evaluation never loads the model.
+    """
+    config = EvalConfig(benches=list(benches), n=n, temperature=temperature, top_p=top_p,
+                        max_tokens=max_tokens, limit=limit, batch_size=batch_size, seed=seed,
+                        system_prompt=system_prompt, engine=engine)
+    return evaluate_config(model, config, out_dir, generator=generator)
+
+
+def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
+                    generator: Generator | None = None) -> dict[str, dict[str, Any]]:
+    if not config.benches:
+        raise ConfigError("eval: no benchmarks given")
+    model_id = resolve_model(model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out)
+    fingerprint = model_fingerprint(model_id)
+    settings = SamplingSettings(temperature=config.temperature, top_p=config.top_p,
+                                max_new_tokens=config.max_tokens, system_prompt=config.system_prompt)
+    key = generation_key(fingerprint, settings)
+    loaded = [load_benchmark(spec, config.limit) for spec in config.benches]
+    names = [name for name, _, _ in loaded]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"eval: two benchmarks share a name ({', '.join(names)}); give recipes distinct names")
+    _write_json(out / "eval.json", {
+        "exprl_version": __version__, "format": EVAL_FORMAT, "model": model_id,
+        "fingerprint": fingerprint, "generation_key": key, "settings": asdict(config),
+        "benchmarks": names})
+
+    lazy = _LazyGenerator(model_id, settings, config, generator)
+    results: dict[str, dict[str, Any]] = {}
+    with GenerationStore(out / "generations.sqlite") as store:
+        for name, source, problems in loaded:
+            _generate_missing(store, lazy, key, name, problems, config)
+            _verify_missing(store, key, name, problems)
+            result = _summarise(store, key, name, source, problems, config, model_id, fingerprint)
+            _write_json(out / f"{name}.json", result)
+            results[name] = result
+    (out / "results.md").write_text(results_table(results), encoding="utf-8")
+    return results
+
+
+class _LazyGenerator:
+    def __init__(self, model_id, settings, config, generator):
+        self._args, self._generator, self.calls = (model_id, settings, config), generator, 0
+
+    def generate(self, conversations, seeds):
+        if self._generator is None:
+            model_id, settings, config = self._args
+            self._generator = make_generator(model_id, settings, config.engine, config.batch_size)
+        self.calls += 1
+        return self._generator.generate(conversations, seeds)
+
+
+def _generate_missing(store: GenerationStore, generator, key: str, name: str,
+                      problems: list[Problem], config: EvalConfig) -> None:
+    from tqdm import tqdm
+
+    done = store.done_indices(key, name)
+    todo = [(p, i) for p in problems for i in range(config.n) if i not in done.get(p.id, ())]
+    if not todo:
+        return
+    with tqdm(total=len(todo), desc=f"eval {name}", unit="sample", disable=None) as bar:
+        for start in range(0, len(todo), config.batch_size):
+            batch = todo[start:start + config.batch_size]
+            conversations = [policy_messages(p.problem, config.system_prompt) for p, _ in batch]
+            seeds = [sample_seed(config.seed, name, p.id, i) for p, i in batch]
+            generations = generator.generate(conversations, seeds)
+            if len(generations) != len(batch):
+                raise RuntimeError(f"generator returned {len(generations)} completions for {len(batch)} requests")
+            store.add(key, name, [(p.id, i, g) for (p, i), g in zip(batch, generations)])
+            bar.update(len(batch))
+
+
+def _verify_missing(store: GenerationStore, key: str, name: str, problems: list[Problem]) -> None:
+    from exprl.rewards.verifier import sparse_rewards
+
+    answers = {p.id: p.answer for p in problems}
+    pending = [s for s in store.samples(key, name) if s.correct is None and s.problem_id in answers]
+    if not pending:
+        return
+    rewards = sparse_rewards([s.generation.text for s in pending], [answers[s.problem_id] for s in pending])
+    store.set_verdicts(key, name, [(s.problem_id, s.sample_index, r == 1.0) for s, r in zip(pending, rewards)])
+
+
+def _summarise(store, key, name, source, problems, config, model_id, fingerprint) -> dict[str, Any]:
+    by_problem: dict[str, list] = {}
+    for sample in store.samples(key, name):
+        if sample.sample_index < config.n:
+            by_problem.setdefault(sample.problem_id, []).append(sample)
+    rows = []
+    for problem in problems:
+        samples = by_problem.get(problem.id, [])
+        lengths = [s.generation.num_tokens for s in samples]
+        rows.append({"id": problem.id, "n": len(samples), "c": sum(bool(s.correct) for s in samples),
+                     "mean_length": sum(lengths) / len(lengths) if lengths else 0.0,
+                     "truncated": sum(s.generation.finish_reason == "length" for s in samples)})
+    short = [r["id"] for r in rows if r["n"] != config.n]
+    if short:
+        raise RunStateError(f"{name}: {len(short)} problems lack samples after generation (e.g. {short[0]})")
+    curve = pass_at_k_curve([(r["n"], r["c"]) for r in rows])
+    total = config.n * len(rows)
+    return {
+        "benchmark": name, "source": source, "model": model_id, "fingerprint": fingerprint,
+        "exprl_version": __version__, "n": config.n, "temperature": config.temperature,
+        "top_p": config.top_p, "max_tokens": config.max_tokens, "seed": config.seed,
+        "system_prompt": config.system_prompt, "num_problems": len(rows),
+        "pass_at_k": {str(k): v for k, v in curve.items()},
+        "mean_length": sum(r["mean_length"] for r in rows) / len(rows),
+        "truncated_fraction": sum(r["truncated"] for r in rows) / total,
+        "problems": rows,
+    }
+
+
+def table_ks(n: int) -> list[int]:
+    """The k columns shown in tables: powers of two up to n, and n itself."""
+    ks = [2 ** i for i in range(int(math.log2(n)) + 1)]
+    return ks if ks[-1] == n else ks + [n]
+
+
+def results_table(results: dict[str, dict[str, Any]]) -> str:
+    ks = sorted({k for r in results.values() for k in table_ks(r["n"])})
+    header = ["benchmark", "problems", "n"] + [f"pass@{k}" for k in ks] + ["mean length", "truncated"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, r in results.items():
+        cells = [name, str(r["num_problems"]), str(r["n"])]
+        cells += [f"{100 * r['pass_at_k'][str(k)]:.2f}" if str(k) in r["pass_at_k"] else "" for k in ks]
+        cells += [f"{r['mean_length']:.1f}", f"{100 * r['truncated_fraction']:.1f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\npass@k in %, unbiased estimator over n samples per problem; length in tokens.\n"
+
+
+def read_results(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The per-benchmark results an earlier `evaluate` wrote into `eval_dir`."""
+    eval_dir = Path(eval_dir)
+    manifest = _check_manifest(eval_dir)
+    if manifest is None:
+        raise RunStateError(f"{eval_dir}: no eval.json; not an evaluation directory")
+    results = {}
+    for name in manifest.get("benchmarks", []):
+        path = eval_dir / f"{name}.json"
+        if not path.is_file():
+            raise RunStateError(f"{path}: missing; the evaluation did not finish (re-run it to resume)")
+        results[name] = json.loads(path.read_text(encoding="utf-8"))
+    return results
+
+
+def _check_manifest(out: Path) -> dict[str, Any] | None:
+    path = out / "eval.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunStateError(f"{path}: corrupt ({exc}); delete the directory to start over") from exc
+    if manifest.get("format") != EVAL_FORMAT:
+        raise RunStateError(
+            f"{path}: written by exprl {manifest.get('exprl_version', '?')} with eval format "
+            f"{manifest.get('format')!r}; this exprl {__version__} reads format {EVAL_FORMAT}. "
+            f"Use a new output directory.")
+    return manifest
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
