@@ -1,8 +1,281 @@
-"""CLI registration (placeholder until the capability is built)."""
-from exprl.cli import not_built
+"""`exprl judge run | serve | calibrate` and `exprl rubrics build | show`.
 
-def register(subparsers):
-    p = subparsers.add_parser('rubrics', help='rubrics (not built yet)')
-    p.set_defaults(handler=not_built('rubrics', 'issue 3'))
-    p = subparsers.add_parser('judge', help='judge (not built yet)')
-    p.set_defaults(handler=not_built('judge', 'issue 3'))
+Argument parsing only, plus `judge run` (a thin loop over the judge service). Serving,
+calibration and rubric building live in `exprl.judge.server`, `.calibrate` and `.rubrics`; their
+modules are imported inside the handlers so that `exprl --help` stays light.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
+_CHUNK_ROWS = 64  # rows judged per service call: large enough to keep the judge busy, small enough to stream
+
+
+def register(subparsers) -> None:
+    _register_judge(subparsers)
+    _register_rubrics(subparsers)
+
+
+# -- argument parsing ----------------------------------------------------------------------------
+def _register_judge(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "judge", help="score traces against references, serve a judge model, calibrate a judge",
+        description="The ExpRL judge: an LLM that grades a policy trace (or one step of it) against "
+                    "a reference solution on a 1-5 scale.")
+    actions = parser.add_subparsers(dest="judge_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: _print_help(parser))
+
+    run = actions.add_parser(
+        "run", help="judge every trace of a JSONL file and write one result row per trace",
+        description="Input rows: id, problem, reference, trace (optional: answer, domain). Output rows: "
+                    "id, score, reward, status, cached, latency_s, truncated; in process mode also "
+                    "'steps', one entry per step with its character span. Unscorable judgments have "
+                    "score and reward null and say why in status and error.")
+    run.add_argument("--input", required=True, metavar="JSONL", help="traces to judge")
+    run.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
+    run.add_argument("--mode", choices=["outcome", "process"], default="outcome",
+                     help="outcome: one judgment per trace; process: one per '###' step")
+    run.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None,
+                     help="judge backend (default: the config's, else reference)")
+    run.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL",
+                     help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (repeat for replicas)")
+    run.add_argument("--model", default=None, help="model name sent to the endpoint, or model path")
+    run.add_argument("--context", choices=["prefix", "segment"], default=None,
+                     help="process mode: show the judge the earlier steps (prefix) or the step alone")
+    run.add_argument("--cache", default=None, metavar="PATH",
+                     help="SQLite judgment cache (default: the user's cache dir; '' disables it)")
+    run.add_argument("--json-mode", action="store_true", default=None,
+                     help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
+    run.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
+    run.add_argument("--delimiter", default="###", help="process mode: the step delimiter")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_arguments(run)
+    run.set_defaults(handler=_run)
+
+    serve = actions.add_parser(
+        "serve", help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
+        description="Starts the judge model behind an OpenAI-compatible endpoint and prints its base URL.")
+    serve.add_argument("--model", required=True, help="GGUF file (llama.cpp) or model path / hub id (vLLM)")
+    serve.add_argument("--engine", choices=["llama.cpp", "vllm"], default="llama.cpp",
+                       help="inference server to start")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (first replica)")
+    serve.add_argument("--replicas", type=int, default=1, help="server processes, on consecutive ports")
+    serve.add_argument("--threads", type=int, default=None, help="CPU threads per llama.cpp server")
+    serve.add_argument("--extra", action="append", default=[], metavar="ARG",
+                       help="extra argument passed to the server (repeatable)")
+    serve.set_defaults(handler=_delegate("exprl.judge.server", "serve", "judge serve"))
+
+    calibrate = actions.add_parser(
+        "calibrate", help="measure how well a judge separates correct from incorrect traces",
+        description="Scores labelled traces with the correct, a wrong, and no reference, and reports "
+                    "how often the judge ranks them right.")
+    calibrate.add_argument("--input", required=True, metavar="JSONL",
+                           help="rows: id, problem, reference, trace, and a correctness label")
+    calibrate.add_argument("--out", default=None, metavar="FILE", help="where to write the report (JSON)")
+    calibrate.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None)
+    calibrate.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
+    calibrate.add_argument("--model", default=None)
+    calibrate.add_argument("--cache", default=None, metavar="PATH")
+    calibrate.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    calibrate.add_argument("--seed", type=int, default=0, help="seed for choosing wrong references")
+    _add_config_arguments(calibrate)
+    calibrate.set_defaults(handler=_delegate("exprl.judge.calibrate", "main", "judge calibrate"))
+
+
+def _register_rubrics(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
+        description="Checkpoints extracted once per problem from its reference, stored and reused by "
+                    "the process judge instead of extracting them inside every call.")
+    actions = parser.add_subparsers(dest="rubrics_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: _print_help(parser))
+
+    build = actions.add_parser("build", help="extract checkpoints for every problem of a file")
+    build.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
+    build.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: from config)")
+    build.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None)
+    build.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
+    build.add_argument("--model", default=None)
+    build.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    _add_config_arguments(build)
+    build.set_defaults(handler=_delegate("exprl.judge.rubrics", "build_main", "rubrics build"))
+
+    show = actions.add_parser("show", help="print the stored checkpoints of some problems")
+    show.add_argument("store", metavar="PATH", help="rubric store written by `exprl rubrics build`")
+    show.add_argument("--id", action="append", default=[], dest="ids", metavar="ID",
+                      help="problem id to show (repeatable; default: the first few)")
+    show.add_argument("--limit", type=int, default=5, help="how many to show without --id")
+    show.set_defaults(handler=_delegate("exprl.judge.rubrics", "show_main", "rubrics show"))
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", default=None,
+                        help="judge config file (its 'judge:' section when it has one)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one judge config field, e.g. timeout_s=30 (repeatable)")
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _delegate(module_name: str, function: str, command: str):
+    """Handler calling `module.function(args)`, imported only when the command runs."""
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            print(f"exprl {command}: not built yet ({module_name} is missing); nothing was done.",
+                  file=sys.stderr)
+            return 3
+        return int(getattr(module, function)(args) or 0)
+    return handler
+
+
+# -- exprl judge run ----------------------------------------------------------------------------
+def judge_config_from_args(args: argparse.Namespace):
+    """JudgeConfig from --config/--set, then the explicit flags (flags win)."""
+    from exprl.config import load_config, read_yaml
+    from exprl.judge.types import JudgeConfig
+
+    section = None
+    if args.config and "judge" in read_yaml(args.config):
+        section = "judge"
+    config = load_config(JudgeConfig, args.config, args.overrides, section=section)
+    flags = {"backend": args.backend, "base_urls": args.base_urls, "model": args.model,
+             "context": getattr(args, "context", None), "cache_path": args.cache,
+             "json_mode": getattr(args, "json_mode", None),
+             "concurrency": getattr(args, "concurrency", None)}
+    for name, value in flags.items():
+        if value is not None:
+            setattr(config, name, value)
+    return config
+
+
+def read_trace_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) for every non-blank line; a bad row is a DataError naming line and field."""
+    from exprl.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=str(path))
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"not valid JSON ({exc.msg})", path=str(path), line=line_no) from None
+            if not isinstance(row, dict):
+                raise DataError("each line must be a JSON object", path=str(path), line=line_no)
+            for name in REQUIRED_FIELDS:
+                if name not in row:
+                    raise DataError("missing", path=str(path), line=line_no, field=name)
+                value = row[name]
+                if name == "reference" and value is None:
+                    continue  # judging without a reference (calibration)
+                if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+                    continue
+                if not isinstance(value, str):
+                    raise DataError(f"must be a string, got {type(value).__name__}", path=str(path),
+                                    line=line_no, field=name)
+                if name in ("problem", "trace") and not value.strip():
+                    raise DataError("is empty", path=str(path), line=line_no, field=name)
+            for name in ("answer", "domain"):
+                if row.get(name) is not None and not isinstance(row[name], str):
+                    raise DataError(f"must be a string, got {type(row[name]).__name__}", path=str(path),
+                                    line=line_no, field=name)
+            yield line_no, row
+
+
+def requests_for_row(row: dict[str, Any], mode: str, context: str, delimiter: str):
+    """(requests, steps) for one input row: one request in outcome mode, one per step in process."""
+    from exprl.judge.types import JudgeRequest
+
+    common = dict(problem=row["problem"], reference=row["reference"], answer=row.get("answer"),
+                  domain=row.get("domain") or "math")
+    if mode == "outcome":
+        return [JudgeRequest(trace=row["trace"], mode="outcome", **common)], None
+    from exprl.rewards.steps import split_steps
+
+    trace = row["trace"]
+    steps = split_steps(trace, delimiter=delimiter)
+    requests = [JudgeRequest(trace=step.text, mode="process",
+                             context=trace[:step.start] if context == "prefix" else "", **common)
+                for step in steps]
+    return requests, steps
+
+
+def _result_fields(result) -> dict[str, Any]:
+    out = {"score": result.score, "reward": result.reward, "status": result.status.value,
+           "cached": result.cached, "latency_s": round(result.latency_s, 4), "truncated": result.truncated}
+    if result.error:
+        out["error"] = result.error
+    return out
+
+
+def output_row(row: dict[str, Any], results: list, steps) -> dict[str, Any]:
+    if steps is None:
+        return {"id": row["id"], "mode": "outcome", **_result_fields(results[0])}
+    failed = [r for r in results if not r.ok]
+    # The row's own score is s_T, the last step's (the whole trace's, in prefix mode); the row is
+    # unscorable when any step is, as one unscorable step drops the whole trajectory in training.
+    last = results[-1]
+    return {
+        "id": row["id"], "mode": "process",
+        "score": last.score if not failed else None,
+        "reward": last.reward if not failed else None,
+        "status": failed[0].status.value if failed else "ok",
+        "cached": all(r.cached for r in results),
+        "latency_s": round(sum(r.latency_s for r in results), 4),
+        "truncated": any(r.truncated for r in results),
+        "steps": [{"index": i, "start": s.start, "end": s.end, "text": s.text, **_result_fields(r)}
+                  for i, (s, r) in enumerate(zip(steps, results))],
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from exprl.judge.service import build_judge
+
+    config = judge_config_from_args(args)
+    rows = list(read_trace_rows(args.input))  # validate every row before spending judge time
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    statuses: Counter = Counter()
+    with build_judge(config) as judge, out_path.open("w", encoding="utf-8") as out, \
+            tqdm(total=len(rows), unit="trace", disable=args.no_progress, file=sys.stderr) as bar:
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            chunk = rows[start:start + _CHUNK_ROWS]
+            planned = [requests_for_row(row, args.mode, config.context, args.delimiter) for _, row in chunk]
+            flat = [request for requests, _ in planned for request in requests]
+            results = judge.judge_sync(flat)
+            position = 0
+            for (_, row), (requests, steps) in zip(chunk, planned):
+                mine = results[position:position + len(requests)]
+                position += len(requests)
+                record = output_row(row, mine, steps)
+                statuses[record["status"]] += 1
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            bar.update(len(chunk))
+        stats = judge.stats
+    summary = ", ".join(f"{name} {count}" for name, count in sorted(statuses.items()))
+    print(f"judged {len(rows)} traces ({args.mode}, {judge.name}): {summary}; "
+          f"{stats.backend_calls} judge calls, {stats.hits} cache hits, "
+          f"mean latency {stats.mean_latency_s:.3f} s -> {out_path}", file=sys.stderr)
+    return 0

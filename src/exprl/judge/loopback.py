@@ -28,15 +28,15 @@ _SCORE_HINT = re.compile(r"SCORE_HINT=([0-9])")
 
 
 def default_scorer(body: dict[str, Any]) -> int:
-    """The score a well-behaved fake judge gives: `SCORE_HINT=N` in the prompt, else a stable hash.
+    """The score a well-behaved fake judge gives: the last `SCORE_HINT=N` in the prompt, else a hash.
 
     The hint lets a test choose the score through the trace it sends; the hash keeps scores varied
     and deterministic when no hint is given.
     """
     text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict))
-    hint = _SCORE_HINT.search(text)
-    if hint:
-        return int(hint.group(1))
+    hints = _SCORE_HINT.findall(text)
+    if hints:
+        return int(hints[-1])
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % 5 + 1
 
 
