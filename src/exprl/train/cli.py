@@ -1,6 +1,32 @@
-"""CLI registration (placeholder until the capability is built)."""
-from exprl.cli import not_built
+"""`exprl train --config RECIPE [--resume] [--output-dir DIR] [--set key=value ...]`."""
+from __future__ import annotations
 
-def register(subparsers):
-    p = subparsers.add_parser('train', help='train (not built yet)')
-    p.set_defaults(handler=not_built('train', 'issue 4'))
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="Stage-I training with one method (exprl-outcome, exprl-process, grpo, sft, self-distill)",
+        description="Train one method from a recipe YAML. A finished run is detected and not redone; "
+                    "an interrupted one continues with --resume.")
+    p.add_argument("--config", required=True, help="recipe YAML (see configs/)")
+    p.add_argument("--output-dir", default=None, help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key (dotted for sections, e.g. trl.max_steps=10); repeatable")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from exprl.train.config import load_train_config
+    from exprl.train.runner import run_training
+
+    config = load_train_config(args.config, args.overrides)
+    output_dir = Path(args.output_dir or Path("runs") / Path(args.config).stem)
+    result = run_training(config, output_dir, resume=args.resume)
+    if result.already_done:
+        print(f"exprl train: {output_dir} is already finished (step {result.global_step}); nothing to do.")
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0

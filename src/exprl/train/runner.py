@@ -1,0 +1,232 @@
+"""`run_training`: one Stage-I (or Stage-II) run from a recipe, resumable, on TRL.
+
+A run folder holds `recipe.yaml` (the resolved recipe), TRL's `checkpoint-N/` folders,
+`metrics.jsonl` (one line per logged step), `final/` (the trained model and tokenizer) and
+`train_result.json`, written last: its presence means the run is finished and is never redone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from exprl.config import dump_yaml, to_dict
+from exprl.data.problem import Problem
+from exprl.data.prompts import policy_messages
+from exprl.errors import ConfigError, RunStateError
+from exprl.train.config import JUDGED_METHODS, RL_METHODS, TrainConfig, load_train_config, method_defaults
+from exprl.train.models import resolve_model
+
+logger = logging.getLogger(__name__)
+
+RECIPE_FILE = "recipe.yaml"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "train_result.json"
+FINAL_DIR = "final"
+
+
+@dataclass
+class TrainResult:
+    checkpoint_dir: Path   # the final model (HF folder: weights + tokenizer)
+    metrics_path: Path     # metrics.jsonl, one JSON object per logged step
+    method: str
+    global_step: int
+    resumed: bool = False
+    already_done: bool = False  # the run had finished before this call; nothing was trained
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def load_training_problems(config: TrainConfig) -> list[Problem]:
+    from exprl.data.loaders import load_problems
+
+    if not config.data.train_files:
+        raise ConfigError("data.train_files is empty: name at least one training file")
+    problems: list[Problem] = []
+    for path in config.data.train_files:
+        problems.extend(load_problems(path))
+    if config.data.max_problems is not None:
+        problems = problems[:config.data.max_problems]
+    if not problems:
+        raise ConfigError(f"no training problems in {', '.join(config.data.train_files)}")
+    return problems
+
+
+def build_rows(problems: Sequence[Problem], config: TrainConfig) -> list[dict[str, Any]]:
+    """Dataset rows. `prompt` comes only from policy_messages; the other columns are hidden from the
+    policy (TRL hands them to reward functions, SFT uses `completion` as the target, self-distill's
+    teacher alone sees `privileged_context`)."""
+    rows = []
+    for p in problems:
+        prompt = policy_messages(p.problem, config.system_prompt)
+        if config.method == "sft":
+            rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": p.reference}]})
+        elif config.method == "self-distill":
+            rows.append({"prompt": prompt, "privileged_context": p.reference})
+        else:
+            rows.append({"prompt": prompt, "problem_id": p.id, "problem_text": p.problem,
+                         "reference": p.reference, "answer": p.answer, "domain": p.domain})
+    return rows
+
+
+def trl_config_class(method: str):
+    if method in RL_METHODS:
+        from trl import GRPOConfig
+
+        return GRPOConfig
+    if method == "sft":
+        from trl import SFTConfig
+
+        return SFTConfig
+    from trl.experimental.sdft import SDFTConfig
+
+    return SDFTConfig
+
+
+def build_trl_args(config: TrainConfig, output_dir: Path):
+    import torch
+
+    cls = trl_config_class(config.method)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config.trl) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {', '.join(repr('trl.' + k) for k in unknown)} for {cls.__name__}")
+    values = {k: v for k, v in method_defaults(config.method).items() if k in known}
+    if not torch.cuda.is_available():
+        values.update(use_cpu=True, bf16=False)
+    if config.method == "self-distill":
+        # The paper's baseline: sampled-token reverse KL to the frozen base shown the reference.
+        values.update(teacher_model_kind="base", distillation_mode="sampled_token", distillation_alpha=1.0,
+                      generate_from_teacher=False, teacher_prompt_template=config.teacher_template)
+    values.update(config.trl)
+    values.update(output_dir=str(output_dir), seed=config.seed)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"trl section: {exc}") from exc
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    checkpoints = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                   and (p / "trainer_state.json").is_file()]
+    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1])) if checkpoints else None
+
+
+def _trim_metrics(metrics_path: Path, step: int) -> None:
+    """Drop lines logged after the checkpoint a run resumes from: those steps are trained again."""
+    if not metrics_path.is_file():
+        return
+    kept = [line for line in metrics_path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _check_recipe(output_dir: Path, config: TrainConfig) -> None:
+    stored = output_dir / RECIPE_FILE
+    if not stored.is_file():
+        raise RunStateError(f"{output_dir} has checkpoints but no {RECIPE_FILE}: not a run exprl can resume")
+    before = yaml.safe_load(stored.read_text(encoding="utf-8"))
+    now = json.loads(json.dumps(to_dict(config)))
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        raise RunStateError(f"cannot resume {output_dir}: the recipe changed ({', '.join(changed)}); "
+                            "resume with the same recipe or use a new output directory")
+
+
+def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, resume: bool = False,
+                 overrides: list[str] | None = None, callbacks: Sequence[Any] = (), judge: Any = None) -> TrainResult:
+    """Train one method per `config` (a TrainConfig or a recipe path) into `output_dir`.
+
+    A finished run is detected (train_result.json) and returned as is. With `resume`, an interrupted
+    run continues from its last checkpoint with the same data order and finishes at the same step
+    count; without it, a folder with checkpoints is refused rather than overwritten. `judge` replaces
+    the judge built from `config.judge` (benchmarks, tests); `callbacks` are extra TrainerCallbacks.
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_train_config(config, overrides)
+    output_dir = Path(output_dir)
+    result_path = output_dir / RESULT_FILE
+    if result_path.is_file():
+        stored = json.loads(result_path.read_text(encoding="utf-8"))
+        return TrainResult(checkpoint_dir=Path(stored["checkpoint_dir"]), metrics_path=Path(stored["metrics_path"]),
+                           method=stored["method"], global_step=stored["global_step"], already_done=True)
+    checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
+    if checkpoint is not None:
+        if not resume:
+            raise RunStateError(f"{output_dir} holds an unfinished run ({checkpoint.name}); "
+                                "pass --resume to continue it, or choose a new output directory")
+        _check_recipe(output_dir, config)
+        _trim_metrics(output_dir / METRICS_FILE,
+                      json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, output_dir / RECIPE_FILE)
+
+    problems = load_training_problems(config)
+    args = build_trl_args(config, output_dir)
+    model_path = resolve_model(config.model, output_dir)
+
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from exprl.train.callbacks import MetricsJsonlCallback
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset = Dataset.from_list(build_rows(problems, config))
+    all_callbacks = [MetricsJsonlCallback(output_dir / METRICS_FILE), *callbacks]
+
+    own_judge = None
+    if config.method in JUDGED_METHODS and judge is None:
+        from exprl.judge.service import build_judge
+
+        judge = own_judge = build_judge(config.judge)
+    try:
+        trainer = _build_trainer(config, args, model_path, tokenizer, dataset, all_callbacks, judge)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    finally:
+        if own_judge is not None:
+            own_judge.close()
+
+    state = trainer.state
+    metrics_path = output_dir / METRICS_FILE
+    if state.max_steps and state.global_step < state.max_steps:
+        # Stopped early on purpose (a callback, a signal): resumable, not finished.
+        return TrainResult(checkpoint_dir=output_dir, metrics_path=metrics_path, method=config.method,
+                           global_step=state.global_step, resumed=checkpoint is not None)
+    final_dir = output_dir / FINAL_DIR
+    trainer.save_model(str(final_dir))
+    tokenizer.save_pretrained(final_dir)
+    result = TrainResult(checkpoint_dir=final_dir, metrics_path=metrics_path, method=config.method,
+                         global_step=state.global_step, resumed=checkpoint is not None)
+    if trainer.accelerator.is_main_process:
+        result_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _build_trainer(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
+                   callbacks: list[Any], judge: Any):
+    if config.method in RL_METHODS:
+        from exprl.train.trainer import ExpRLSettings, ExpRLTrainer
+
+        settings = ExpRLSettings(method=config.method, judge_context=config.judge.context,
+                                 delimiter=config.delimiter, process_mode=config.process_mode,
+                                 single_step=config.single_step, outcome_normalize=config.outcome_normalize,
+                                 overlong=config.overlong)
+        return ExpRLTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tokenizer,
+                            callbacks=callbacks, settings=settings, judge=judge)
+    if config.method == "sft":
+        from trl import SFTTrainer
+
+        return SFTTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tokenizer,
+                          callbacks=callbacks)
+    from trl.experimental.sdft import SDFTTrainer
+
+    return SDFTTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tokenizer,
+                       callbacks=callbacks)
