@@ -1,6 +1,323 @@
-"""CLI registration (placeholder until the capability is built)."""
-from exprl.cli import not_built
+"""`exprl pipeline`: the paper's two-stage protocol in one resumable run directory.
 
-def register(subparsers):
-    p = subparsers.add_parser('pipeline', help='pipeline (not built yet)')
-    p.set_defaults(handler=not_built('pipeline', 'issue 5'))
+    evaluate base -> Stage I (any method) -> evaluate -> Stage II (sparse GRPO from the Stage-I
+    checkpoint, same prompts, references removed) -> evaluate
+
+Run directory:
+
+    run.json              exprl version, layout format, label, Stage-I method, state of every stage
+    pipeline.yaml         the resolved PipelineConfig
+    base-model/           only for `model: tiny`: the fresh model that both base eval and Stage I use
+    stage1/, stage2/      training runs (recipe.yaml, checkpoint-N/, metrics.jsonl, final/)
+    stage2-prompts.jsonl  Stage-I problems with the reference solution replaced by the boxed answer
+    eval/{base,stage1,stage2}/   evaluation directories (see exprl.eval.evaluate)
+
+Every stage records its state in run.json as it starts and ends. Re-running the same command skips
+finished stages and resumes an interrupted one (training from its last checkpoint, evaluation from
+its generation cache).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from exprl import __version__
+from exprl.config import dump_yaml, from_dict, load_config, parse_override, set_dotted, to_dict
+from exprl.errors import ConfigError, RunStateError
+from exprl.eval.config import EvalConfig
+
+logger = logging.getLogger(__name__)
+
+RUN_FORMAT = 1
+"""Version of the run-directory layout; a run written with another one is refused, not guessed at."""
+RUN_FILE = "run.json"
+STAGES = ("base_eval", "stage1", "stage1_eval", "stage2", "stage2_eval")
+
+
+@dataclass
+class StageOneConfig:
+    recipe: str = field(default="", metadata={
+        "help": "Training recipe YAML for Stage I (method, model, data, judge, trl). Relative to this file."})
+    overrides: list[str] = field(default_factory=list, metadata={
+        "help": "key=value overrides applied to the Stage-I recipe, e.g. trl.max_steps=2."})
+
+
+@dataclass
+class StageTwoConfig:
+    enabled: bool = field(default=True, metadata={"help": "Run Stage II (sparse GRPO) after Stage I."})
+    recipe: str | None = field(default=None, metadata={
+        "help": "Training recipe for Stage II. Default: the Stage-I recipe with method grpo, its trl "
+                "section kept for RL methods. Method, model and prompts are always set by the pipeline."})
+    overrides: list[str] = field(default_factory=list, metadata={
+        "help": "key=value overrides for Stage II, e.g. trl.max_steps=500 trl.epsilon_high=0.26."})
+
+
+@dataclass
+class PipelineConfig:
+    """Stage I, Stage II and the evaluations around them (the paper's two-stage protocol)."""
+
+    name: str = field(default="", metadata={
+        "help": "Label of this run in reports (default: the Stage-I method)."})
+    evaluate_base: bool = field(default=True, metadata={
+        "help": "Evaluate the base model before Stage I (the paper's base row)."})
+    stage1: StageOneConfig = field(default_factory=StageOneConfig, metadata={"help": "Stage I (mid-training)."})
+    stage2: StageTwoConfig = field(default_factory=StageTwoConfig, metadata={"help": "Stage II (sparse RL)."})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={
+        "help": "Evaluation after each stage (benches, n, temperature, max_tokens, ...)."})
+
+
+def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """A pipeline YAML plus overrides; recipe and benchmark paths become absolute (relative to the file)."""
+    config = load_config(PipelineConfig, path, overrides)
+    base = Path(path).resolve().parent
+
+    def absolute(p: str) -> str:
+        return p if not p or Path(p).is_absolute() or not (base / p).exists() else str((base / p).resolve())
+
+    config.stage1.recipe = absolute(config.stage1.recipe)
+    if config.stage2.recipe:
+        config.stage2.recipe = absolute(config.stage2.recipe)
+    config.eval.benches = [absolute(b) for b in config.eval.benches]
+    return config
+
+
+def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: Any = None,
+                 judge: Any = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Run (or resume) every stage into `run_dir`; returns the final run.json contents.
+
+    `stage1_config` (a TrainConfig) replaces `config.stage1.recipe` for callers that build recipes
+    in code; `judge` and `callbacks` are passed to Stage I's `run_training`.
+    """
+    from exprl.train.config import RL_METHODS, TrainConfig, load_train_config
+    from exprl.train.models import resolve_model
+
+    run_dir = Path(run_dir)
+    if stage1_config is None:
+        if not config.stage1.recipe:
+            raise ConfigError("pipeline: stage1.recipe is required (a training recipe YAML)")
+        stage1_config = load_train_config(config.stage1.recipe, config.stage1.overrides)
+    elif not isinstance(stage1_config, TrainConfig):
+        raise ConfigError(f"pipeline: stage1_config must be a TrainConfig, got {type(stage1_config).__name__}")
+    else:
+        stage1_config = copy.deepcopy(stage1_config)
+    if not config.eval.benches:
+        raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
+
+    state = _open_run(run_dir, config, stage1_config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The base model is resolved once, so base eval and Stage I start from the same weights.
+    stage1_config.model = resolve_model(stage1_config.model, run_dir)
+    dump_yaml(stage1_config, run_dir / "stage1-recipe.yaml")
+
+    def eval_stage(stage: str, model: str) -> None:
+        from exprl.eval.evaluate import evaluate_config
+
+        with _stage(run_dir, state, stage) as record:
+            results = evaluate_config(model, config.eval, run_dir / "eval" / stage.removesuffix("_eval"))
+            record["model"] = model
+            record["pass_at_1"] = {name: r["pass_at_k"]["1"] for name, r in results.items()}
+
+    if config.evaluate_base and not _done(state, "base_eval"):
+        eval_stage("base_eval", stage1_config.model)
+
+    stage1_model = _train_stage(run_dir, state, "stage1", stage1_config, judge=judge, callbacks=callbacks)
+    if stage1_model is None:
+        return state
+    if not _done(state, "stage1_eval"):
+        eval_stage("stage1_eval", stage1_model)
+
+    if config.stage2.enabled:
+        stage2_config = _stage2_config(config, stage1_config, stage1_model, run_dir, RL_METHODS)
+        dump_yaml(stage2_config, run_dir / "stage2-recipe.yaml")
+        stage2_model = _train_stage(run_dir, state, "stage2", stage2_config)
+        if stage2_model is None:
+            return state
+        if not _done(state, "stage2_eval"):
+            eval_stage("stage2_eval", stage2_model)
+    state["finished"] = all(_done(state, s) for s in STAGES if s in state["stages"] and
+                            state["stages"][s]["state"] != "skipped")
+    _save(run_dir, state)
+    return state
+
+
+def _train_stage(run_dir: Path, state: dict, stage: str, train_config: Any, **kwargs) -> str | None:
+    """The stage's final checkpoint, or None when training stopped before its last step."""
+    from exprl.train.runner import run_training
+
+    if _done(state, stage):
+        return state["stages"][stage]["checkpoint"]
+    with _stage(run_dir, state, stage) as record:
+        result = run_training(train_config, run_dir / stage, resume=True, **kwargs)
+        record.update(method=result.method, global_step=result.global_step,
+                      metrics=str(result.metrics_path))
+        if not (run_dir / stage / "train_result.json").is_file():
+            record["state"] = "interrupted"
+            return None
+        record["checkpoint"] = str(result.checkpoint_dir)
+    return str(result.checkpoint_dir)
+
+
+def _stage2_config(config: PipelineConfig, stage1: Any, stage1_model: str, run_dir: Path, rl_methods) -> Any:
+    from exprl.train.config import TrainConfig, load_train_config
+    from exprl.train.runner import load_training_problems
+
+    if config.stage2.recipe:
+        raw = to_dict(load_train_config(config.stage2.recipe))
+    else:
+        raw = to_dict(stage1)
+        raw["outcome_normalize"] = "mean"  # the paper's Stage II centres rewards without scaling
+        if stage1.method not in rl_methods:
+            raw["trl"] = {}  # SFT / self-distillation keys mean nothing to GRPOConfig
+    for item in config.stage2.overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    raw.update(method="grpo", model=stage1_model)
+    raw["data"] = {"train_files": [str(_stage2_prompts(stage1, run_dir, load_training_problems))],
+                   "max_problems": None}
+    return from_dict(TrainConfig, raw, where="stage2")
+
+
+def _stage2_prompts(stage1: Any, run_dir: Path, load_training_problems) -> Path:
+    """Stage I's problems with the reference solution removed (method.md: Stage II sees no
+    reference). The loaders require a reference text, so it is the boxed final answer, which is
+    exactly what the sparse verifier already knows."""
+    from dataclasses import replace
+
+    from exprl.data.loaders import write_problems
+
+    path = run_dir / "stage2-prompts.jsonl"
+    if not path.is_file():
+        problems = [replace(p, reference=f"\\boxed{{{p.answer}}}") for p in load_training_problems(stage1)]
+        write_problems(path, problems)
+    return path
+
+
+class _stage:
+    """Marks a stage running in run.json, then done or failed, whatever happens inside."""
+
+    def __init__(self, run_dir: Path, state: dict, name: str):
+        self.run_dir, self.state, self.name = run_dir, state, name
+
+    def __enter__(self) -> dict:
+        record = self.state["stages"].setdefault(self.name, {})
+        record.update(state="running", started=_now())
+        record.pop("error", None)
+        _save(self.run_dir, self.state)
+        logger.info("pipeline %s: %s", self.run_dir, self.name)
+        return record
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        record = self.state["stages"][self.name]
+        if exc_type is None:
+            if record["state"] == "running":
+                record["state"] = "done"
+        else:
+            record["state"] = "interrupted" if exc_type is KeyboardInterrupt else "failed"
+            record["error"] = f"{exc_type.__name__}: {exc}"
+        record["ended"] = _now()
+        _save(self.run_dir, self.state)
+
+
+def _done(state: dict, stage: str) -> bool:
+    return state["stages"].get(stage, {}).get("state") == "done"
+
+
+def _open_run(run_dir: Path, config: PipelineConfig, stage1_config: Any) -> dict[str, Any]:
+    """A new run.json, or the existing one after checking it can be continued with this config."""
+    resolved = {"pipeline": to_dict(config), "stage1": to_dict(stage1_config)}
+    path = run_dir / RUN_FILE
+    if path.is_file():
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunStateError(f"{path}: corrupt ({exc})") from exc
+        if state.get("format") != RUN_FORMAT:
+            raise RunStateError(f"{path}: written by exprl {state.get('exprl_version', '?')} (run format "
+                                f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}. "
+                                f"Start a new run directory.")
+        stored = json.loads((run_dir / "resolved-config.json").read_text(encoding="utf-8"))
+        if stored != json.loads(json.dumps(resolved, default=str)):
+            changed = sorted(k for k in set(stored["pipeline"]) | set(resolved["pipeline"])
+                             if stored["pipeline"].get(k) != resolved["pipeline"].get(k))
+            raise RunStateError(f"{run_dir}: the configuration changed since this run started "
+                                f"({', '.join(changed) or 'stage1 recipe'}); resume with the same "
+                                f"configuration or use a new run directory")
+        return state
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunStateError(f"{run_dir} exists and is not an exprl pipeline run (no {RUN_FILE}); "
+                            f"choose an empty or new directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "resolved-config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n",
+                                                  encoding="utf-8")
+    dump_yaml(config, run_dir / "pipeline.yaml")
+    state = {"exprl_version": __version__, "format": RUN_FORMAT,
+             "name": config.name or stage1_config.method, "method": stage1_config.method,
+             "created": _now(), "finished": False,
+             "stages": {s: {"state": "pending"} for s in STAGES}}
+    if not config.evaluate_base:
+        state["stages"]["base_eval"]["state"] = "skipped"
+    if not config.stage2.enabled:
+        state["stages"]["stage2"]["state"] = state["stages"]["stage2_eval"]["state"] = "skipped"
+    _save(run_dir, state)
+    return state
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """run.json of a pipeline run, checked for a compatible layout."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise RunStateError(f"{run_dir}: no {RUN_FILE}; not an exprl pipeline run directory")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunStateError(f"{path}: corrupt ({exc})") from exc
+    if state.get("format") != RUN_FORMAT:
+        raise RunStateError(f"{path}: written by exprl {state.get('exprl_version', '?')} (run format "
+                            f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}")
+    return state
+
+
+def _save(run_dir: Path, state: dict) -> None:
+    path = run_dir / RUN_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pipeline", help="base eval -> Stage I -> eval -> Stage II (sparse GRPO) -> eval, resumable",
+        description="Run the two-stage protocol into one run directory. Re-running the same command "
+                    "skips finished stages and resumes an interrupted one.")
+    p.add_argument("--config", required=True, help="pipeline YAML (see configs/pipeline-*.yaml)")
+    p.add_argument("--run-dir", default=None, help="run directory (default: runs/<name or method>)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="overrides of the pipeline config, e.g. eval.n=4 stage2.enabled=false")
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    config = load_pipeline_config(args.config, args.overrides)
+    run_dir = args.run_dir
+    if run_dir is None:
+        from exprl.config import read_yaml
+
+        stage1 = read_yaml(config.stage1.recipe) if config.stage1.recipe else {}
+        run_dir = Path("runs") / (config.name or str(stage1.get("method", "run")))
+    state = run_pipeline(config, run_dir)
+    for stage in STAGES:
+        record = state["stages"].get(stage, {})
+        extra = record.get("pass_at_1") or record.get("checkpoint") or record.get("error") or ""
+        print(f"{stage:12s} {record.get('state', '?'):12s} {extra}")
+    print(f"run directory: {run_dir}  (exprl report {run_dir})")
+    return 0 if state.get("finished") else 1
