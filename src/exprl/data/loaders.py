@@ -126,8 +126,17 @@ PRESETS: tuple[Preset, ...] = (
 
 
 def detect_preset(columns: Iterable[str]) -> Preset | None:
+    """The first preset whose identifying columns are all present."""
     columns = set(columns)
     return next((p for p in PRESETS if p.matches(columns)), None)
+
+
+def closest_preset(columns: Iterable[str]) -> Preset | None:
+    """The preset sharing most columns with an unrecognised source (None when none is shared)."""
+    columns = set(columns)
+    overlap = [(len(p.signature & columns), -i) for i, p in enumerate(PRESETS)]
+    best, position = max(overlap)
+    return PRESETS[-position] if best else None
 
 
 def parse_field_mapping(items: Iterable[str]) -> dict[str, str]:
@@ -160,6 +169,11 @@ class _RowMapper:
         for target in user:
             _check_target(target, f"{target}={user[target]}")
         self.preset = detect_preset(columns)
+        partial = False
+        if self.preset is None and not {"problem", "reference"} <= set(user):
+            # Rows missing a required column (in every row read) still get an error naming the
+            # row and the field, rather than a vague one about the layout.
+            self.preset, partial = closest_preset(columns), True
         if self.preset is None and not {"problem", "reference"} <= set(user):
             raise DataError(
                 f"columns {sorted(columns)} match no known layout (exprl, shared, MATH, GSM8K); "
@@ -167,8 +181,11 @@ class _RowMapper:
         # Preset columns are optional (a missing `answer` is extracted); columns the user names are not.
         self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items() if t not in user}
         self.required = user
+        self.columns = {**self.optional, **self.required}
         # GSM8K's conversion reads the raw `####` solution: it no longer applies once the user remaps it.
-        self.convert = (self.preset.convert if self.preset and not {"reference", "answer"} & set(user) else None)
+        self.convert = (self.preset.convert if self.preset and not partial
+                        and not {"reference", "answer"} & set(user) else None)
+        self.default_source = self.preset.default_source if self.preset and not partial else ""
 
     def __call__(self, raw: Any, line: int, index: int) -> Problem:
         if not isinstance(raw, dict):
@@ -204,7 +221,7 @@ class _RowMapper:
     def _problem(self, values: dict[str, Any], line: int, index: int) -> Problem:
         text = {}
         for name in REQUIRED_TEXT_FIELDS:
-            text[name] = _required_text(values.get(name), name, self.path, line)
+            text[name] = _required_text(values.get(name), name, self.columns.get(name, name), self.path, line)
         answer = values.get("answer")
         if isinstance(answer, (int, float)) and not isinstance(answer, bool):
             answer = str(answer)
@@ -220,14 +237,15 @@ class _RowMapper:
         return Problem(id=row_id or f"{self.stem}/{index}", problem=text["problem"], reference=text["reference"],
                        answer=answer.strip(), domain=_optional_text(values.get("domain")) or "math",
                        source=_optional_text(values.get("source")) or
-                       (self.preset.default_source if self.preset else "") or self.stem,
+                       self.default_source or self.stem,
                        # Presets map optional columns (GSM8K has no level): absent is not a value.
                        meta={k: v for k, v in values["meta"].items() if v is not None})
 
 
-def _required_text(value: Any, name: str, path: str, line: int) -> str:
+def _required_text(value: Any, name: str, column: str, path: str, line: int) -> str:
     if value is None:
-        raise DataError("missing", path=path, line=line, field=name)
+        where = f" (read from column '{column}')" if column != name else ""
+        raise DataError(f"missing{where}", path=path, line=line, field=name)
     if not isinstance(value, str):
         raise DataError(f"must be text, got {type(value).__name__}", path=path, line=line, field=name)
     if not value.strip():
