@@ -1,0 +1,284 @@
+"""`exprl report`: the paper's Tables 1 and 2, pass@k curves and training dynamics over pipeline runs.
+
+Table 1 is pass@1 after Stage II (plus the base row), Table 2 is pass@1 / pass@k after Stage I.
+Plots read each stage's metrics.jsonl (written by the trainer) and each stage's evaluation results;
+a stage that has not run yet shows as "–" rather than being left out silently.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exprl.errors import ConfigError, RunStateError
+from exprl.eval.evaluate import read_results
+
+# Panel title -> (metrics.jsonl key, y label). Keys are TRL's own and the ExpRL trainer's `exprl/*`.
+DYNAMICS = [
+    ("Dense judge reward", "exprl/dense_reward_mean", "mean judge score"),
+    ("Sparse correctness", "exprl/sparse_correct", "fraction correct"),
+    ("Unsolved prompts", "exprl/unsolved_share", "share of prompts, 0 correct"),
+    ("Entropy", "entropy", "nats / token"),
+    ("Response length", "completions/mean_length", "tokens"),
+    ("KL to reference policy", "kl", "KL"),
+]
+STEP_BUCKETS = ["1", "2-3", "4-7", "8+"]
+EVAL_STAGES = {"base": "base_eval", "stage1": "stage1_eval", "stage2": "stage2_eval"}
+
+
+@dataclass
+class RunView:
+    """What a report needs from one pipeline run directory."""
+
+    path: Path
+    name: str
+    method: str
+    states: dict[str, str]
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # stage -> bench -> result
+    metrics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)       # stage -> rows
+
+
+def load_run(path: str | Path) -> RunView:
+    from exprl.pipeline import read_run
+
+    path = Path(path)
+    state = read_run(path)
+    view = RunView(path=path, name=state.get("name") or path.name, method=state.get("method", "?"),
+                   states={s: r.get("state", "?") for s, r in state.get("stages", {}).items()})
+    for stage, key in EVAL_STAGES.items():
+        if view.states.get(key) == "done":
+            view.results[stage] = read_results(path / "eval" / stage)
+    for stage in ("stage1", "stage2"):
+        metrics = path / stage / "metrics.jsonl"
+        if metrics.is_file():
+            view.metrics[stage] = _read_metrics(metrics)
+    return view
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise RunStateError(f"{path}:{number}: not a JSON line ({exc})") from exc
+    return rows
+
+
+def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, k: int | None = None) -> Path:
+    """Write report.md, tables.md and PNG plots; returns the path of report.md."""
+    if not run_dirs:
+        raise ConfigError("report: name at least one run directory")
+    runs = [load_run(p) for p in run_dirs]
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):  # two runs of one method: tell them apart by folder
+        for run in runs:
+            run.name = f"{run.name} ({run.path.name})"
+    out = Path(out_dir) if out_dir else (runs[0].path / "report" if len(runs) == 1 else Path("report"))
+    out.mkdir(parents=True, exist_ok=True)
+    benches = _benchmarks(runs)
+    k = _choose_k(runs, k)
+
+    table1 = stage_table(runs, benches, "stage2", ks=[1])
+    table2 = stage_table(runs, benches, "stage1", ks=[1, k] if k and k > 1 else [1])
+    (out / "tables.md").write_text(f"## Table 1\n\n{table1}\n## Table 2\n\n{table2}", encoding="utf-8")
+    figures = []
+    for bench in benches:
+        figures.append(plot_pass_at_k(runs, bench, out / f"pass_at_k_{_slug(bench)}.png"))
+    figures.append(plot_dynamics(runs, "stage1", out / "dynamics_stage1.png"))
+    if any("stage2" in r.metrics for r in runs):
+        figures.append(plot_dynamics(runs, "stage2", out / "dynamics_stage2.png"))
+    hist = plot_steps_histogram(runs, out / "steps_per_trace.png")
+    if hist:
+        figures.append(hist)
+
+    lines = ["# exprl report", "", "Runs:", ""]
+    for run in runs:
+        states = ", ".join(f"{s} {st}" for s, st in run.states.items())
+        lines.append(f"- **{run.name}** (Stage-I method `{run.method}`, `{run.path}`): {states}")
+    settings = _eval_settings(runs)
+    lines += ["", f"Evaluation: {settings}. pass@k in %, unbiased estimator (Chen et al. 2021); "
+              "'–' marks a stage that has not finished.", "",
+              "## Table 1: pass@1 after Stage II (sparse GRPO)", "",
+              "The base row is the base model without any training.", "", table1,
+              f"## Table 2: after Stage I only (pass@1 / pass@{k})", "", table2,
+              "## pass@k curves", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in figures if p.name.startswith("pass_at_k")]
+    lines += ["", "## Training dynamics", "",
+              "Per optimiser step, read from each stage's metrics.jsonl (panels without data for a "
+              "method were not logged by it, e.g. no judge reward for SFT or GRPO).", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in figures if not p.name.startswith("pass_at_k")]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _benchmarks(runs: list[RunView]) -> list[str]:
+    seen: list[str] = []
+    for run in runs:
+        for stage in run.results.values():
+            seen += [b for b in stage if b not in seen]
+    return seen
+
+
+def _choose_k(runs: list[RunView], k: int | None) -> int:
+    ns = [(run.name, stage, bench, r["n"]) for run in runs for stage, results in run.results.items()
+          for bench, r in results.items()]
+    if not ns:
+        return 1
+    n_min = min(n for *_, n in ns)
+    if k is None:
+        return 2 ** int(math.log2(n_min))
+    if k < 1:
+        raise ConfigError(f"report: k must be at least 1, got {k}")
+    for name, stage, bench, n in ns:
+        if k > n:
+            raise ConfigError(f"report: k={k} is larger than n={n} samples of run '{name}', "
+                              f"{stage} evaluation on {bench}; use --k {n} or fewer")
+    return k
+
+
+def _base_rows(runs: list[RunView]) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """One base row per distinct base model (usually all runs share one)."""
+    rows: list[tuple[str, dict]] = []
+    seen: set[str] = set()
+    for run in runs:
+        results = run.results.get("base")
+        if not results:
+            continue
+        fingerprint = next(iter(results.values()))["fingerprint"]
+        if fingerprint in seen:
+            continue
+        seen.add(fingerprint)
+        rows.append(("base", results))
+    if len(rows) > 1:
+        rows = [(f"base ({i + 1})", r) for i, (_, r) in enumerate(rows)]
+    return rows
+
+
+def stage_table(runs: list[RunView], benches: list[str], stage: str, ks: list[int]) -> str:
+    """Markdown: a row per method (plus base), a column per benchmark, cells pass@k1 / pass@k2."""
+    header = ["method"] + benches
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = _base_rows(runs) + [(run.name, run.results.get(stage, {})) for run in runs]
+    for label, results in rows:
+        cells = [label]
+        for bench in benches:
+            r = results.get(bench)
+            cells.append(" / ".join(f"{100 * r['pass_at_k'][str(k)]:.2f}" for k in ks) if r else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _eval_settings(runs: list[RunView]) -> str:
+    for run in runs:
+        for results in run.results.values():
+            r = next(iter(results.values()))
+            return f"n={r['n']} samples per problem, temperature {r['temperature']}, top-p {r['top_p']}, " \
+                   f"max {r['max_tokens']} new tokens"
+    return "no finished evaluation yet"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pass_at_k(runs: list[RunView], bench: str, path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, stage, title in ((axes[0], "stage1", "after Stage I"), (axes[1], "stage2", "after Stage II")):
+        for label, results in _base_rows(runs):
+            _curve(ax, results.get(bench), label, style="--", color="black")
+        for run in runs:
+            _curve(ax, run.results.get(stage, {}).get(bench), run.name)
+        ax.set_title(f"{bench}: pass@k {title}")
+        ax.set_xlabel("k (samples per problem)")
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no finished evaluation", ha="center", va="center", transform=ax.transAxes)
+    axes[0].set_ylabel("pass@k (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _curve(ax, result: dict[str, Any] | None, label: str, style: str = "-", color: str | None = None) -> None:
+    if not result:
+        return
+    ks = sorted(int(k) for k in result["pass_at_k"])
+    ax.plot(ks, [100 * result["pass_at_k"][str(k)] for k in ks], style, marker="o", markersize=3,
+            label=label, color=color)
+
+
+def plot_dynamics(runs: list[RunView], stage: str, path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
+    stage_name = "Stage I" if stage == "stage1" else "Stage II"
+    for ax, (title, key, ylabel) in zip(axes.flat, DYNAMICS):
+        for run in runs:
+            points = [(row["step"], row[key]) for row in run.metrics.get(stage, [])
+                      if isinstance(row.get(key), (int, float)) and "step" in row]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3, label=run.name)
+        ax.set_title(f"{title} ({stage_name})")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, f"not logged\n({key})", ha="center", va="center", transform=ax.transAxes,
+                    color="gray")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_steps_histogram(runs: list[RunView], path: Path) -> Path | None:
+    """Share of Stage-I traces with 1, 2-3, 4-7, 8+ steps, averaged over training; None if not logged."""
+    shares: dict[str, list[float]] = {}
+    for run in runs:
+        rows = run.metrics.get("stage1", [])
+        per_bucket = []
+        for bucket in STEP_BUCKETS:
+            values = [row[f"exprl/steps_per_trace_{bucket}"] for row in rows
+                      if isinstance(row.get(f"exprl/steps_per_trace_{bucket}"), (int, float))]
+            per_bucket.append(sum(values) / len(values) if values else None)
+        if any(v is not None for v in per_bucket):
+            shares[run.name] = [v or 0.0 for v in per_bucket]
+    if not shares:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    width = 0.8 / len(shares)
+    for i, (name, values) in enumerate(shares.items()):
+        ax.bar([x + i * width for x in range(len(STEP_BUCKETS))], [100 * v for v in values], width, label=name)
+    ax.set_xticks([x + width * (len(shares) - 1) / 2 for x in range(len(STEP_BUCKETS))], STEP_BUCKETS)
+    ax.set_title("Steps per trace (Stage I, averaged over training)")
+    ax.set_xlabel("steps in a rollout")
+    ax.set_ylabel("share of rollouts (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)

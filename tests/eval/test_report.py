@@ -1,0 +1,104 @@
+"""`exprl report` over two pipeline run directories built from small generated results and metrics."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from exprl.cli import main
+from exprl.errors import ConfigError, RunStateError
+from exprl.eval.evaluate import EVAL_FORMAT
+from exprl.eval.passk import pass_at_k_curve
+from exprl.eval.report import write_report
+from exprl.pipeline import RUN_FORMAT, STAGES
+
+N = 8
+
+
+def _result(bench: str, correct: list[int], fingerprint: str) -> dict:
+    return {"benchmark": bench, "n": N, "temperature": 0.8, "top_p": 1.0, "max_tokens": 64,
+            "fingerprint": fingerprint, "num_problems": len(correct), "mean_length": 30.0,
+            "pass_at_k": {str(k): v for k, v in pass_at_k_curve([(N, c) for c in correct]).items()},
+            "problems": [{"id": f"{bench}/{i}", "n": N, "c": c} for i, c in enumerate(correct)]}
+
+
+def _eval_dir(path, results: dict[str, dict]) -> None:
+    path.mkdir(parents=True)
+    (path / "eval.json").write_text(json.dumps({"format": EVAL_FORMAT, "benchmarks": list(results)}))
+    for bench, result in results.items():
+        (path / f"{bench}.json").write_text(json.dumps(result))
+
+
+def make_run(root, name: str, method: str, skill: float, seed: int, stage2_done: bool = True):
+    rng = random.Random(seed)
+    run = root / name
+    run.mkdir()
+    stages = {s: {"state": "done"} for s in STAGES}
+    if not stage2_done:
+        stages["stage2"]["state"] = stages["stage2_eval"]["state"] = "running"
+    (run / "run.json").write_text(json.dumps({"format": RUN_FORMAT, "exprl_version": "0.1.0", "name": name,
+                                              "method": method, "stages": stages}))
+    base = {b: _result(b, [rng.randint(0, 3) for _ in range(10)], "base-fp") for b in ("gsm8k", "math500")}
+    _eval_dir(run / "eval" / "base", base)
+    _eval_dir(run / "eval" / "stage1", {b: _result(b, [min(N, c + int(skill * 3)) for c in
+                                                       (p["c"] for p in r["problems"])], name + "1")
+                                        for b, r in base.items()})
+    if stage2_done:
+        _eval_dir(run / "eval" / "stage2", {b: _result(b, [min(N, c + int(skill * 5)) for c in
+                                                           (p["c"] for p in r["problems"])], name + "2")
+                                            for b, r in base.items()})
+    for stage in ("stage1", "stage2"):
+        (run / stage).mkdir()
+        rows = []
+        for step in range(1, 11):
+            row = {"step": step, "entropy": 1.0 - 0.05 * step * skill, "kl": 0.002 * step,
+                   "completions/mean_length": 40 + step, "exprl/sparse_correct": 0.1 + skill * step / 20,
+                   "exprl/unsolved_share": 0.9 - skill * step / 20}
+            if method.startswith("exprl") and stage == "stage1":
+                row.update({"exprl/dense_reward_mean": 0.3 + 0.02 * step,
+                            "exprl/steps_per_trace_1": 0.1, "exprl/steps_per_trace_2-3": 0.5,
+                            "exprl/steps_per_trace_4-7": 0.3, "exprl/steps_per_trace_8+": 0.1})
+            rows.append(row)
+        (run / stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_report_over_two_runs_writes_tables_and_plots(tmp_path, capsys):
+    a = make_run(tmp_path, "exprl-process", "exprl-process", skill=1.0, seed=1)
+    b = make_run(tmp_path, "grpo", "grpo", skill=0.5, seed=1, stage2_done=False)
+    out = tmp_path / "report"
+    assert main(["report", str(a), str(b), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    tables = (out / "tables.md").read_text()
+    assert "## Table 1: pass@1 after Stage II" in report and "## Table 2: after Stage I only (pass@1 / pass@8)" in report
+    assert "| method | gsm8k | math500 |" in tables
+    base_row = next(line for line in tables.splitlines() if line.startswith("| base |"))
+    # Only one base row: both runs share the same base model.
+    assert tables.count("| base |") == 2
+    base_p1 = 100 * json.loads((a / "eval/base/gsm8k.json").read_text())["pass_at_k"]["1"]
+    assert f"{base_p1:.2f}" in base_row
+    # grpo has not finished Stage II: its Table 1 row says so instead of vanishing.
+    table1 = tables.split("## Table 2")[0]
+    assert "| grpo | – | – |" in table1
+    s1 = json.loads((a / "eval/stage1/math500.json").read_text())["pass_at_k"]
+    assert f"{100 * s1['1']:.2f} / {100 * s1['8']:.2f}" in tables.split("## Table 2")[1]
+    for png in ("pass_at_k_gsm8k.png", "pass_at_k_math500.png", "dynamics_stage1.png",
+                "dynamics_stage2.png", "steps_per_trace.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
+        assert f"]({png})" in report
+
+
+def test_k_larger_than_n_names_the_run_and_benchmark(tmp_path):
+    a = make_run(tmp_path, "sft", "sft", skill=0.3, seed=2)
+    with pytest.raises(ConfigError, match="k=16 is larger than n=8 samples of run 'sft'"):
+        write_report([a], tmp_path / "r", k=16)
+
+
+def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
+    with pytest.raises(RunStateError, match="no run.json"):
+        write_report([tmp_path], tmp_path / "r")
+    (tmp_path / "run.json").write_text(json.dumps({"format": 99, "exprl_version": "7.0"}))
+    with pytest.raises(RunStateError, match="written by exprl 7.0"):
+        write_report([tmp_path], tmp_path / "r")
