@@ -194,6 +194,8 @@ def _pyplot():
 
 def plot_pass_at_k(runs: list[RunView], bench: str, path: Path) -> Path:
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, stage, title in ((axes[0], "stage1", "after Stage I"), (axes[1], "stage2", "after Stage II")):
         for label, results in _base_rows(runs):
@@ -203,6 +205,7 @@ def plot_pass_at_k(runs: list[RunView], bench: str, path: Path) -> Path:
         ax.set_title(f"{bench}: pass@k {title}")
         ax.set_xlabel("k (samples per problem)")
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

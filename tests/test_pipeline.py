@@ -1,0 +1,99 @@
+"""`exprl pipeline` on a tiny model: SFT Stage I -> sparse GRPO Stage II, one step each, real TRL."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from exprl.cli import main
+from exprl.errors import RunStateError
+from exprl.pipeline import load_pipeline_config, read_run, run_pipeline
+
+CANARY = "REFERENCE-CANARY-51c2"
+
+
+@pytest.fixture()
+def pipeline_files(tmp_path, shared_data):
+    rows = [json.loads(line) for line in (shared_data / "gsm8k_train.jsonl").read_text().splitlines()[:4]]
+    with (tmp_path / "train.jsonl").open("w") as f:
+        for row in rows:
+            f.write(json.dumps({**row, "solution": f"{row['solution']} {CANARY}\n#### {row['answer']}"}) + "\n")
+    (tmp_path / "stage1.yaml").write_text(
+        "method: sft\nmodel: tiny\ndata:\n  train_files: [train.jsonl]\n"
+        "trl:\n  max_steps: 1\n  per_device_train_batch_size: 2\n  save_steps: 1\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "name: sft-tiny\nstage1:\n  recipe: stage1.yaml\n"
+        "stage2:\n  overrides: [trl.max_steps=1, trl.num_generations=2, trl.per_device_train_batch_size=2,"
+        " trl.max_completion_length=8, trl.save_steps=1]\n"
+        f"eval:\n  benches: [{shared_data / 'gsm8k_test.jsonl'}]\n  limit: 3\n  n: 2\n  max_tokens: 8\n")
+    return tmp_path
+
+
+def test_pipeline_runs_every_stage_then_skips_them_when_rerun(pipeline_files, capsys):
+    run_dir = pipeline_files / "run"
+    assert main(["pipeline", "--config", str(pipeline_files / "pipeline.yaml"), "--run-dir", str(run_dir)]) == 0
+    state = read_run(run_dir)
+    assert state["finished"] and state["method"] == "sft" and state["name"] == "sft-tiny"
+    assert {s: r["state"] for s, r in state["stages"].items()} == {
+        "base_eval": "done", "stage1": "done", "stage1_eval": "done", "stage2": "done", "stage2_eval": "done"}
+    assert state["stages"]["stage2"]["method"] == "grpo"
+    # Stage II starts from the Stage-I checkpoint and never sees a reference solution.
+    stage2_recipe = (run_dir / "stage2-recipe.yaml").read_text()
+    assert str(run_dir / "stage1" / "final") in stage2_recipe
+    assert CANARY not in (run_dir / "stage2-prompts.jsonl").read_text()
+    for stage in ("base", "stage1", "stage2"):
+        result = json.loads((run_dir / "eval" / stage / "gsm8k_test.json").read_text())
+        assert result["num_problems"] == 3 and result["n"] == 2
+    assert (run_dir / "stage1" / "metrics.jsonl").is_file() and (run_dir / "stage2" / "metrics.jsonl").is_file()
+
+    stamps = {s: r["started"] for s, r in state["stages"].items()}
+    assert main(["pipeline", "--config", str(pipeline_files / "pipeline.yaml"), "--run-dir", str(run_dir)]) == 0
+    again = read_run(run_dir)
+    assert {s: r["started"] for s, r in again["stages"].items()} == stamps
+
+    assert main(["report", str(run_dir)]) == 0
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "| sft-tiny |" in report and (run_dir / "report" / "pass_at_k_gsm8k_test.png").is_file()
+
+
+def test_a_failed_stage_is_recorded_and_resumed(pipeline_files, monkeypatch):
+    import importlib
+
+    evaluate_module = importlib.import_module("exprl.eval.evaluate")
+
+    run_dir = pipeline_files / "run"
+    config = load_pipeline_config(pipeline_files / "pipeline.yaml", ["stage2.enabled=false"])
+    real = evaluate_module.evaluate_config
+    calls = []
+
+    def failing_once(model, cfg, out_dir, generator=None):
+        calls.append(str(out_dir))
+        if str(out_dir).endswith("stage1") and len([c for c in calls if c.endswith("stage1")]) == 1:
+            raise KeyboardInterrupt
+        return real(model, cfg, out_dir, generator)
+
+    monkeypatch.setattr(evaluate_module, "evaluate_config", failing_once)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config, run_dir)
+    state = read_run(run_dir)
+    assert state["stages"]["stage1"]["state"] == "done"
+    assert state["stages"]["stage1_eval"]["state"] == "interrupted"
+    assert state["stages"]["stage2"]["state"] == "skipped"
+
+    state = run_pipeline(config, run_dir)
+    assert state["finished"] and state["stages"]["stage1_eval"]["state"] == "done"
+    assert [c.rsplit("/", 1)[-1] for c in calls] == ["base", "stage1", "stage1"]
+
+
+def test_incompatible_or_foreign_run_dirs_are_refused(pipeline_files):
+    config = load_pipeline_config(pipeline_files / "pipeline.yaml")
+    foreign = pipeline_files / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(RunStateError, match="not an exprl pipeline run"):
+        run_pipeline(config, foreign)
+    old = pipeline_files / "old"
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({"format": 0, "exprl_version": "0.0.1"}))
+    with pytest.raises(RunStateError, match="written by exprl 0.0.1"):
+        run_pipeline(config, old)
