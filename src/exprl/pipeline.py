@@ -78,7 +78,13 @@ def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -
     base = Path(path).resolve().parent
 
     def absolute(p: str) -> str:
-        return p if not p or Path(p).is_absolute() or not (base / p).exists() else str((base / p).resolve())
+        # Files are read beside the config (like the training recipes' data paths) unless they
+        # exist from the working directory; anything else (a hub id) is passed on as written.
+        if not p or Path(p).is_absolute() or (Path(p).exists() and not (base / p).exists()):
+            return p
+        if (base / p).exists() or Path(p).suffix in (".yaml", ".yml", ".jsonl", ".parquet", ".json"):
+            return str((base / p).resolve())
+        return p
 
     config.stage1.recipe = absolute(config.stage1.recipe)
     if config.stage2.recipe:
