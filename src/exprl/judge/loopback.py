@@ -232,3 +232,28 @@ class LoopbackJudgeServer:
         head = (f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"
                 f"Connection: keep-alive\r\n{extra}\r\n").encode()
         writer.write(head + data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m exprl.judge.loopback --latency 0.2`: serve in this process until killed.
+
+    Prints the base URL as its first line. Benchmarks run the server in its own process so that
+    it does not share the client's interpreter lock and the figures are the client's alone.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--behaviour", choices=BEHAVIOURS, default="ok")
+    args = parser.parse_args(argv)
+    server = LoopbackJudgeServer(args.behaviour, latency_s=args.latency).start()
+    print(server.base_url, flush=True)
+    try:
+        server._thread.join()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

