@@ -63,7 +63,7 @@ def test_skip_invalid_writes_rejects_with_reasons(tmp_path, capsys):
                       encoding="utf-8")
     out = tmp_path / "out"
     assert main(["data", "prepare", str(corpus), "--out", str(out), "--skip-invalid"]) == 0
-    assert "rejected: None 1" in capsys.readouterr().out
+    assert "rejected: (whole row) 1" in capsys.readouterr().out
     [reject] = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert (reject["path"], reject["line"], reject["raw"]) == (str(corpus), 2, "{oops")
     assert reject["reason"].startswith("malformed JSON")

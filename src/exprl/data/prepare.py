@@ -346,7 +346,7 @@ def format_stats(stats: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ the pipeline
 
-def _keep_by_filters(problem: Problem, config: PrepareConfig) -> tuple[str, dict[str, Any]] | None:
+def _filter_verdict(problem: Problem, config: PrepareConfig) -> tuple[str, dict[str, Any]] | None:
     if config.domains and problem.domain not in config.domains:
         return "filter_domain", {"domain": problem.domain}
     if config.min_level is not None or config.max_level is not None:
@@ -364,8 +364,7 @@ def _keep_by_filters(problem: Problem, config: PrepareConfig) -> tuple[str, dict
     return None
 
 
-def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareConfig | None = None,
-            *, echo: bool = False) -> PrepareReport:
+def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareConfig | None = None) -> PrepareReport:
     """Validate, clean, decontaminate, dedupe and split `inputs`; write the results to `out_dir`."""
     config = config or PrepareConfig()
     if not inputs:
@@ -396,7 +395,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
         problem = replace(original, problem=normalize_whitespace(original.problem),
                           reference=normalize_whitespace(original.reference),
                           answer=normalize_whitespace(original.answer))
-        verdict = _keep_by_filters(problem, config) or evals.match(problem)
+        verdict = _filter_verdict(problem, config) or evals.match(problem)
         if verdict is None and config.exact_dedupe:
             twin = seen_text.get(comparison_key(problem.problem))
             if twin is not None:
@@ -442,7 +441,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
         "inputs": input_counts,
         "removed_by_reason": dict(Counter(r.reason for r in removed).most_common()),
         "near_duplicates_kept_for_another_answer": near.kept_with_other_answer if near else 0,
-        "rejected_by_field": dict(Counter(str(r.field) for r in rejected).most_common()),
+        "rejected_by_field": dict(Counter(r.field or "(whole row)" for r in rejected).most_common()),
         "decontamination": {"eval_sets": dict(evals.sizes),
                             "removed_by_eval_set": {k: dict(v) for k, v in by_eval.items()}},
         "loaded_per_source": dict(Counter(p.source for p in loaded).most_common()),
@@ -455,7 +454,4 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     stats_path = out / "stats.json"
     stats_path.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     files["stats.json"] = stats_path
-    report = PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files)
-    if echo:
-        print(report.summary())
-    return report
+    return PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files)
