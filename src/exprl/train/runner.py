@@ -89,14 +89,22 @@ def trl_config_class(method: str):
     return SDFTConfig
 
 
-def build_trl_args(config: TrainConfig, output_dir: Path):
-    import torch
-
+def check_trl_keys(config: TrainConfig) -> type:
+    """The method's TRL config class, after checking every `trl` key is one of its fields."""
     cls = trl_config_class(config.method)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(config.trl) - known)
     if unknown:
-        raise ConfigError(f"unknown key {', '.join(repr('trl.' + k) for k in unknown)} for {cls.__name__}")
+        raise ConfigError(f"unknown key {', '.join(repr('trl.' + k) for k in unknown)} for {cls.__name__} "
+                          f"(method {config.method})")
+    return cls
+
+
+def build_trl_args(config: TrainConfig, output_dir: Path):
+    import torch
+
+    cls = check_trl_keys(config)
+    known = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in method_defaults(config.method).items() if k in known}
     if not torch.cuda.is_available():
         values.update(use_cpu=True, bf16=False)
