@@ -31,7 +31,7 @@ def test_difficulty_is_chain_length():
     assert {p.meta["steps"] for p in easy} == {1, 2, 3}
     assert {p.meta["steps"] for p in hard} == {5, 6}
     for p in easy + hard:
-        assert len(re.findall(r"(Add|Subtract|Multiply by) \d+\.", p.problem)) == p.meta["steps"]
+        assert len(re.findall(r"\(\d+\) (Add|Subtract|Multiply by) \d+\.", p.problem)) == p.meta["steps"]
 
 
 def test_answers_follow_the_arithmetic():

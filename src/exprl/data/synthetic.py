@@ -2,14 +2,16 @@
 
 A problem is a start value and a chain of operations on small numbers modulo `modulus`:
 
-    Start at 7. Add 5. Multiply by 3. Subtract 4. Work modulo 100.
+    Start at 7. (1) Add 5. (2) Multiply by 3. (3) Subtract 4. Work modulo 100.
 
 It reproduces the paper's conditions in miniature (docs/architecture.md, "Synthetic coverage task"):
 
 - difficulty is the chain length: a base model pre-trained on short chains (the easy split) has no
   coverage of long ones (the hard split), while each single step stays within its skill;
 - the policy-style trace (`policy_trace`, what the base model is pre-trained on) writes one `###`
-  step per operation, `### 7 + 5 = 12`, then `\\boxed{32}`;
+  step per operation, `### 1: 7 + 5 = 12`, then `\\boxed{32}`. Steps are numbered like the
+  operations, so finding the next operation is a lookup by content (`(4)`), not by position: a
+  model that has never written a 4th step still has the skill to, once it explores one;
 - the reference (`Problem.reference`, shown only to the judge) is terse and in another style,
   `a = 12, b = 36, c = 32, so \\boxed{32}`: it states every intermediate result as the right-hand
   side of an `=`, which is what the reference judge checks a trace against.
@@ -119,7 +121,7 @@ def generate(config: SyntheticTaskConfig, exclude: set[str] | frozenset[str] = f
 
 def problem_text(chain: Chain) -> str:
     sentences = [f"Start at {chain.start}."]
-    sentences += [f"{OPERATIONS[name][0]} {operand}." for name, operand in chain.steps]
+    sentences += [f"({i}) {OPERATIONS[name][0]} {operand}." for i, (name, operand) in enumerate(chain.steps, 1)]
     sentences.append(f"Work modulo {chain.modulus}.")
     return " ".join(sentences)
 
@@ -139,8 +141,8 @@ def policy_trace(problem: Problem) -> str:
     """
     chain = chain_of(problem)
     lines, value = [], chain.start
-    for (name, operand), result in zip(chain.steps, chain.values):
-        lines.append(f"### {value} {OPERATIONS[name][1]} {operand} = {result}")
+    for index, ((name, operand), result) in enumerate(zip(chain.steps, chain.values), 1):
+        lines.append(f"### {index}: {value} {OPERATIONS[name][1]} {operand} = {result}")
         value = result
     lines.append(f"\\boxed{{{chain.values[-1]}}}")
     return "\n".join(lines)
