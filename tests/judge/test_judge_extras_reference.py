@@ -1,0 +1,160 @@
+"""The reference judge: checkpoint extraction, what a trace states, equivalence, the 1-5 map."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
+from exprl.judge.reference import (
+    ReferenceBackend, equivalent, extract_checkpoints, normalize, progress_score, stated_results)
+from exprl.judge.types import JudgeRequest, JudgeStatus
+
+REFERENCE = r"a = 3 \cdot 4 = 12, b = 3 a = 36, c = b - 4 = 32, so \boxed{32}"
+
+
+def judge(*requests):
+    return asyncio.run(ReferenceBackend().judge_batch(list(requests)))
+
+
+def request(trace, reference=REFERENCE, **kw):
+    return JudgeRequest(problem="Start at 3. Multiply by 4. Multiply by 3. Subtract 4.",
+                        reference=reference, trace=trace, **kw)
+
+
+def test_checkpoints_are_chain_results_in_order_with_the_final_answer_last():
+    assert extract_checkpoints(REFERENCE, None) == ["12", "36", "32"]
+    assert extract_checkpoints(REFERENCE, "32") == ["12", "36", "32"]
+
+
+def test_checkpoints_are_capped_but_keep_the_final_answer():
+    reference = ", ".join(f"v{i} = {10 + i}" for i in range(10)) + r", so \boxed{99}"
+    checkpoints = extract_checkpoints(reference, None, max_checkpoints=4)
+    assert checkpoints == ["10", "14", "19", "99"]  # spread from first to last, final kept
+
+
+def test_values_the_problem_already_states_are_not_checkpoints():
+    reference = r"We know $n = 7$, so $m = 2n = 14$ and the answer is $\boxed{15}$."
+    assert extract_checkpoints(reference, "15") == ["7", "14", "15"]
+    assert extract_checkpoints(reference, "15", problem="Let n = 7.") == ["14", "15"]
+
+
+def test_stated_results_read_equations_arrows_verbal_statements_and_boxes():
+    text = (r"First 3 + 9 = 12 apples. Then x = \dfrac{1}{2}, so y is 36. "
+            r"Hence $z \Rightarrow 2^{10}$ and t = 1,000 \text{ cm}; <<3*4=12>> done: \boxed{p - q}")
+    assert stated_results(text) == ["12", r"\frac{1}{2}", "36", "2^{10}", "1000", "12", "p-q"]
+
+
+def test_a_digit_that_is_not_stated_as_a_result_does_not_count():
+    trace = "After 12 days and 36 hours of thinking I give up on 32 of the cases."
+    [result] = judge(request(trace))
+    assert result.status is JudgeStatus.OK and result.score == 1
+
+
+def test_equivalence_beyond_string_equality():
+    assert equivalent(normalize(r"\frac{1}{2}"), "0.5")
+    assert equivalent(normalize(r"\sqrt{8}"), normalize(r"2\sqrt{2}"))
+    assert equivalent("2x+1", "1+2x")
+    assert equivalent(normalize(r"\left( 3, \frac{\pi}{2} \right)"), normalize(r"(3,\dfrac{\pi}{2})"))
+    assert not equivalent("7", "3+4")  # a computation is not its result
+    assert not equivalent("2x+1", "2y+1")
+    assert not equivalent(r"\sqrt{8}", r"3\sqrt{2}")
+
+
+@pytest.mark.parametrize("reached, total, expected", [
+    (0, 4, 1), (1, 4, 2), (2, 4, 3), (3, 4, 4), (4, 4, 5), (1, 3, 2), (2, 3, 3), (1, 1, 5)])
+def test_progress_score_map(reached, total, expected):
+    assert progress_score(reached, total) == expected
+
+
+def test_outcome_scores_follow_progress_and_a_wrong_boxed_answer_is_capped():
+    full = "3 * 4 = 12\n12 * 3 = 36\n36 - 4 = 32\n\\boxed{32}"
+    two = "3 * 4 = 12\n12 * 3 = 36\n"
+    wrong = "3 * 4 = 12\n12 * 3 = 36\n36 - 4 = 31\n\\boxed{31}"
+    results = judge(request(full), request(two), request(wrong), request("no idea"))
+    assert [r.score for r in results] == [5, 3, 3, 1]
+    assert "capped at 3" in results[2].raw
+    assert all(r.status is JudgeStatus.OK and r.raw.endswith(f"Score: {r.score}") for r in results)
+
+
+def test_all_intermediates_but_a_wrong_final_answer_is_capped_from_4_to_3():
+    reference = "a = 1, b = 2, c = 3, d = 4, so \\boxed{5}"
+    trace = "a = 1, b = 2, c = 3, d = 4, so \\boxed{6}"
+    [result] = judge(request(trace, reference=reference))
+    assert result.score == 3
+
+
+def test_process_prefix_mode_scores_progress_up_to_the_step_and_segment_mode_the_step_alone():
+    steps = ["### 3 * 4 = 12", "### now multiply by three", "### 12 * 3 = 36", "### 36 - 4 = 32\n\\boxed{32}"]
+    prefix = [request(step, mode="process", context="\n".join(steps[:i])) for i, step in enumerate(steps)]
+    segment = [request(step, mode="process") for step in steps]
+    assert [r.score for r in judge(*prefix)] == [2, 2, 3, 5]
+    assert [r.score for r in judge(*segment)] == [2, 1, 2, 2]  # each step alone reaches 1 of 3
+
+
+def test_a_cached_rubric_replaces_extraction():
+    rubric = ("36", "32")
+    [with_rubric, without] = judge(request("3 * 4 = 12", rubric=rubric), request("3 * 4 = 12"))
+    assert with_rubric.score == 1 and without.score == 2
+
+
+def test_no_reference_uses_the_known_answer_or_is_unscorable():
+    [with_answer, bare] = judge(request("so x = 32", reference=None, answer="32"),
+                                request("so x = 32", reference=None))
+    assert with_answer.score == 5
+    assert bare.status is JudgeStatus.UNPARSEABLE and bare.score is None and bare.error == "no reference"
+    assert bare.reward is None
+
+
+def test_a_reference_without_any_result_is_unscorable_not_zero():
+    [result] = judge(request("x = 3", reference="Think about it carefully."))
+    assert result.status is JudgeStatus.UNPARSEABLE and "no checkable result" in result.error
+
+
+def test_every_synthetic_policy_trace_earns_5_and_its_prefixes_earn_less():
+    problems = generate(SyntheticTaskConfig(num_problems=40, min_steps=2, max_steps=5, seed=3))
+    requests, partial = [], []
+    for problem in problems:
+        trace = policy_trace(problem)
+        assert extract_checkpoints(problem.reference, problem.answer)[-1] == problem.answer
+        requests.append(JudgeRequest(problem=problem.problem, reference=problem.reference, trace=trace,
+                                     answer=problem.answer))
+        partial.append(JudgeRequest(problem=problem.problem, reference=problem.reference,
+                                    trace=trace.split("\n")[0], answer=problem.answer))
+    full_scores = [r.score for r in judge(*requests)]
+    partial_scores = [r.score for r in judge(*partial)]
+    assert full_scores == [5] * len(problems)
+    assert all(1 <= p < 5 for p in partial_scores)
+
+
+def test_a_demo_sized_batch_of_step_judgments_is_fast():
+    problems = generate(SyntheticTaskConfig(num_problems=100, min_steps=5, max_steps=5, seed=1))
+    requests = []
+    for problem in problems:
+        steps = policy_trace(problem).split("\n")
+        requests += [JudgeRequest(problem=problem.problem, reference=problem.reference, trace=step,
+                                  mode="process", context="\n".join(steps[:i]))
+                     for i, step in enumerate(steps[:5])]
+    started = time.perf_counter()
+    results = judge(*requests)
+    elapsed = time.perf_counter() - started
+    assert len(results) == 500 and all(r.ok for r in results)
+    # Generous bound for a shared 2-core machine; benchmarks measure the real figure.
+    assert elapsed < 5.0
+
+
+def test_real_math_references_judge_themselves_5_and_others_low(shared_data):
+    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()][:30]
+    own, other = [], []
+    for i, row in enumerate(rows):
+        own.append(JudgeRequest(problem=row["problem"], reference=row["solution"], trace=row["solution"],
+                                answer=row["answer"]))
+        wrong = rows[(i + 1) % len(rows)]["solution"]
+        other.append(JudgeRequest(problem=row["problem"], reference=row["solution"], trace=wrong,
+                                  answer=row["answer"]))
+    assert [r.score for r in judge(*own)] == [5] * len(rows)
+    other_scores = [r.score for r in judge(*other)]
+    assert sum(s >= 4 for s in other_scores) == 0
+    assert sum(s == 1 for s in other_scores) >= 0.8 * len(rows)
