@@ -1,0 +1,152 @@
+"""Pre-training the demo's base model: a tiny char-level Llama taught the easy split by exprl itself.
+
+The base model learns the *policy style* (`### 7 + 5 = 12` steps, then `\\boxed{}`) from generated
+easy problems only, never from references, so the references stay stylistically foreign to it, as
+human solutions are to an LLM. It sees the exact chat prompt the policy sees in training and
+evaluation (`exprl.data.prompts.policy_messages`), so nothing downstream needs a special case.
+
+The loop is plain torch: on 2 CPU cores a hand-written loop over pre-tokenised batches is several
+times faster than a trainer's per-step machinery, and the whole job is a minute.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from exprl.data.prompts import POLICY_SYSTEM_PROMPT, policy_messages
+from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
+from exprl.errors import ConfigError
+
+DONE_FILE = "base_done.json"
+
+
+@dataclass
+class BaseModelConfig:
+    """The tiny base model and its pre-training on the easy split."""
+
+    hidden_size: int = field(default=96, metadata={"help": "Width of the tiny Llama."})
+    num_layers: int = field(default=3, metadata={"help": "Transformer layers."})
+    num_heads: int = field(default=4, metadata={"help": "Attention heads."})
+    max_positions: int = field(default=512, metadata={"help": "Longest sequence the model can see."})
+    num_problems: int = field(default=20000, metadata={"help": "Easy problems generated for pre-training."})
+    steps: int = field(default=600, metadata={"help": "Optimiser steps."})
+    batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
+    warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up steps."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    seed: int = field(default=0, metadata={"help": "Seed of the model init, the data and the batch order."})
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "num_problems", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"base.{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"base.hidden_size ({self.hidden_size}) must be a multiple of "
+                              f"base.num_heads ({self.num_heads})")
+
+
+def cache_key(base: BaseModelConfig, task: SyntheticTaskConfig, system_prompt: str | None) -> str:
+    """Everything the trained weights depend on; a changed field trains a new base model."""
+    payload = json.dumps({"base": asdict(base), "task": asdict(task), "system_prompt": system_prompt,
+                          "format": 2}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def pretrain_base(base: BaseModelConfig, task: SyntheticTaskConfig, cache_dir: str | Path,
+                  system_prompt: str | None = POLICY_SYSTEM_PROMPT, log: Callable[[str], None] = print) -> Path:
+    """Train (or reuse) the base model; returns its HF model folder under `cache_dir`.
+
+    `task` is the easy split the base learns; `system_prompt` must be the one training and
+    evaluation will use (policy_messages), since the base model only knows the prompts it saw. The folder is named by `cache_key`, and a finished
+    run leaves `base_done.json`, so an interrupted run retrains and a finished one is reused.
+    """
+    out = Path(cache_dir) / f"base-{cache_key(base, task, system_prompt)}"
+    if (out / DONE_FILE).is_file():
+        log(f"base model: reusing {out}")
+        return out
+
+    import torch
+
+    from exprl.tiny import build_char_tokenizer, build_tiny_model
+
+    started = time.monotonic()
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(tokenizer, hidden_size=base.hidden_size, num_layers=base.num_layers,
+                             num_heads=base.num_heads, max_positions=base.max_positions, seed=base.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    problems = generate(SyntheticTaskConfig(**{**asdict(task), "num_problems": base.num_problems}))
+    examples = [_encode(tokenizer, p.problem, policy_trace(p), system_prompt) for p in problems]
+    too_long = max(len(ids) for ids, _ in examples)
+    if too_long > base.max_positions:
+        raise ConfigError(f"base.max_positions={base.max_positions} is shorter than the longest "
+                          f"pre-training sequence ({too_long} tokens)")
+    log(f"base model: {n_params / 1e6:.2f}M parameters, pre-training {base.steps} steps on "
+        f"{len(examples)} easy traces ({task.min_steps}-{task.max_steps} steps each)")
+
+    torch.manual_seed(base.seed)
+    order = random.Random(base.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=base.learning_rate,
+                                  weight_decay=base.weight_decay, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, base))
+    model.train()
+    running = None
+    for step in range(base.steps):
+        batch = order.sample(examples, min(base.batch_size, len(examples)))
+        input_ids, attention, labels = _collate(batch, tokenizer.pad_token_id)
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        if (step + 1) % max(1, base.steps // 10) == 0 or step + 1 == base.steps:
+            log(f"base model: step {step + 1}/{base.steps} loss {running:.3f} "
+                f"({time.monotonic() - started:.0f}s)")
+
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / DONE_FILE).write_text(json.dumps({
+        "system_prompt": system_prompt, "key": cache_key(base, task, system_prompt), "base": asdict(base), "task": asdict(task),
+        "parameters": n_params, "final_loss": running, "seconds": round(time.monotonic() - started, 1),
+    }, indent=2))
+    return out
+
+
+def _encode(tokenizer, problem_text: str, completion: str, system_prompt: str | None) -> tuple[list[int], int]:
+    """Token ids of prompt + completion + end marker, and where the completion starts."""
+    prompt = tokenizer.apply_chat_template(policy_messages(problem_text, system_prompt), add_generation_prompt=True,
+                                           tokenize=False)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion + "<|end|>", add_special_tokens=False)["input_ids"]
+    return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def _collate(batch: list[tuple[list[int], int]], pad_id: int):
+    """Right-padded tensors; the loss covers the completion only (the prompt is given, not learnt)."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for row, (ids, prompt_len) in enumerate(batch):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        attention[row, :len(ids)] = 1
+        labels[row, prompt_len:len(ids)] = torch.tensor(ids[prompt_len:])
+    return input_ids, attention, labels
+
+
+def _lr_factor(step: int, base: BaseModelConfig) -> float:
+    if step < base.warmup_steps:
+        return (step + 1) / base.warmup_steps
+    progress = (step - base.warmup_steps) / max(1, base.steps - base.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

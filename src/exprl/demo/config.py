@@ -1,0 +1,114 @@
+"""`exprl demo` options: one TRL-style dataclass, loaded from configs/demo.yaml plus overrides."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from exprl.demo.base import BaseModelConfig
+from exprl.errors import ConfigError
+
+ALL_METHODS = ["sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"]
+
+
+@dataclass
+class DemoTaskConfig:
+    """The synthetic coverage task's splits (see exprl.data.synthetic)."""
+
+    modulus: int = field(default=100, metadata={"help": "Values are reduced modulo this number."})
+    operations: list[str] = field(default_factory=lambda: ["add", "sub"], metadata={
+        "help": "Operations in the chains (add, sub, mul)."})
+    easy_min_steps: int = field(default=1, metadata={"help": "Shortest easy chain."})
+    easy_max_steps: int = field(default=3, metadata={
+        "help": "Longest easy chain: the base model is pre-trained on easy chains only."})
+    hard_min_steps: int = field(default=5, metadata={"help": "Shortest hard chain."})
+    hard_max_steps: int = field(default=6, metadata={"help": "Longest hard chain."})
+    num_train_hard: int = field(default=64, metadata={
+        "help": "Hard problems (with references) used by Stage I, and without references by Stage II."})
+    num_eval_hard: int = field(default=32, metadata={"help": "Held-out hard problems evaluated."})
+    num_eval_easy: int = field(default=32, metadata={"help": "Held-out easy problems evaluated."})
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.easy_min_steps <= self.easy_max_steps < self.hard_min_steps <= self.hard_max_steps:
+            raise ConfigError("task: need 1 <= easy_min_steps <= easy_max_steps < hard_min_steps "
+                              f"<= hard_max_steps, got {self.easy_min_steps}, {self.easy_max_steps}, "
+                              f"{self.hard_min_steps}, {self.hard_max_steps}")
+        for name in ("num_train_hard", "num_eval_hard", "num_eval_easy"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class DemoTrainingConfig:
+    """Stage I and Stage II sizes, shared by every method so that the comparison is like for like."""
+
+    stage1_steps: int = field(default=30, metadata={"help": "Stage-I optimiser steps per method."})
+    stage2_steps: int = field(default=30, metadata={"help": "Stage-II (sparse GRPO) steps from each Stage-I model."})
+    num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (RL methods, self-distill)."})
+    prompts_per_step: int = field(default=4, metadata={"help": "Prompts in each optimiser step."})
+    learning_rate: float = field(default=5e-4, metadata={
+        "help": "RL learning rate. Much larger than the paper's 1e-6: a 0.1M-parameter model moves "
+                "little per step, and the demo has tens of steps, not hundreds."})
+    sft_learning_rate: float = field(default=5e-4, metadata={"help": "SFT learning rate."})
+    distill_learning_rate: float = field(default=5e-4, metadata={"help": "Self-distillation learning rate."})
+    temperature: float = field(default=1.0, metadata={"help": "Rollout sampling temperature."})
+    beta: float = field(default=0.0, metadata={
+        "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass)."})
+    max_completion_length: int = field(default=128, metadata={
+        "help": "Rollout cap in tokens (characters); a full 6-step trace is about 110."})
+
+    def __post_init__(self) -> None:
+        for name in ("stage1_steps", "stage2_steps", "num_generations", "prompts_per_step",
+                     "max_completion_length"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ConfigError("training.num_generations must be >= 2: group advantages need a group")
+
+
+@dataclass
+class DemoEvalConfig:
+    n: int = field(default=16, metadata={"help": "Samples per problem (pass@k for k <= n)."})
+    temperature: float = field(default=1.0, metadata={"help": "Evaluation sampling temperature."})
+    max_tokens: int = field(default=128, metadata={"help": "Maximum new tokens per sample."})
+    batch_size: int = field(default=256, metadata={
+        "help": "Samples per generate call: tiny models are per-call-overhead bound on CPU."})
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.max_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("eval: n, max_tokens and batch_size must be >= 1")
+
+
+@dataclass
+class DemoConfig:
+    """The embedded demo: base pre-training, Stage I with each method, Stage II, evaluation, report."""
+
+    output_dir: str = field(default="runs/demo", metadata={"help": "Run directory (resumable)."})
+    seeds: int = field(default=1, metadata={
+        "help": "Independent repetitions (task, base model and training all re-seeded); tables show "
+                "mean and std over seeds."})
+    seed: int = field(default=0, metadata={"help": "First seed; repetitions use seed, seed+1, ..."})
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS), metadata={
+        "help": f"Stage-I methods to compare: any of {', '.join(ALL_METHODS)}."})
+    judge_url: str = field(default="", metadata={
+        "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1). Empty = the "
+                "deterministic reference judge."})
+    judge_model: str = field(default="", metadata={"help": "Model name sent to the judge endpoint."})
+    judge_process_context: str = field(default="prefix", metadata={
+        "help": "What the process judge sees: prefix (steps so far, the paper) or segment."})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Policy system prompt. None: the base model learnt the format in pre-training, and a "
+                "constant instruction would double every sequence on 2 CPU cores."})
+    task: DemoTaskConfig = field(default_factory=DemoTaskConfig, metadata={"help": "The synthetic task."})
+    base: BaseModelConfig = field(default_factory=BaseModelConfig, metadata={
+        "help": "The tiny base model and its pre-training on the easy split."})
+    training: DemoTrainingConfig = field(default_factory=DemoTrainingConfig, metadata={
+        "help": "Stage I / Stage II sizes."})
+    eval: DemoEvalConfig = field(default_factory=DemoEvalConfig, metadata={"help": "Evaluation."})
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
+        unknown = [m for m in self.methods if m not in ALL_METHODS]
+        if unknown or not self.methods:
+            raise ConfigError(f"methods must be a non-empty list of {', '.join(ALL_METHODS)}; got {self.methods}")
+        if self.judge_process_context not in ("prefix", "segment"):
+            raise ConfigError(f"judge_process_context must be prefix or segment, got {self.judge_process_context!r}")

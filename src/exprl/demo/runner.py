@@ -1,0 +1,280 @@
+"""`run_demo`: the whole protocol on the synthetic coverage task, resumable, in one run directory.
+
+    runs/demo/
+      demo.yaml                  the resolved DemoConfig
+      cache/base-<hash>/         pre-trained base models, keyed by everything they depend on
+      seed-<s>/data/             train-hard (Stage I/II prompts), hard and easy held-out benchmarks
+      seed-<s>/<method>/         one `exprl pipeline` run per Stage-I method (exprl.pipeline)
+      seed-<s>/report.md + PNGs  exprl report over that seed's runs (exprl.eval.report)
+      report.md + PNGs           the report (one seed), or mean ± std tables over seeds
+
+Every stage below the demo is already resumable (the base cache, the pipeline's run.json, the
+trainer's checkpoints, the eval's generation cache), so re-running the command after an
+interruption continues where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from exprl.config import dump_yaml, to_dict
+from exprl.data.synthetic import SyntheticTaskConfig, generate
+from exprl.demo.base import pretrain_base
+from exprl.demo.config import DemoConfig
+from exprl.errors import RunStateError, ServerError
+
+Log = Callable[[str], None]
+
+BENCHES = ("hard", "easy")
+
+
+def task_splits(config: DemoConfig, seed: int) -> dict[str, SyntheticTaskConfig]:
+    """The demo's splits for one seed: easy pre-training, hard training, hard and easy held out."""
+    t = config.task
+    common = dict(modulus=t.modulus, operations=list(t.operations), seed=seed)
+    return {
+        "pretrain": SyntheticTaskConfig(num_problems=config.base.num_problems, min_steps=t.easy_min_steps,
+                                        max_steps=t.easy_max_steps, split="pretrain", **common),
+        "train-hard": SyntheticTaskConfig(num_problems=t.num_train_hard, min_steps=t.hard_min_steps,
+                                          max_steps=t.hard_max_steps, split="train-hard", **common),
+        "hard": SyntheticTaskConfig(num_problems=t.num_eval_hard, min_steps=t.hard_min_steps,
+                                    max_steps=t.hard_max_steps, split="eval-hard", **common),
+        "easy": SyntheticTaskConfig(num_problems=t.num_eval_easy, min_steps=t.easy_min_steps,
+                                    max_steps=t.easy_max_steps, split="eval-easy", **common),
+    }
+
+
+def write_task_data(config: DemoConfig, seed: int, data_dir: Path) -> dict[str, Path]:
+    """The JSONL files of one seed. Held-out problems never repeat a training or pre-training one."""
+    from exprl.data.loaders import write_problems
+
+    splits = task_splits(config, seed)
+    pretrain = generate(splits["pretrain"])
+    train_hard = generate(splits["train-hard"])
+    hard = generate(splits["hard"], exclude={p.problem for p in train_hard})
+    easy = generate(splits["easy"], exclude={p.problem for p in pretrain})
+    paths = {}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, problems in (("train-hard", train_hard), ("hard", hard), ("easy", easy)):
+        path = data_dir / f"{name}.jsonl"
+        if not path.is_file():  # fixed by the seed; rewriting would only change the mtime
+            tmp = path.with_suffix(".partial")
+            write_problems(tmp, problems)
+            tmp.replace(path)
+        paths[name] = path
+    return paths
+
+
+def judge_config(config: DemoConfig, run_dir: Path):
+    from exprl.judge.types import JudgeConfig
+
+    context = config.judge_process_context
+    cache = str(run_dir / "judge-cache.sqlite")
+    if config.judge_url:
+        return JudgeConfig(backend="openai", base_urls=[config.judge_url], model=config.judge_model,
+                           context=context, cache_path=cache, json_mode=True)
+    return JudgeConfig(backend="reference", context=context, cache_path=cache)
+
+
+def check_judge_url(url: str, timeout_s: float = 5.0) -> None:
+    """Fail before any training when the judge endpoint does not answer `GET /models`."""
+    import urllib.error
+    import urllib.request
+
+    target = url.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout_s) as response:
+            if response.status != 200:
+                raise ServerError(f"judge URL {url} answered GET /models with HTTP {response.status}")
+            json.loads(response.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ServerError(f"judge URL {url} does not answer (GET {target}: {exc}); start the server "
+                          f"(e.g. `exprl judge serve`) or drop --judge-url to use the reference judge") from exc
+
+
+def stage1_config(config: DemoConfig, method: str, model: str, train_file: Path, seed: int, run_dir: Path):
+    from exprl.train.config import DataConfig, TrainConfig
+
+    t = config.training
+    common = dict(max_steps=t.stage1_steps, save_steps=max(1, t.stage1_steps // 3), logging_steps=1,
+                  lr_scheduler_type="constant", weight_decay=0.0, report_to="none")
+    if method == "sft":
+        # One reference per prompt of a step: the same number of problems per step as the RL methods.
+        trl = dict(common, learning_rate=t.sft_learning_rate, per_device_train_batch_size=t.prompts_per_step,
+                   max_length=512)
+    elif method == "self-distill":
+        trl = dict(common, learning_rate=t.distill_learning_rate,
+                   per_device_train_batch_size=t.prompts_per_step * t.num_generations,
+                   num_generations=t.num_generations, max_completion_length=t.max_completion_length,
+                   temperature=t.temperature)
+    else:
+        trl = dict(common, learning_rate=t.learning_rate,
+                   per_device_train_batch_size=t.prompts_per_step * t.num_generations,
+                   num_generations=t.num_generations, max_completion_length=t.max_completion_length,
+                   temperature=t.temperature, beta=t.beta)
+    return TrainConfig(method=method, model=model, data=DataConfig(train_files=[str(train_file)]),
+                       judge=judge_config(config, run_dir), system_prompt=config.system_prompt, seed=seed,
+                       trl=trl)
+
+
+def stage2_overrides(config: DemoConfig) -> list[str]:
+    """Stage II is the same sparse GRPO after every Stage-I method (SFT's keys do not carry over)."""
+    t = config.training
+    values = dict(max_steps=t.stage2_steps, save_steps=max(1, t.stage2_steps // 3), logging_steps=1,
+                  lr_scheduler_type="constant", weight_decay=0.0, report_to="none",
+                  learning_rate=t.learning_rate, per_device_train_batch_size=t.prompts_per_step * t.num_generations,
+                  num_generations=t.num_generations, max_completion_length=t.max_completion_length,
+                  temperature=t.temperature, beta=t.beta)
+    return [f"trl.{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def pipeline_config(config: DemoConfig, method: str, data: dict[str, Path], evaluate_base: bool):
+    from exprl.eval.config import EvalConfig
+    from exprl.pipeline import PipelineConfig, StageTwoConfig
+
+    e = config.eval
+    return PipelineConfig(
+        name=method, evaluate_base=evaluate_base, stage2=StageTwoConfig(overrides=stage2_overrides(config)),
+        eval=EvalConfig(benches=[str(data[b]) for b in BENCHES], n=e.n, temperature=e.temperature,
+                        max_tokens=e.max_tokens, batch_size=e.batch_size, seed=0,
+                        system_prompt=config.system_prompt, engine="hf"))
+
+
+def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = print) -> Path:
+    """Run (or resume) the demo; returns the path of the report."""
+    run_dir = Path(run_dir or config.output_dir)
+    if config.judge_url:
+        check_judge_url(config.judge_url)
+    _check_same_config(config, run_dir)
+    started = time.monotonic()
+    seeds = [config.seed + i for i in range(config.seeds)]
+    seed_reports = []
+    for seed in seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        log(f"[demo] seed {seed}: task data and base model")
+        splits = task_splits(config, seed)
+        data = write_task_data(config, seed, seed_dir / "data")
+        base_config = config.base.__class__(**{**asdict(config.base), "seed": seed})
+        base_model = pretrain_base(base_config, splits["pretrain"], run_dir / "cache",
+                                   system_prompt=config.system_prompt, log=lambda m: log(f"[demo] {m}"))
+        runs = []
+        for index, method in enumerate(config.methods):
+            log(f"[demo] seed {seed}: {method}: Stage I -> eval -> Stage II -> eval "
+                f"({time.monotonic() - started:.0f}s so far)")
+            run_path = seed_dir / method
+            _run_method(config, method, str(base_model), data, seed, run_path, evaluate_base=index == 0,
+                        run_dir=run_dir)
+            runs.append(run_path)
+        seed_reports.append(_write_seed_report(runs, seed_dir))
+        log(f"[demo] seed {seed}: report {seed_reports[-1]}")
+    report = _write_top_report(config, run_dir, seeds, seed_reports)
+    log(f"[demo] done in {time.monotonic() - started:.0f}s: {report}")
+    return report
+
+
+def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str, Path], seed: int,
+                run_path: Path, evaluate_base: bool, run_dir: Path) -> dict[str, Any]:
+    from exprl.pipeline import run_pipeline
+
+    train = stage1_config(config, method, base_model, data["train-hard"], seed, run_dir)
+    state = run_pipeline(pipeline_config(config, method, data, evaluate_base), run_path, stage1_config=train)
+    if not state.get("finished"):
+        failed = {s: r.get("error") for s, r in state["stages"].items() if r.get("state") not in ("done", "skipped")}
+        raise RunStateError(f"{run_path}: the pipeline stopped before finishing ({failed}); run the demo "
+                            "again to resume")
+    return state
+
+
+def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
+    from exprl.eval.report import write_report
+
+    return write_report(runs, out_dir=seed_dir)
+
+
+def _check_same_config(config: DemoConfig, run_dir: Path) -> None:
+    """A resumed demo must be the same demo: otherwise finished stages would mix two settings."""
+    path = run_dir / "demo.yaml"
+    if path.is_file():
+        import yaml
+
+        stored = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        current = json.loads(json.dumps(to_dict(config)))
+        stored.pop("output_dir", None), current.pop("output_dir", None)
+        changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+        if changed:
+            raise RunStateError(f"{run_dir} holds a demo run with other settings ({', '.join(changed)}); "
+                                "use another --output-dir or delete it")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, path)
+
+
+def collect_results(run_dir: Path, seeds: list[int], methods: list[str]) -> dict[str, Any]:
+    """{(row, stage, bench, k): [value per seed]} read back from the finished pipeline runs."""
+    from exprl.eval.evaluate import read_results
+    from exprl.pipeline import read_run
+
+    table: dict[tuple[str, str, str, str], list[float]] = {}
+    for seed in seeds:
+        for index, method in enumerate(methods):
+            path = run_dir / f"seed-{seed}" / method
+            state = read_run(path)
+            stages = [("stage1", "stage1_eval"), ("stage2", "stage2_eval")]
+            if index == 0:
+                stages.append(("base", "base_eval"))
+            for stage, key in stages:
+                if state["stages"].get(key, {}).get("state") != "done":
+                    continue
+                row = "base" if stage == "base" else method
+                for bench, result in read_results(path / "eval" / stage).items():
+                    for k, value in result["pass_at_k"].items():
+                        table.setdefault((row, stage, bench, k), []).append(100 * value)
+    return table
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def summary_tables(table: dict, methods: list[str], k: int) -> str:
+    """Tables 1 and 2 of the paper, as mean ± std over seeds (sample std)."""
+    lines = [f"## Table 1: pass@1 after Stage II (sparse GRPO), mean ± std over seeds", "",
+             "| method | hard pass@1 | hard pass@%d | easy pass@1 |" % k, "|---|---|---|---|"]
+    rows = [("base", "base")] + [(m, "stage2") for m in methods]
+    for row, stage in rows:
+        lines.append(f"| {row} | " + " | ".join(mean_std(table.get((row, stage, b, kk), []))
+                                             for b, kk in (("hard", "1"), ("hard", str(k)), ("easy", "1"))) + " |")
+    lines += ["", f"## Table 2: after Stage I only, mean ± std over seeds", "",
+              "| method | hard pass@1 | hard pass@%d | easy pass@1 | easy pass@%d |" % (k, k), "|---|---|---|---|---|"]
+    rows = [("base", "base")] + [(m, "stage1") for m in methods]
+    for row, stage in rows:
+        lines.append(f"| {row} | " + " | ".join(mean_std(table.get((row, stage, b, kk), []))
+                                             for b, kk in (("hard", "1"), ("hard", str(k)), ("easy", "1"),
+                                                           ("easy", str(k)))) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_top_report(config: DemoConfig, run_dir: Path, seeds: list[int], seed_reports: list[Path]) -> Path:
+    if len(seeds) == 1:
+        from exprl.eval.report import write_report
+
+        return write_report([run_dir / f"seed-{seeds[0]}" / m for m in config.methods], out_dir=run_dir)
+    k = min(16, config.eval.n)
+    table = collect_results(run_dir, seeds, config.methods)
+    lines = ["# exprl demo report", "", f"Seeds: {', '.join(map(str, seeds))}. pass@k in %, unbiased "
+             f"estimator, n={config.eval.n} samples per problem at temperature {config.eval.temperature}.", "",
+             summary_tables(table, config.methods, k), "## Per-seed reports (tables, pass@k curves, training dynamics)", ""]
+    lines += [f"- [seed {s}]({p.relative_to(run_dir)})" for s, p in zip(seeds, seed_reports)]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

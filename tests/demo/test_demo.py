@@ -1,0 +1,102 @@
+"""`exprl demo`: option validation before any work, and a reduced demo end to end."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exprl.config import load_config
+from exprl.demo.config import DemoConfig
+from exprl.demo.runner import run_demo
+from exprl.errors import ConfigError, RunStateError, ServerError
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Sized for seconds per stage on 2 cores: a 1-layer base, one optimiser step per stage, 2 samples.
+REDUCED = [
+    "task.num_train_hard=4", "task.num_eval_hard=3", "task.num_eval_easy=3",
+    "base.hidden_size=32", "base.num_layers=1", "base.num_heads=2", "base.steps=40",
+    "base.num_problems=400", "base.batch_size=16",
+    "training.stage1_steps=1", "training.stage2_steps=1", "training.num_generations=2",
+    "training.prompts_per_step=2", "training.max_completion_length=24",
+    "eval.n=2", "eval.max_tokens=24",
+]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "exprl.cli", "demo", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_shipped_recipe_loads_and_matches_the_defaults():
+    config = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
+    assert config == DemoConfig()
+
+
+def test_seeds_below_one_is_a_clear_error_before_any_work(tmp_path):
+    out = run_cli("--seeds", "0", "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "seeds must be >= 1" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_option_is_a_config_error():
+    with pytest.raises(ConfigError, match="training.stage1_stepz"):
+        load_config(DemoConfig, overrides=["training.stage1_stepz=3"])
+    with pytest.raises(ConfigError, match="methods"):
+        load_config(DemoConfig, overrides=["methods=[ppo]"])
+
+
+def test_judge_url_that_does_not_answer_fails_before_training(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    config = load_config(DemoConfig, overrides=[f"judge_url={url}", f"output_dir={tmp_path / 'run'}"])
+    with pytest.raises(ServerError, match="does not answer"):
+        run_demo(config, log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+    out = run_cli("--judge-url", url, "--output-dir", str(tmp_path / "run2"), cwd=tmp_path)
+    assert out.returncode != 0 and "does not answer" in out.stderr
+    assert not (tmp_path / "run2").exists()
+
+
+@pytest.mark.slow
+def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
+    run_dir = tmp_path / "demo"
+    config = load_config(DemoConfig, overrides=REDUCED + [f"output_dir={run_dir}"])
+    messages: list[str] = []
+    report = run_demo(config, log=messages.append)
+
+    assert report == run_dir / "report.md"
+    text = report.read_text()
+    for method in ("sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"):
+        assert method in text
+        state = json.loads((run_dir / "seed-0" / method / "run.json").read_text())
+        assert state["finished"], (method, state)
+    assert "Table 1" in text and "Table 2" in text
+    pngs = sorted(p.name for p in run_dir.glob("*.png"))
+    assert any(name.startswith("pass_at_k") for name in pngs), pngs
+    for png in run_dir.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The held-out benchmarks are the two difficulty splits, and the reference never reached a prompt.
+    hard = [json.loads(line) for line in (run_dir / "seed-0" / "data" / "hard.jsonl").read_text().splitlines()]
+    assert {len(json.loads(json.dumps(p["problem"])).split("(")) - 1 for p in hard} <= {5, 6}
+    assert any("base model:" in m for m in messages)
+
+    # Run again: every stage is finished, so nothing is trained and the base model is reused.
+    again: list[str] = []
+    assert run_demo(config, log=again.append) == report
+    assert any("reusing" in m for m in again)
+
+    # Another setting on the same directory is refused rather than mixed in.
+    changed = load_config(DemoConfig, overrides=REDUCED + [f"output_dir={run_dir}", "eval.n=3"])
+    with pytest.raises(RunStateError, match="eval"):
+        run_demo(changed, log=lambda m: None)
