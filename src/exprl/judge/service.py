@@ -210,19 +210,19 @@ class JudgeService:
 
 def build_backend(config: JudgeConfig) -> Backend:
     """The backend named by `config.backend`, imported only when chosen."""
-    if config.backend == "openai":
-        from exprl.judge.backends.openai_backend import OpenAIBackend
+    import importlib
 
-        return OpenAIBackend(config)
-    if config.backend == "reference":
-        from exprl.judge.reference import ReferenceBackend
-
-        return ReferenceBackend(config)
-    if config.backend == "transformers":
-        from exprl.judge.backends.transformers_backend import TransformersBackend
-
-        return TransformersBackend(config)
-    raise JudgeError(f"unknown judge backend '{config.backend}'; choose openai, reference or transformers")
+    choices = {"openai": ("exprl.judge.backends.openai_backend", "OpenAIBackend"),
+               "reference": ("exprl.judge.reference", "ReferenceBackend"),
+               "transformers": ("exprl.judge.backends.transformers_backend", "TransformersBackend")}
+    if config.backend not in choices:
+        raise JudgeError(f"unknown judge backend '{config.backend}'; choose {', '.join(choices)}")
+    module_name, class_name = choices[config.backend]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise JudgeError(f"judge backend '{config.backend}' is unavailable: {exc}") from exc
+    return getattr(module, class_name)(config)
 
 
 def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> JudgeService:
