@@ -141,6 +141,8 @@ def bench_llama(per_level: int) -> None:
         else:
             print("  skipped: the server did not start within 60 s")
             return
+        with build_judge(config(url, 1, json_mode=True, max_new_tokens=128)) as judge:
+            judge.judge_sync(requests(1, "warm"))  # model load and prompt cache, not the client
         print(f"{'concurrency':>11} {'judgments':>9} {'wall s':>7} {'judg/s':>8} {'x seq':>6} statuses")
         sequential = None
         for c in CONCURRENCIES:
