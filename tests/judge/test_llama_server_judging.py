@@ -1,0 +1,116 @@
+"""The real llama.cpp judge server: lifecycle, and real SmolLM2 judgments through the openai backend."""
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+
+from exprl.errors import ServerError
+from exprl.judge.server import JudgeServer, smollm2_gguf_path
+from exprl.judge.service import build_judge
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeStatus
+
+pytestmark = pytest.mark.llama_server
+
+PROBLEM = "Start at 7. Add 5. Multiply by 3. Work modulo 100."
+REFERENCE = r"a = 12, b = 36, so \boxed{36}"
+
+
+def traces(n: int) -> list[str]:
+    return [f"### 7 + 5 = 12\n### 12 * 3 = {36 + i}\n\\boxed{{{36 + i}}}" for i in range(n)]
+
+
+def config(server: JudgeServer, **kw) -> JudgeConfig:
+    return JudgeConfig(backend="openai", base_urls=[server.base_url], model=server.model_id(),
+                       cache_path="", max_new_tokens=48, timeout_s=120, **kw)
+
+
+def assert_well_formed(result):
+    assert result.status in (JudgeStatus.OK, JudgeStatus.UNPARSEABLE), result.error
+    assert result.raw.strip()
+    if result.status is JudgeStatus.OK:
+        assert result.score in range(1, 6)
+    else:
+        assert result.score is None and result.reward is None
+
+
+def test_server_answers_models_and_reports_its_base_url(llama_judge_server):
+    assert llama_judge_server.running
+    assert llama_judge_server.base_url.startswith("http://127.0.0.1:")
+    assert llama_judge_server.base_url.endswith("/v1")
+    assert llama_judge_server.model_id()
+
+
+def test_real_judgments_in_text_mode_are_parsed_or_unparseable(llama_judge_server):
+    requests = [JudgeRequest(problem=PROBLEM, reference=REFERENCE, trace=trace) for trace in traces(2)]
+    with build_judge(config(llama_judge_server)) as judge:
+        results = judge.judge_sync(requests)
+    assert len(results) == 2
+    for result in results:
+        assert_well_formed(result)
+
+
+def test_json_mode_output_is_schema_constrained_json(llama_judge_server):
+    # SmolLM2 fills the schema's free-text "reasoning" field until the token cap, so a complete
+    # object is not guaranteed at 48 tokens; what the server guarantees is JSON from the first
+    # character, and what the parser guarantees is a score exactly when the object is complete.
+    requests = [JudgeRequest(problem=PROBLEM, reference=REFERENCE, trace=trace) for trace in traces(2)]
+    with build_judge(config(llama_judge_server, json_mode=True)) as judge:
+        results = judge.judge_sync(requests)
+    for result in results:
+        assert_well_formed(result)
+        assert result.raw.lstrip().startswith("{"), result.raw
+        complete = _complete_json(result.raw)
+        if complete is not None and complete.get("score") in range(1, 6):
+            assert result.status is JudgeStatus.OK and result.score == complete["score"]
+        else:
+            assert result.status is JudgeStatus.UNPARSEABLE
+
+
+def _complete_json(text: str):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def test_eight_concurrent_judgments_all_come_back_with_statuses(llama_judge_server):
+    requests = [JudgeRequest(problem=PROBLEM, reference=REFERENCE, trace=trace) for trace in traces(8)]
+    with build_judge(config(llama_judge_server, json_mode=True, concurrency=8)) as judge:
+        async def two_callers_at_once():
+            return await asyncio.gather(judge.judge_many(requests[:4]), judge.judge_many(requests[4:]))
+        first, second = asyncio.run(two_callers_at_once())
+    results = first + second
+    assert len(results) == 8
+    for result in results:
+        assert_well_formed(result)
+    assert judge.stats.backend_calls == 8 and sum(judge.stats.statuses.values()) == 8
+
+
+def test_server_stops_cleanly_and_frees_its_port():
+    server = JudgeServer(smollm2_gguf_path(), threads=1)
+    with server:
+        process = server.process
+        models = f"http://127.0.0.1:{server.port}/v1/models"
+        with urllib.request.urlopen(models, timeout=5) as response:
+            assert response.status == 200
+    assert process.poll() is not None and not server.running
+    assert not JudgeServer.ready(models)
+
+
+def test_a_server_that_dies_on_start_is_a_clear_error_with_its_stderr(tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"this is not a gguf file")
+    with pytest.raises(ServerError) as info:
+        JudgeServer(broken, threads=1, startup_timeout_s=60).start()
+    message = str(info.value)
+    assert "exited with code" in message and str(broken) in message
+    assert "stderr ends with" in message and len(message.split("stderr ends with:\n", 1)[1]) > 0
+
+
+def test_a_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ServerError, match="GGUF model file not found"):
+        JudgeServer(tmp_path / "absent.gguf").start()
