@@ -334,11 +334,11 @@ def extract_checkpoints(reference: str, answer: str | None, *, problem: str | No
             continue
         intermediates.append(value)
     slots = max_checkpoints - (1 if final else 0)
-    intermediates = _spread(intermediates, slots)
+    intermediates = spread_evenly(intermediates, slots)
     return intermediates + ([final] if final else [])
 
 
-def _spread(items: list[str], slots: int) -> list[str]:
+def spread_evenly(items: list[str], slots: int) -> list[str]:
     """At most `slots` items spaced evenly from first to last, in their original order."""
     if slots <= 0:
         return []

@@ -1,0 +1,312 @@
+"""Per-problem checkpoint rubrics, built once and reused (`JudgeConfig.rubric = "cached"`).
+
+The paper's judge extracts 2-6 checkpoints from the reference inside every call; a cached rubric
+does that once per problem, so every later judgment of the problem sees the same checkpoints and
+the reference judge skips its extraction.
+
+Store: a JSONL file, one problem a line, `{"id", "checkpoints", "builder"}`, the final answer
+always the last checkpoint. It is appended to and flushed problem by problem, so an interrupted
+build resumes where it stopped: ids already stored are skipped, and a last line cut off mid-write
+(no newline, or not JSON) is ignored on reading and removed before the next append.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from exprl.data.problem import Problem
+from exprl.errors import DataError, JudgeError
+from exprl.judge.reference import DEFAULT_MAX_CHECKPOINTS, extract_checkpoints, normalize, spread_evenly
+from exprl.judge.types import JudgeConfig
+
+MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, DEFAULT_MAX_CHECKPOINTS
+
+RUBRIC_SYSTEM_PROMPT = (
+    "You turn a worked solution into a short grading checklist. Read the reference solution and "
+    "list the intermediate results a correct attempt has to reach on the way, in the order the "
+    "solution reaches them: concrete values, equations or facts, each a short claim a grader can "
+    "check in someone else's work. Give between {low} and {high} items; the last item is the final "
+    "answer. Copy results from the solution; never add steps it does not contain.\n"
+    'Answer with JSON only: {{"checkpoints": ["...", "..."]}}'
+)
+RUBRIC_JSON_SCHEMA: dict = {
+    "type": "object",
+    "properties": {"checkpoints": {"type": "array", "items": {"type": "string", "maxLength": 200},
+                                   "minItems": 1, "maxItems": MAX_CHECKPOINTS}},
+    "required": ["checkpoints"],
+}
+
+
+class RubricBuilder(Protocol):
+    name: str
+
+    def build(self, problem: Problem) -> tuple[str, ...] | None:
+        """The checkpoints of one problem, final answer last; None when they cannot be built."""
+
+
+class ReferenceRubricBuilder:
+    """Checkpoints read from the reference by the reference judge's own extractor."""
+
+    def __init__(self, max_checkpoints: int = MAX_CHECKPOINTS):
+        self.max_checkpoints = max_checkpoints
+        self.name = f"reference:k{max_checkpoints}"
+
+    def build(self, problem: Problem) -> tuple[str, ...] | None:
+        checkpoints = extract_checkpoints(problem.reference, problem.answer or None, problem=problem.problem,
+                                          max_checkpoints=self.max_checkpoints)
+        return tuple(checkpoints) or None
+
+
+class OpenAIRubricBuilder:
+    """Checkpoints written by an LLM behind an OpenAI-compatible endpoint (one call per problem)."""
+
+    def __init__(self, config: JudgeConfig):
+        if not config.base_urls:
+            raise JudgeError("the openai rubric builder needs a base URL (--base-url or base_urls=)")
+        import openai
+
+        self.config = config
+        self.client = openai.OpenAI(base_url=config.base_urls[0], api_key=config.api_key,
+                                    timeout=config.timeout_s, max_retries=config.max_retries)
+        self.name = f"openai:{config.model}"
+
+    def messages(self, problem: Problem) -> list[dict[str, str]]:
+        system = RUBRIC_SYSTEM_PROMPT.format(low=MIN_CHECKPOINTS, high=MAX_CHECKPOINTS)
+        user = f"## Problem\n{problem.problem}\n\n## Reference solution\n{problem.reference}\n"
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def build(self, problem: Problem) -> tuple[str, ...] | None:
+        import openai
+
+        try:
+            response = self.client.chat.completions.create(
+                model=self.config.model, messages=self.messages(problem), temperature=self.config.temperature,
+                max_tokens=self.config.max_new_tokens,
+                response_format={"type": "json_object", "schema": RUBRIC_JSON_SCHEMA} if self.config.json_mode
+                else openai.NOT_GIVEN)
+        except openai.OpenAIError as exc:
+            print(f"rubrics: {problem.id}: the endpoint failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return None
+        choices = getattr(response, "choices", None)  # a non-JSON body comes back as a str (facts.md)
+        text = choices[0].message.content if choices else None
+        items = parse_checkpoint_list(text or "")
+        if items is None:
+            return None
+        return finish_checkpoints(items, problem.answer)
+
+
+def parse_checkpoint_list(text: str) -> list[str] | None:
+    """The checkpoint strings of an LLM's answer: a JSON list, or an object with "checkpoints"."""
+    for candidate in _json_candidates(text):
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            value = value.get("checkpoints")
+        if isinstance(value, list) and value and all(isinstance(item, (str, int, float)) for item in value):
+            items = [str(item).strip() for item in value if str(item).strip()]
+            if items:
+                return items
+    return None
+
+
+def _json_candidates(text: str) -> Iterable[str]:
+    text = text.strip()
+    yield text
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fenced:
+        yield fenced.group(1)
+    for opener, closer in (("{", "}"), ("[", "]")):
+        start, end = text.find(opener), text.rfind(closer)
+        if 0 <= start < end:
+            yield text[start:end + 1]
+
+
+def finish_checkpoints(items: list[str], answer: str | None) -> tuple[str, ...]:
+    """Deduplicated items, at most MAX_CHECKPOINTS, with the final answer last: the known answer
+    when there is one (replacing the LLM's own copy of it), else the LLM's last item."""
+    seen, unique = set(), []
+    for item in items:
+        key = normalize(item)
+        if key and key not in seen:
+            seen.add(key)
+            unique.append(item)
+    if answer:
+        unique = [item for item in unique if normalize(item) != normalize(answer)]
+        final = answer
+    elif unique:
+        final = unique.pop()
+    else:
+        return ()
+    return tuple(spread_evenly(unique, MAX_CHECKPOINTS - 1) + [final])
+
+
+@dataclass
+class BuildSummary:
+    built: int = 0
+    skipped: int = 0   # already in the store
+    failed: int = 0    # no usable checkpoints; not stored, so the next run tries again
+
+
+def load_rubrics(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
+    """id -> checkpoints (final answer last). A cut-off last line is ignored; any other bad line
+    is a DataError naming the file, line and field."""
+    return {record["id"]: tuple(record["checkpoints"]) for record in _read_records(Path(path))}
+
+
+def _read_records(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise DataError("rubric store not found", path=str(path))
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]  # without a final newline the last line is unfinished
+    records = []
+    for line_no, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        records.append(_parse_record(line, path, line_no))
+    if tail.strip():
+        try:
+            records.append(_parse_record(tail, path, len(lines)))
+        except DataError:
+            pass  # written up to a crash: ignored now, cut off before the next append
+    return records
+
+
+def _parse_record(line: bytes, path: Path, line_no: int) -> dict:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"not valid JSON ({exc})", path=str(path), line=line_no) from None
+    if not isinstance(record, dict):
+        raise DataError("each line must be a JSON object", path=str(path), line=line_no)
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise DataError("missing or not a string", path=str(path), line=line_no, field="id")
+    checkpoints = record.get("checkpoints")
+    if not isinstance(checkpoints, list) or not checkpoints or not all(isinstance(c, str) for c in checkpoints):
+        raise DataError("must be a non-empty list of strings", path=str(path), line=line_no, field="checkpoints")
+    return record
+
+
+def _drop_partial_tail(path: Path) -> None:
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def build_rubrics(problems: Iterable[Problem], out_path: str | os.PathLike, builder: RubricBuilder,
+                  *, limit: int | None = None, progress=None) -> BuildSummary:
+    """Append the rubric of every problem not yet in `out_path`; safe to interrupt and rerun."""
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = set(load_rubrics(path)) if path.is_file() else set()
+    _drop_partial_tail(path)
+    summary = BuildSummary()
+    with path.open("a", encoding="utf-8") as out:
+        for count, problem in enumerate(problems):
+            if limit is not None and count >= limit:
+                break
+            if problem.id in done:
+                summary.skipped += 1
+                continue
+            checkpoints = builder.build(problem)
+            if not checkpoints:
+                summary.failed += 1
+                continue
+            record = {"id": problem.id, "checkpoints": list(checkpoints), "builder": builder.name}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            done.add(problem.id)
+            summary.built += 1
+            if progress is not None:
+                progress(problem.id, checkpoints)
+    return summary
+
+
+def builder_for(config: JudgeConfig) -> RubricBuilder:
+    if config.backend == "reference":
+        return ReferenceRubricBuilder()
+    if config.backend == "openai":
+        return OpenAIRubricBuilder(config)
+    raise JudgeError(f"rubrics cannot be built with the '{config.backend}' backend; use reference or openai")
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl rubrics build`."""
+    parser.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
+    parser.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: rubric_path)")
+    parser.add_argument("--backend", choices=["reference", "openai"], default=None)
+    parser.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--config", metavar="YAML", default=None, help="judge config file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one judge config field (repeatable)")
+
+
+def add_show_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl rubrics show`."""
+    parser.add_argument("store", metavar="PATH", help="rubric store written by `exprl rubrics build`")
+    parser.add_argument("--id", action="append", default=[], dest="ids", metavar="ID",
+                        help="problem id to show (repeatable; default: the first few)")
+    parser.add_argument("--limit", type=int, default=5, help="how many to show without --id")
+
+
+def config_from_args(args: argparse.Namespace) -> JudgeConfig:
+    from exprl.config import load_config, read_yaml
+
+    config_path = getattr(args, "config", None)
+    section = "judge" if config_path and "judge" in read_yaml(config_path) else None
+    config = load_config(JudgeConfig, config_path, getattr(args, "overrides", None) or [], section=section)
+    for name in ("backend", "base_urls", "model"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(config, name, value)
+    return config
+
+
+def build_main(args: argparse.Namespace) -> int:
+    from exprl.data.loaders import load_problems
+
+    config = config_from_args(args)
+    out = args.out or config.rubric_path
+    if not out:
+        raise JudgeError("say where to store the rubrics: --out PATH (or rubric_path= in the judge config)")
+    problems = load_problems(args.input)
+    summary = build_rubrics(problems, out, builder_for(config), limit=args.limit)
+    print(f"rubrics: {summary.built} built, {summary.skipped} already stored, {summary.failed} failed -> {out}")
+    return 1 if summary.failed and not summary.built and not summary.skipped else 0
+
+
+def show_main(args: argparse.Namespace) -> int:
+    rubrics = load_rubrics(args.store)
+    if args.ids:
+        missing = [i for i in args.ids if i not in rubrics]
+        if missing:
+            raise DataError(f"no rubric for id {', '.join(map(repr, missing))} ({len(rubrics)} stored)",
+                            path=str(args.store))
+        chosen = args.ids
+    else:
+        chosen = list(rubrics)[:args.limit]
+    for problem_id in chosen:
+        checkpoints = rubrics[problem_id]
+        print(problem_id)
+        for number, checkpoint in enumerate(checkpoints, 1):
+            tag = "  (final answer)" if number == len(checkpoints) else ""
+            print(f"  {number}. {checkpoint}{tag}")
+    print(f"{len(rubrics)} rubrics in {args.store}", file=sys.stderr)
+    return 0

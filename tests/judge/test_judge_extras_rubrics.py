@@ -1,0 +1,99 @@
+"""Rubric store: build from problems, resume after a crash, load, show, LLM list parsing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from exprl.cli import main as cli_main
+from exprl.data.loaders import write_problems
+from exprl.data.synthetic import SyntheticTaskConfig, generate
+from exprl.errors import DataError
+from exprl.judge.loopback import LoopbackJudgeServer
+from exprl.judge.reference import extract_checkpoints
+from exprl.judge.rubrics import (
+    OpenAIRubricBuilder, ReferenceRubricBuilder, build_rubrics, finish_checkpoints, load_rubrics,
+    parse_checkpoint_list)
+from exprl.judge.types import JudgeConfig
+
+
+@pytest.fixture()
+def problems():
+    return generate(SyntheticTaskConfig(num_problems=6, min_steps=2, max_steps=4, seed=5))
+
+
+def test_build_stores_the_reference_checkpoints_with_the_final_answer_last(problems, tmp_path):
+    store = tmp_path / "rubrics.jsonl"
+    summary = build_rubrics(problems, store, ReferenceRubricBuilder())
+    assert (summary.built, summary.skipped, summary.failed) == (6, 0, 0)
+    rubrics = load_rubrics(store)
+    assert list(rubrics) == [p.id for p in problems]
+    for problem in problems:
+        assert rubrics[problem.id] == tuple(extract_checkpoints(problem.reference, problem.answer,
+                                                                problem=problem.problem))
+        assert rubrics[problem.id][-1] == problem.answer
+
+
+def test_an_interrupted_build_resumes_and_ignores_the_cut_off_line(problems, tmp_path):
+    store = tmp_path / "rubrics.jsonl"
+    build_rubrics(problems, store, ReferenceRubricBuilder(), limit=3)
+    with store.open("a", encoding="utf-8") as handle:
+        handle.write('{"id": "%s", "checkpoi' % problems[3].id)  # the crash, mid-line
+    assert len(load_rubrics(store)) == 3
+    summary = build_rubrics(problems, store, ReferenceRubricBuilder())
+    assert (summary.built, summary.skipped) == (3, 3)
+    lines = store.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6 and all(json.loads(line)["checkpoints"] for line in lines)
+    assert len(load_rubrics(store)) == 6
+
+
+def test_a_corrupt_line_inside_the_store_is_an_error_naming_line_and_field(tmp_path):
+    store = tmp_path / "rubrics.jsonl"
+    store.write_text('{"id": "a", "checkpoints": ["1"]}\n{"id": "b", "checkpoints": []}\n'
+                     '{"id": "c", "checkpoints": ["2"]}\n', encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load_rubrics(store)
+    assert info.value.line == 2 and info.value.field == "checkpoints" and str(store) in str(info.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"checkpoints": ["x = 2", "y = 5", "7"]}', ["x = 2", "y = 5", "7"]),
+    ('Sure!\n```json\n["a = 1", 3]\n```', ["a = 1", "3"]),
+    ('Here: ["12", "36"] done', ["12", "36"]),
+    ("no list at all", None),
+    ('{"checkpoints": []}', None),
+])
+def test_parse_checkpoint_list(text, expected):
+    assert parse_checkpoint_list(text) == expected
+
+
+def test_finish_checkpoints_dedupes_caps_and_puts_the_known_answer_last():
+    items = ["a = 1", "a=1", "32", "b = 2", "c = 3", "d = 4", "e = 5", "f = 6"]
+    finished = finish_checkpoints(items, "32")
+    assert finished[-1] == "32" and len(finished) == 6 and finished.count("32") == 1
+    assert finished[0] == "a = 1" and "a=1" not in finished
+    assert finish_checkpoints(["1", "2"], None) == ("1", "2")
+
+
+def test_an_endpoint_that_answers_without_a_list_fails_the_problem_without_storing_it(problems, tmp_path):
+    store = tmp_path / "rubrics.jsonl"
+    with LoopbackJudgeServer("unparseable") as server:
+        builder = OpenAIRubricBuilder(JudgeConfig(backend="openai", base_urls=[server.base_url],
+                                                  model="loopback", max_retries=0, timeout_s=10))
+        summary = build_rubrics(problems[:2], store, builder)
+    assert (summary.built, summary.failed) == (0, 2)
+    assert load_rubrics(store) == {}
+
+
+def test_cli_build_then_show(problems, tmp_path, capsys):
+    source = write_problems(tmp_path / "problems.jsonl", problems)
+    store = tmp_path / "rubrics.jsonl"
+    assert cli_main(["rubrics", "build", "--input", str(source), "--out", str(store)]) == 0
+    assert "6 built" in capsys.readouterr().out
+    assert cli_main(["rubrics", "build", "--input", str(source), "--out", str(store)]) == 0
+    assert "0 built, 6 already stored" in capsys.readouterr().out
+    assert cli_main(["rubrics", "show", str(store), "--id", problems[1].id]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(problems[1].id) and f"{problems[1].answer}  (final answer)" in out
+    assert cli_main(["rubrics", "show", str(store), "--id", "nope"]) == 2
+    assert "no rubric for id 'nope'" in capsys.readouterr().err
