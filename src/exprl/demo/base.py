@@ -41,6 +41,11 @@ class BaseModelConfig:
     warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     seed: int = field(default=0, metadata={"help": "Seed of the model init, the data and the batch order."})
+    whole_numbers: bool = field(default=True, metadata={
+        "help": "One token per number below min(modulus, 100), as LLM tokenizers keep short numbers "
+                "whole. Each step is then a lookup the base model learns in a minute; with digit "
+                "tokens it spends that minute on carries, and the task's difficulty must come from "
+                "chain length, not digit arithmetic."})
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_problems", "steps", "batch_size"):
@@ -76,7 +81,7 @@ def pretrain_base(base: BaseModelConfig, task: SyntheticTaskConfig, cache_dir: s
     from exprl.tiny import build_char_tokenizer, build_tiny_model
 
     started = time.monotonic()
-    tokenizer = build_char_tokenizer()
+    tokenizer = build_char_tokenizer(number_tokens=min(task.modulus, 100) if base.whole_numbers else 0)
     model = build_tiny_model(tokenizer, hidden_size=base.hidden_size, num_layers=base.num_layers,
                              num_heads=base.num_heads, max_positions=base.max_positions, seed=base.seed)
     n_params = sum(p.numel() for p in model.parameters())

@@ -195,6 +195,9 @@ def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
     return write_report(runs, out_dir=seed_dir)
 
 
+_EXTENDABLE = ("output_dir", "seeds")
+
+
 def _check_same_config(config: DemoConfig, run_dir: Path) -> None:
     """A resumed demo must be the same demo: otherwise finished stages would mix two settings."""
     path = run_dir / "demo.yaml"
@@ -203,12 +206,13 @@ def _check_same_config(config: DemoConfig, run_dir: Path) -> None:
 
         stored = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         current = json.loads(json.dumps(to_dict(config)))
-        stored.pop("output_dir", None), current.pop("output_dir", None)
+        # Seeds live in their own folders, so asking for more seeds extends a run without mixing.
+        for key in _EXTENDABLE:
+            stored.pop(key, None), current.pop(key, None)
         changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
         if changed:
             raise RunStateError(f"{run_dir} holds a demo run with other settings ({', '.join(changed)}); "
                                 "use another --output-dir or delete it")
-        return
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_yaml(config, path)
 

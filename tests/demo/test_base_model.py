@@ -1,0 +1,44 @@
+"""The demo's base model: whole-number tokens, pre-training on policy-style easy traces, caching."""
+from __future__ import annotations
+
+import json
+
+from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
+from exprl.demo.base import BaseModelConfig, cache_key, pretrain_base
+from exprl.tiny import build_char_tokenizer
+
+
+def test_whole_number_tokens_round_trip_and_shorten_traces():
+    plain, numbers = build_char_tokenizer(), build_char_tokenizer(number_tokens=100)
+    for p in generate(SyntheticTaskConfig(num_problems=20, min_steps=5, max_steps=6)):
+        text = policy_trace(p) + " 100 7 123"
+        ids = numbers(text, add_special_tokens=False)["input_ids"]
+        assert numbers.decode(ids) == text
+        assert len(ids) < len(plain(text, add_special_tokens=False)["input_ids"])
+    tokens = numbers.convert_ids_to_tokens(numbers("= 78", add_special_tokens=False)["input_ids"])
+    assert tokens[-1] == "78"
+    assert len(numbers) == len(plain) + 90
+
+
+def test_cache_key_changes_with_anything_the_weights_depend_on():
+    base, task = BaseModelConfig(), SyntheticTaskConfig()
+    key = cache_key(base, task, None)
+    assert key == cache_key(BaseModelConfig(), SyntheticTaskConfig(), None)
+    assert key != cache_key(BaseModelConfig(steps=7), task, None)
+    assert key != cache_key(base, SyntheticTaskConfig(seed=1), None)
+    assert key != cache_key(base, task, "Be brief.")
+
+
+def test_pretraining_learns_the_trace_format_and_is_reused(tmp_path):
+    base = BaseModelConfig(hidden_size=32, num_layers=1, num_heads=2, steps=60, batch_size=16,
+                           num_problems=300, learning_rate=1e-2, warmup_steps=5)
+    task = SyntheticTaskConfig(min_steps=1, max_steps=3, split="pretrain")
+    logs: list[str] = []
+    path = pretrain_base(base, task, tmp_path, system_prompt=None, log=logs.append)
+    done = json.loads((path / "base_done.json").read_text())
+    first_loss = float(logs[1].split("loss ")[1].split()[0])
+    assert done["final_loss"] < first_loss  # it learnt something of the traces
+
+    again: list[str] = []
+    assert pretrain_base(base, task, tmp_path, system_prompt=None, log=again.append) == path
+    assert again == [f"base model: reusing {path}"]
