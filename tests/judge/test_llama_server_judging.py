@@ -114,3 +114,27 @@ def test_a_server_that_dies_on_start_is_a_clear_error_with_its_stderr(tmp_path):
 def test_a_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(ServerError, match="GGUF model file not found"):
         JudgeServer(tmp_path / "absent.gguf").start()
+
+
+def test_cli_serve_prints_the_base_url_and_stops_on_sigterm():
+    import signal
+    import subprocess
+    import sys
+
+    from exprl.judge.server import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "exprl.cli", "judge", "serve", "--model", "smollm2",
+                                "--port", str(port), "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline().strip()
+        assert line == f"http://127.0.0.1:{port}/v1", process.stderr.read() if not line else line
+        assert JudgeServer.ready(f"{line}/models")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not JudgeServer.ready(f"{line}/models")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
