@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
@@ -129,7 +128,8 @@ def test_every_synthetic_policy_trace_earns_5_and_its_prefixes_earn_less():
     assert all(1 <= p < 5 for p in partial_scores)
 
 
-def test_a_demo_sized_batch_of_step_judgments_is_fast():
+def test_a_demo_sized_batch_of_step_judgments_is_all_scored():
+    # Its speed is measured by benchmarks/reference_judge_speed.py, not asserted here.
     problems = generate(SyntheticTaskConfig(num_problems=100, min_steps=5, max_steps=5, seed=1))
     requests = []
     for problem in problems:
@@ -137,12 +137,10 @@ def test_a_demo_sized_batch_of_step_judgments_is_fast():
         requests += [JudgeRequest(problem=problem.problem, reference=problem.reference, trace=step,
                                   mode="process", context="\n".join(steps[:i]))
                      for i, step in enumerate(steps[:5])]
-    started = time.perf_counter()
     results = judge(*requests)
-    elapsed = time.perf_counter() - started
     assert len(results) == 500 and all(r.ok for r in results)
-    # Generous bound for a shared 2-core machine; benchmarks measure the real figure.
-    assert elapsed < 5.0
+    # Prefix mode: the i-th step of a 5-step chain has reached i + 1 of 5 checkpoints (5 = all).
+    assert [r.score for r in results[:5]] == [2, 3, 3, 4, 5]
 
 
 def test_real_math_references_judge_themselves_5_and_others_low(shared_data):

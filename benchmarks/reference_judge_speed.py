@@ -1,0 +1,74 @@
+"""Reference-judge speed: judgments/s on the synthetic task's steps and on MATH-500 solutions.
+
+Prints, each cold (fresh memo caches) and then warm:
+  - 500 prefix-mode step judgments of the synthetic task (5-step chains, the demo's shape);
+  - N outcome judgments of MATH-500 solutions against another problem's reference (the slow case:
+    symbolic values that need a sympy fingerprint), when ../shared/data/math500.jsonl exists.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference_judge_speed.py [--math N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
+from exprl.judge import reference
+from exprl.judge.reference import ReferenceBackend
+from exprl.judge.types import JudgeRequest
+
+MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "math500.jsonl"
+
+
+def synthetic_steps() -> list[JudgeRequest]:
+    requests = []
+    for problem in generate(SyntheticTaskConfig(num_problems=100, min_steps=5, max_steps=5, seed=1)):
+        steps = policy_trace(problem).split("\n")[:5]
+        requests += [JudgeRequest(problem=problem.problem, reference=problem.reference, trace=step,
+                                  mode="process", context="\n".join(steps[:i]))
+                     for i, step in enumerate(steps)]
+    return requests
+
+
+def math_cross(count: int) -> list[JudgeRequest]:
+    rows = [json.loads(line) for line in MATH500.open()][:count]
+    return [JudgeRequest(problem=row["problem"], reference=row["solution"], answer=row["answer"],
+                         trace=rows[(i + 1) % len(rows)]["solution"]) for i, row in enumerate(rows)]
+
+
+def clear_memos() -> None:
+    for name in ("as_number", "equivalent", "fingerprint", "symbol_vocabulary", "_parse_symbolic",
+                 "_cached_checkpoints"):
+        getattr(reference, name).cache_clear()
+
+
+def timed(label: str, requests: list[JudgeRequest]) -> None:
+    backend = ReferenceBackend()
+    for state in ("cold", "warm"):
+        if state == "cold":
+            clear_memos()
+        started = time.perf_counter()
+        results = backend.judge_all(requests)
+        elapsed = time.perf_counter() - started
+        ok = sum(r.ok for r in results)
+        print(f"{label:<40} {state}: {len(requests)} judgments in {elapsed:.3f} s "
+              f"({len(requests) / elapsed:,.0f}/s), {ok} scored")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--math", type=int, default=50, help="MATH-500 rows to judge (0 = skip)")
+    args = parser.parse_args()
+    timed("synthetic, prefix-mode steps", synthetic_steps())
+    if args.math and MATH500.is_file():
+        import math_verify  # noqa: F401 - import time is not judging time
+
+        timed("MATH-500, wrong-reference outcome", math_cross(args.math))
+    elif args.math:
+        print(f"MATH-500 skipped: {MATH500} not found")
+
+
+if __name__ == "__main__":
+    main()
