@@ -97,8 +97,10 @@ class JudgeServer:
             if importlib.util.find_spec("vllm") is None:
                 raise ServerError(f"serving '{self.model}' needs vLLM (a GPU machine: pip install "
                                   "exprl[gpu]); on CPU, serve a .gguf file with llama.cpp")
-            cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", self.model,
-                   "--host", self.host, "--port", str(self.port)]
+            # The `vllm` console script of this interpreter's environment, not whatever is on PATH.
+            script = Path(sys.executable).parent / "vllm"
+            launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "vllm.entrypoints.cli.main"]
+            cmd = launcher + ["serve", self.model, "--host", self.host, "--port", str(self.port)]
             if self.served_model_name:
                 cmd += ["--served-model-name", self.served_model_name]
         return cmd + self.extra_args

@@ -43,9 +43,13 @@ def load_judge_model(model: str) -> tuple[Any, Any]:
                 path.parent, gguf_file=path.name, quantization_config=GgufConfig(dequantize=True))
         else:
             tokenizer = AutoTokenizer.from_pretrained(model)
-            loaded = AutoModelForCausalLM.from_pretrained(model)
+            loaded = AutoModelForCausalLM.from_pretrained(model, dtype="auto")
     except (OSError, ValueError) as exc:
         raise JudgeError(f"cannot load the judge model '{model}': {exc}") from exc
+    import torch
+
+    if torch.cuda.is_available():
+        loaded = loaded.to("cuda")
     return loaded, tokenizer
 
 
