@@ -97,3 +97,27 @@ def test_cli_build_then_show(problems, tmp_path, capsys):
     assert out.startswith(problems[1].id) and f"{problems[1].answer}  (final answer)" in out
     assert cli_main(["rubrics", "show", str(store), "--id", "nope"]) == 2
     assert "no rubric for id 'nope'" in capsys.readouterr().err
+
+
+def test_cached_rubrics_reach_requests_and_change_the_reference_judgment(problems, tmp_path):
+    from exprl.errors import ConfigError
+    from exprl.judge.reference import ReferenceBackend
+    from exprl.judge.rubrics import rubrics_for, with_rubric
+    from exprl.judge.types import JudgeRequest
+
+    store = tmp_path / "rubrics.jsonl"
+    problem = problems[0]
+    store.write_text(json.dumps({"id": problem.id, "checkpoints": ["999", problem.answer]}) + "\n",
+                     encoding="utf-8")
+    assert rubrics_for(JudgeConfig(rubric="implicit", rubric_path=str(store))) is None
+    with pytest.raises(ConfigError, match="rubric_path"):
+        rubrics_for(JudgeConfig(rubric="cached"))
+    rubrics = rubrics_for(JudgeConfig(rubric="cached", rubric_path=str(store)))
+    request = JudgeRequest(problem=problem.problem, reference=problem.reference,
+                           trace=f"x = {problem.answer}")
+    cached = with_rubric(request, rubrics, problem.id)
+    assert cached.rubric == ("999", problem.answer) and with_rubric(request, None, problem.id) is request
+    backend = ReferenceBackend()
+    assert backend.judge_one(cached).score == 3  # 1 of the 2 stored checkpoints
+    with pytest.raises(DataError, match="no rubric stored for problem 'other'"):
+        with_rubric(request, rubrics, "other")

@@ -21,8 +21,10 @@ name is part of every cache key):
   unrelated expression does not.
 * **Equivalence.** Normalised strings first (spaces, `$`, `\\left`, `\\dfrac`, units in `\\text`,
   thousands separators); then exact rational arithmetic for numbers, fractions and decimals; then,
-  only for short symbolic values, a numeric fingerprint: the value parsed once by math-verify into
-  sympy and evaluated (at fixed irrational probe points for free symbols). That is one parse per
+  only for short symbolic values that use the same symbols and functions, a numeric fingerprint:
+  the value parsed once by math-verify into sympy and evaluated (at fixed irrational probe points
+  for free symbols). So `\\sqrt{8}` matches `2\\sqrt{2}`, but `\\sqrt{4}` does not match `2` and
+  `3+4` does not match `7`: a trace is expected to state its results simplified. That is one parse per
   value instead of one sympy equivalence check per (value, checkpoint) pair, which was far too
   slow on MATH-style solutions. math-verify's own timeout uses `signal.alarm`, which works only in
   the main thread, and the judge runs in a worker thread, so its parser is called with the timeout
@@ -135,10 +137,8 @@ def _take_expression(text: str, start: int) -> str:
                 break
             command = re.match(r"\\[A-Za-z]+|\\.", text[i:])
             name = command.group(0) if command else ch
-            if name in ("\\quad", "\\qquad", "\\text", "\\mbox", "\\textbf") and not depth and i > start:
-                # Prose after a value (`= 5 \quad \text{so}`); units in \text are stripped later.
-                if name in ("\\quad", "\\qquad"):
-                    break
+            if name in ("\\quad", "\\qquad") and not depth and i > start:
+                break  # spacing before prose: `= 5 \quad \text{so ...}`
             i += len(name)
             continue
         if ch in "([{":

@@ -12,6 +12,7 @@ build resumes where it stopped: ids already stored are skipped, and a last line 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from exprl.data.problem import Problem
-from exprl.errors import DataError, JudgeError
+from exprl.errors import ConfigError, DataError, JudgeError
 from exprl.judge.reference import DEFAULT_MAX_CHECKPOINTS, extract_checkpoints, normalize, spread_evenly
-from exprl.judge.types import JudgeConfig
+from exprl.judge.types import JudgeConfig, JudgeRequest
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, DEFAULT_MAX_CHECKPOINTS
 
@@ -159,6 +160,30 @@ def load_rubrics(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     """id -> checkpoints (final answer last). A cut-off last line is ignored; any other bad line
     is a DataError naming the file, line and field."""
     return {record["id"]: tuple(record["checkpoints"]) for record in _read_records(Path(path))}
+
+
+def rubrics_for(config: JudgeConfig) -> dict[str, tuple[str, ...]] | None:
+    """The stored rubrics when `config.rubric` is "cached", else None (implicit: the judge
+    extracts checkpoints itself). Callers put `rubrics[problem_id]` in `JudgeRequest.rubric`."""
+    if config.rubric != "cached":
+        return None
+    if not config.rubric_path:
+        raise ConfigError("judge.rubric = cached needs judge.rubric_path (a store from `exprl rubrics build`)")
+    return load_rubrics(config.rubric_path)
+
+
+def with_rubric(request: JudgeRequest, rubrics: dict[str, tuple[str, ...]] | None,
+                problem_id: str) -> JudgeRequest:
+    """`request` carrying the stored rubric of `problem_id`; unchanged without a store. A problem
+    missing from the store is an error: judging it with a different rubric than its siblings
+    would silently change the reward's meaning."""
+    if rubrics is None:
+        return request
+    try:
+        return dataclasses.replace(request, rubric=rubrics[problem_id])
+    except KeyError:
+        raise DataError(f"no rubric stored for problem '{problem_id}'; run `exprl rubrics build` "
+                        f"on the training problems ({len(rubrics)} stored)", field="id") from None
 
 
 def _read_records(path: Path) -> list[dict]:
