@@ -5,6 +5,8 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
 from exprl.judge.reference import (
@@ -156,3 +158,15 @@ def test_real_math_references_judge_themselves_5_and_others_low(shared_data):
     other_scores = [r.score for r in judge(*other)]
     assert sum(s >= 4 for s in other_scores) == 0
     assert sum(s == 1 for s in other_scores) >= 0.8 * len(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), steps=st.integers(1, 6))
+def test_stating_more_of_the_reference_never_lowers_the_score(seed, steps):
+    [problem] = generate(SyntheticTaskConfig(num_problems=1, min_steps=steps, max_steps=steps, seed=seed))
+    lines = policy_trace(problem).split("\n")
+    backend = ReferenceBackend()
+    scores = [backend.judge_one(JudgeRequest(problem=problem.problem, reference=problem.reference,
+                                             trace="\n".join(lines[:k]) or "nothing yet")).score
+              for k in range(len(lines) + 1)]
+    assert scores == sorted(scores) and scores[0] == 1 and scores[-1] == 5
