@@ -61,7 +61,7 @@ class JudgeServer:
 
     def __init__(self, model: str | os.PathLike, *, engine: str | None = None, host: str = "127.0.0.1",
                  port: int | None = None, threads: int | None = None, extra_args: Sequence[str] = (),
-                 startup_timeout_s: float = 120.0, served_model_name: str | None = None):
+                 startup_timeout_s: float | None = None, served_model_name: str | None = None):
         self.model = str(model)
         self.engine = engine or engine_for(self.model)
         if self.engine not in ("llama.cpp", "vllm"):
@@ -70,7 +70,8 @@ class JudgeServer:
         self.port = port or free_port(host)
         self.threads = threads
         self.extra_args = list(extra_args)
-        self.startup_timeout_s = startup_timeout_s
+        # llama.cpp maps a GGUF in about a second; vLLM loads weights and captures CUDA graphs.
+        self.startup_timeout_s = startup_timeout_s or (120.0 if self.engine == "llama.cpp" else 900.0)
         self.served_model_name = served_model_name
         self.process: subprocess.Popen | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
