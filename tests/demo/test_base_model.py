@@ -22,11 +22,11 @@ def test_whole_number_tokens_round_trip_and_shorten_traces():
 
 def test_cache_key_changes_with_anything_the_weights_depend_on():
     base, task = BaseModelConfig(), SyntheticTaskConfig()
-    key = cache_key(base, task, None)
-    assert key == cache_key(BaseModelConfig(), SyntheticTaskConfig(), None)
-    assert key != cache_key(BaseModelConfig(steps=7), task, None)
-    assert key != cache_key(base, SyntheticTaskConfig(seed=1), None)
-    assert key != cache_key(base, task, "Be brief.")
+    key = cache_key(base, [task], None)
+    assert key == cache_key(BaseModelConfig(), [SyntheticTaskConfig()], None)
+    assert key != cache_key(BaseModelConfig(steps=7), [task], None)
+    assert key != cache_key(base, [SyntheticTaskConfig(seed=1)], None)
+    assert key != cache_key(base, [task], "Be brief.")
 
 
 def test_pretraining_learns_the_trace_format_and_is_reused(tmp_path):
@@ -34,11 +34,11 @@ def test_pretraining_learns_the_trace_format_and_is_reused(tmp_path):
                            num_problems=300, learning_rate=1e-2, warmup_steps=5)
     task = SyntheticTaskConfig(min_steps=1, max_steps=3, split="pretrain")
     logs: list[str] = []
-    path = pretrain_base(base, task, tmp_path, system_prompt=None, log=logs.append)
+    path = pretrain_base(base, [task], tmp_path, system_prompt=None, log=logs.append)
     done = json.loads((path / "base_done.json").read_text())
     first_loss = float(logs[1].split("loss ")[1].split()[0])
     assert done["final_loss"] < first_loss  # it learnt something of the traces
 
     again: list[str] = []
-    assert pretrain_base(base, task, tmp_path, system_prompt=None, log=again.append) == path
+    assert pretrain_base(base, [task], tmp_path, system_prompt=None, log=again.append) == path
     assert again == [f"base model: reusing {path}"]

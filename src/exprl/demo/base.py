@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from exprl.data.prompts import POLICY_SYSTEM_PROMPT, policy_messages
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
@@ -30,12 +30,12 @@ DONE_FILE = "base_done.json"
 class BaseModelConfig:
     """The tiny base model and its pre-training on the easy split."""
 
-    hidden_size: int = field(default=96, metadata={"help": "Width of the tiny Llama."})
-    num_layers: int = field(default=3, metadata={"help": "Transformer layers."})
+    hidden_size: int = field(default=128, metadata={"help": "Width of the tiny Llama."})
+    num_layers: int = field(default=2, metadata={"help": "Transformer layers."})
     num_heads: int = field(default=4, metadata={"help": "Attention heads."})
     max_positions: int = field(default=512, metadata={"help": "Longest sequence the model can see."})
     num_problems: int = field(default=20000, metadata={"help": "Easy problems generated for pre-training."})
-    steps: int = field(default=600, metadata={"help": "Optimiser steps."})
+    steps: int = field(default=700, metadata={"help": "Optimiser steps."})
     batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
     warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up steps."})
@@ -56,22 +56,23 @@ class BaseModelConfig:
                               f"base.num_heads ({self.num_heads})")
 
 
-def cache_key(base: BaseModelConfig, task: SyntheticTaskConfig, system_prompt: str | None) -> str:
+def cache_key(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], system_prompt: str | None) -> str:
     """Everything the trained weights depend on; a changed field trains a new base model."""
-    payload = json.dumps({"base": asdict(base), "task": asdict(task), "system_prompt": system_prompt,
-                          "format": 2}, sort_keys=True)
+    payload = json.dumps({"base": asdict(base), "tasks": [asdict(t) for t in tasks],
+                          "system_prompt": system_prompt, "format": 3}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def pretrain_base(base: BaseModelConfig, task: SyntheticTaskConfig, cache_dir: str | Path,
+def pretrain_base(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], cache_dir: str | Path,
                   system_prompt: str | None = POLICY_SYSTEM_PROMPT, log: Callable[[str], None] = print) -> Path:
     """Train (or reuse) the base model; returns its HF model folder under `cache_dir`.
 
-    `task` is the easy split the base learns; `system_prompt` must be the one training and
+    `tasks` are the generated splits the base learns from (each gives `num_problems` traces);
+    `system_prompt` must be the one training and
     evaluation will use (policy_messages), since the base model only knows the prompts it saw. The folder is named by `cache_key`, and a finished
     run leaves `base_done.json`, so an interrupted run retrains and a finished one is reused.
     """
-    out = Path(cache_dir) / f"base-{cache_key(base, task, system_prompt)}"
+    out = Path(cache_dir) / f"base-{cache_key(base, tasks, system_prompt)}"
     if (out / DONE_FILE).is_file():
         log(f"base model: reusing {out}")
         return out
@@ -81,18 +82,19 @@ def pretrain_base(base: BaseModelConfig, task: SyntheticTaskConfig, cache_dir: s
     from exprl.tiny import build_char_tokenizer, build_tiny_model
 
     started = time.monotonic()
-    tokenizer = build_char_tokenizer(number_tokens=min(task.modulus, 100) if base.whole_numbers else 0)
+    modulus = max(t.modulus for t in tasks)
+    tokenizer = build_char_tokenizer(number_tokens=min(modulus, 100) if base.whole_numbers else 0)
     model = build_tiny_model(tokenizer, hidden_size=base.hidden_size, num_layers=base.num_layers,
                              num_heads=base.num_heads, max_positions=base.max_positions, seed=base.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    problems = generate(SyntheticTaskConfig(**{**asdict(task), "num_problems": base.num_problems}))
+    problems = [p for task in tasks for p in generate(task)]
     examples = [_encode(tokenizer, p.problem, policy_trace(p), system_prompt) for p in problems]
     too_long = max(len(ids) for ids, _ in examples)
     if too_long > base.max_positions:
         raise ConfigError(f"base.max_positions={base.max_positions} is shorter than the longest "
                           f"pre-training sequence ({too_long} tokens)")
     log(f"base model: {n_params / 1e6:.2f}M parameters, pre-training {base.steps} steps on "
-        f"{len(examples)} easy traces ({task.min_steps}-{task.max_steps} steps each)")
+        f"{len(examples)} policy-style traces ({_describe(tasks)})")
 
     torch.manual_seed(base.seed)
     order = random.Random(base.seed)
@@ -120,7 +122,7 @@ def pretrain_base(base: BaseModelConfig, task: SyntheticTaskConfig, cache_dir: s
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / DONE_FILE).write_text(json.dumps({
-        "system_prompt": system_prompt, "key": cache_key(base, task, system_prompt), "base": asdict(base), "task": asdict(task),
+        "system_prompt": system_prompt, "key": cache_key(base, tasks, system_prompt), "base": asdict(base), "tasks": [asdict(t) for t in tasks],
         "parameters": n_params, "final_loss": running, "seconds": round(time.monotonic() - started, 1),
     }, indent=2))
     return out
@@ -148,6 +150,10 @@ def _collate(batch: list[tuple[list[int], int]], pad_id: int):
         attention[row, :len(ids)] = 1
         labels[row, prompt_len:len(ids)] = torch.tensor(ids[prompt_len:])
     return input_ids, attention, labels
+
+
+def _describe(tasks: Sequence[SyntheticTaskConfig]) -> str:
+    return ", ".join(f"{t.num_problems} of {t.min_steps}-{t.max_steps} steps" for t in tasks)
 
 
 def _lr_factor(step: int, base: BaseModelConfig) -> float:

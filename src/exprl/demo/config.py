@@ -21,6 +21,12 @@ class DemoTaskConfig:
         "help": "Longest easy chain: the base model is pre-trained on easy chains only."})
     hard_min_steps: int = field(default=5, metadata={"help": "Shortest hard chain."})
     hard_max_steps: int = field(default=6, metadata={"help": "Longest hard chain."})
+    pretrain_long_share: float = field(default=0.03, metadata={
+        "help": "Share of pre-training traces that are hard-length chains. With none, the base model "
+                "learns that step 3 is always followed by the answer and never samples a 4th step, so no "
+                "reward, sparse or dense, can reach the steps hard problems need (measured; see "
+                "docs/architecture.md). A small share gives the base the partial coverage the paper's base "
+                "model has, while its compounding step errors keep hard pass@16 near 0."})
     num_train_hard: int = field(default=64, metadata={
         "help": "Hard problems (with references) used by Stage I, and without references by Stage II."})
     num_eval_hard: int = field(default=32, metadata={"help": "Held-out hard problems evaluated."})
@@ -31,6 +37,8 @@ class DemoTaskConfig:
             raise ConfigError("task: need 1 <= easy_min_steps <= easy_max_steps < hard_min_steps "
                               f"<= hard_max_steps, got {self.easy_min_steps}, {self.easy_max_steps}, "
                               f"{self.hard_min_steps}, {self.hard_max_steps}")
+        if not 0.0 <= self.pretrain_long_share < 1.0:
+            raise ConfigError(f"task.pretrain_long_share must be in [0, 1), got {self.pretrain_long_share}")
         for name in ("num_train_hard", "num_eval_hard", "num_eval_easy"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
@@ -40,15 +48,15 @@ class DemoTaskConfig:
 class DemoTrainingConfig:
     """Stage I and Stage II sizes, shared by every method so that the comparison is like for like."""
 
-    stage1_steps: int = field(default=30, metadata={"help": "Stage-I optimiser steps per method."})
-    stage2_steps: int = field(default=30, metadata={"help": "Stage-II (sparse GRPO) steps from each Stage-I model."})
+    stage1_steps: int = field(default=20, metadata={"help": "Stage-I optimiser steps per method."})
+    stage2_steps: int = field(default=20, metadata={"help": "Stage-II (sparse GRPO) steps from each Stage-I model."})
     num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (RL methods, self-distill)."})
     prompts_per_step: int = field(default=4, metadata={"help": "Prompts in each optimiser step."})
-    learning_rate: float = field(default=5e-4, metadata={
+    learning_rate: float = field(default=2e-4, metadata={
         "help": "RL learning rate. Much larger than the paper's 1e-6: a 0.1M-parameter model moves "
                 "little per step, and the demo has tens of steps, not hundreds."})
-    sft_learning_rate: float = field(default=5e-4, metadata={"help": "SFT learning rate."})
-    distill_learning_rate: float = field(default=5e-4, metadata={"help": "Self-distillation learning rate."})
+    sft_learning_rate: float = field(default=2e-4, metadata={"help": "SFT learning rate."})
+    distill_learning_rate: float = field(default=2e-4, metadata={"help": "Self-distillation learning rate."})
     temperature: float = field(default=1.0, metadata={"help": "Rollout sampling temperature."})
     beta: float = field(default=0.0, metadata={
         "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass)."})

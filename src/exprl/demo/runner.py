@@ -36,9 +36,13 @@ def task_splits(config: DemoConfig, seed: int) -> dict[str, SyntheticTaskConfig]
     """The demo's splits for one seed: easy pre-training, hard training, hard and easy held out."""
     t = config.task
     common = dict(modulus=t.modulus, operations=list(t.operations), seed=seed)
+    long_count = round(config.base.num_problems * t.pretrain_long_share)
     return {
-        "pretrain": SyntheticTaskConfig(num_problems=config.base.num_problems, min_steps=t.easy_min_steps,
-                                        max_steps=t.easy_max_steps, split="pretrain", **common),
+        "pretrain": SyntheticTaskConfig(num_problems=config.base.num_problems - long_count,
+                                        min_steps=t.easy_min_steps, max_steps=t.easy_max_steps,
+                                        split="pretrain", **common),
+        "pretrain-long": SyntheticTaskConfig(num_problems=max(long_count, 0), min_steps=t.easy_max_steps + 1,
+                                             max_steps=t.hard_max_steps, split="pretrain-long", **common),
         "train-hard": SyntheticTaskConfig(num_problems=t.num_train_hard, min_steps=t.hard_min_steps,
                                           max_steps=t.hard_max_steps, split="train-hard", **common),
         "hard": SyntheticTaskConfig(num_problems=t.num_eval_hard, min_steps=t.hard_min_steps,
@@ -54,8 +58,9 @@ def write_task_data(config: DemoConfig, seed: int, data_dir: Path) -> dict[str, 
 
     splits = task_splits(config, seed)
     pretrain = generate(splits["pretrain"])
-    train_hard = generate(splits["train-hard"])
-    hard = generate(splits["hard"], exclude={p.problem for p in train_hard})
+    pretrain_long = generate(splits["pretrain-long"])
+    train_hard = generate(splits["train-hard"], exclude={p.problem for p in pretrain_long})
+    hard = generate(splits["hard"], exclude={p.problem for p in train_hard + pretrain_long})
     easy = generate(splits["easy"], exclude={p.problem for p in pretrain})
     paths = {}
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,7 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
         splits = task_splits(config, seed)
         data = write_task_data(config, seed, seed_dir / "data")
         base_config = config.base.__class__(**{**asdict(config.base), "seed": seed})
-        base_model = pretrain_base(base_config, splits["pretrain"], run_dir / "cache",
+        base_model = pretrain_base(base_config, [splits["pretrain"], splits["pretrain-long"]], run_dir / "cache",
                                    system_prompt=config.system_prompt, log=lambda m: log(f"[demo] {m}"))
         runs = []
         for index, method in enumerate(config.methods):
