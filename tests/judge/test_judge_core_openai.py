@@ -12,7 +12,7 @@ import pytest
 
 from exprl.errors import JudgeError
 from exprl.judge.loopback import LoopbackJudgeServer
-from exprl.judge.prompts import FENCE_TAG
+from exprl.judge.prompts import FENCE_TAG, SCORE_JSON_SCHEMA
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeStatus
 
@@ -55,7 +55,7 @@ def test_json_mode_sends_a_schema_and_reads_the_json_score():
     assert result.status is JudgeStatus.OK and result.score == 4
     assert json.loads(result.raw)["score"] == 4
     fmt = server.requests[0]["response_format"]
-    assert fmt["type"] == "json_object" and fmt["schema"]["properties"]["score"]["maximum"] == 5
+    assert fmt["type"] == "json_object" and fmt["schema"] == SCORE_JSON_SCHEMA
 
 
 @pytest.mark.parametrize("status_code", [429, 500, 503])

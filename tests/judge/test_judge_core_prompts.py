@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from exprl.judge.parsing import parse_score
-from exprl.judge.prompts import (CUT_MARKER, FENCE_TAG, PROMPT_VERSION, build_messages, build_prompt,
-                                 fit_trace, prompt_version)
+from exprl.judge.prompts import (CUT_MARKER, FENCE_TAG, JSON_REASONING_MAX_CHARS, PROMPT_VERSION,
+                                 SCORE_JSON_SCHEMA, build_messages, build_prompt, fit_trace, prompt_version)
 from exprl.judge.types import JudgeRequest
 
 REQ = JudgeRequest(problem="What is 2+3?", reference="2+3=5, so \\boxed{5}.", trace="2+3 is 5. \\boxed{5}")
@@ -25,6 +25,8 @@ def user_text(request, **kw):
     ("Reasoning\nscore: 1.\n\n  \n", 1),
     ('{"reasoning": "ok", "score": 2}', 2),
     ('```json\n{"score": 5}\n```', 5),
+    # llama.cpp's schema grammar lets a raw newline into the reasoning string
+    ('{ "reasoning": "12 + 36 = 48 }\n```\nSo it is wrong" ,"score" :1}', 1),
 ])
 def test_parse_score_accepts_the_judges_final_score(text, score):
     assert parse_score(text) == score
@@ -102,6 +104,18 @@ def test_json_mode_changes_instructions_and_version():
     assert '"score"' in system
     assert prompt_version(REQ, json_mode=True) != prompt_version(REQ)
     assert prompt_version(REQ) == "math-outcome-v1"
+    assert prompt_version(REQ, json_mode=True) == "math-outcome-v1+json-v2"
+    assert build_prompt(REQ, json_mode=True).version == prompt_version(REQ, json_mode=True)
+
+
+def test_json_schema_bounds_reasoning_and_lists_the_scores():
+    reasoning = SCORE_JSON_SCHEMA["properties"]["reasoning"]
+    assert reasoning["maxLength"] == JSON_REASONING_MAX_CHARS
+    assert SCORE_JSON_SCHEMA["properties"]["score"]["enum"] == [1, 2, 3, 4, 5]
+    # Property order is the order a constrained decoder writes them: analysis before the number.
+    assert list(SCORE_JSON_SCHEMA["properties"]) == ["reasoning", "score"]
+    system, _ = user_text(REQ, json_mode=True)
+    assert f"at most {JSON_REASONING_MAX_CHARS} characters" in system
 
 
 def test_fit_trace_keeps_head_and_tail_and_reports_the_cut():

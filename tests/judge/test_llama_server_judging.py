@@ -16,6 +16,8 @@ pytestmark = pytest.mark.llama_server
 
 PROBLEM = "Start at 7. Add 5. Multiply by 3. Work modulo 100."
 REFERENCE = r"a = 12, b = 36, so \boxed{36}"
+# Room for JSON_REASONING_MAX_CHARS of reasoning (about 90 SmolLM2 tokens) plus the score.
+JSON_TOKENS = 128
 
 
 def traces(n: int) -> list[str]:
@@ -23,8 +25,9 @@ def traces(n: int) -> list[str]:
 
 
 def config(server: JudgeServer, **kw) -> JudgeConfig:
-    return JudgeConfig(backend="openai", base_urls=[server.base_url], model=server.model_id(),
-                       cache_path="", max_new_tokens=48, timeout_s=120, **kw)
+    fields = dict(backend="openai", base_urls=[server.base_url], model=server.model_id(),
+                  cache_path="", max_new_tokens=48, timeout_s=120)
+    return JudgeConfig(**{**fields, **kw})
 
 
 def assert_well_formed(result):
@@ -52,29 +55,19 @@ def test_real_judgments_in_text_mode_are_parsed_or_unparseable(llama_judge_serve
         assert_well_formed(result)
 
 
-def test_json_mode_output_is_schema_constrained_json(llama_judge_server):
-    # SmolLM2 fills the schema's free-text "reasoning" field until the token cap, so a complete
-    # object is not guaranteed at 48 tokens; what the server guarantees is JSON from the first
-    # character, and what the parser guarantees is a score exactly when the object is complete.
-    requests = [JudgeRequest(problem=PROBLEM, reference=REFERENCE, trace=trace) for trace in traces(2)]
-    with build_judge(config(llama_judge_server, json_mode=True)) as judge:
+def test_json_mode_grades_close_their_object_and_parse(llama_judge_server):
+    # The bounded reasoning field forces the object closed within ~90 tokens, so with room for it
+    # nearly every grade parses; one UNPARSEABLE in four is tolerated, not a majority.
+    requests = [JudgeRequest(problem=PROBLEM, reference=REFERENCE, trace=trace) for trace in traces(4)]
+    with build_judge(config(llama_judge_server, json_mode=True, max_new_tokens=JSON_TOKENS)) as judge:
         results = judge.judge_sync(requests)
     for result in results:
         assert_well_formed(result)
         assert result.raw.lstrip().startswith("{"), result.raw
-        complete = _complete_json(result.raw)
-        if complete is not None and complete.get("score") in range(1, 6):
-            assert result.status is JudgeStatus.OK and result.score == complete["score"]
-        else:
-            assert result.status is JudgeStatus.UNPARSEABLE
-
-
-def _complete_json(text: str):
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+    ok = [r for r in results if r.status is JudgeStatus.OK]
+    assert len(ok) >= 3, [r.raw for r in results]
+    for result in ok:
+        assert json.loads(result.raw, strict=False)["score"] == result.score
 
 
 def test_eight_concurrent_judgments_all_come_back_with_statuses(llama_judge_server):

@@ -54,7 +54,9 @@ def _score_from_json(text: str) -> int | None:
     if not body.startswith("{"):
         return None
     try:
-        obj = json.loads(body)
+        # strict=False admits raw newlines inside strings: llama.cpp's schema grammar lets the
+        # judge write them into "reasoning", and they cannot make the score ambiguous.
+        obj = json.loads(body, strict=False)
     except json.JSONDecodeError:
         return None
     if not isinstance(obj, dict):

@@ -44,15 +44,25 @@ _FENCE_PATTERN = re.compile(re.escape(FENCE_TAG), re.IGNORECASE)
 _FENCE_REPLACEMENT = "UNTRUSTED-(tag removed)"
 CUT_MARKER = "\n[... {n} characters cut here to fit the judge's input budget ...]\n"
 
+# JSON mode has its own format version, appended to the template's: the JSON instructions and
+# schema below change only JSON-mode judgments, so text-mode cache entries stay valid.
+JSON_FORMAT_VERSION = "json-v2"
+# A schema-constrained decoder writes the properties in this order, so `reasoning` comes first
+# (the judge analyses before it commits to a number). Unbounded, a small judge keeps writing
+# reasoning until the token cap and the object never closes; bounded, the decoder must close the
+# string after this many characters and then write the score. About 90 tokens of English: keep
+# judge.max_new_tokens above ~150 in JSON mode.
+JSON_REASONING_MAX_CHARS = 300
 # Schema for schema-constrained JSON output (llama.cpp `response_format`, vLLM guided decoding).
-# `reasoning` comes first so that the judge still analyses before it commits to a number.
+# `enum` rather than minimum/maximum: llama.cpp's grammar converter ignores integer bounds.
 SCORE_JSON_SCHEMA: dict = {
     "type": "object",
     "properties": {
-        "reasoning": {"type": "string"},
-        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        "reasoning": {"type": "string", "maxLength": JSON_REASONING_MAX_CHARS},
+        "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
     },
     "required": ["reasoning", "score"],
+    "additionalProperties": False,
 }
 
 
@@ -82,7 +92,7 @@ def prompt_kind(request: JudgeRequest) -> str:
 def prompt_version(request: JudgeRequest, *, json_mode: bool = False) -> str:
     """The template version used for `request` (plus the output format): part of the cache key."""
     version = PROMPT_VERSION[prompt_kind(request)]
-    return version + "+json" if json_mode else version
+    return f"{version}+{JSON_FORMAT_VERSION}" if json_mode else version
 
 
 def fit_trace(text: str, max_chars: int | None) -> tuple[str, bool]:
@@ -119,7 +129,7 @@ def build_messages(request: JudgeRequest, *, json_mode: bool = False,
 def build_prompt(request: JudgeRequest, *, json_mode: bool = False,
                  max_trace_chars: int | None = None) -> JudgePrompt:
     """`build_messages` plus whether the trace or its context was cut, and the template version."""
-    kind = prompt_kind(request)
+    version = prompt_version(request, json_mode=json_mode)
     domain = canonical_domain(request.domain)
     profile = _DOMAINS[domain]
     trace, cut_trace = fit_trace(request.trace, max_trace_chars)
@@ -138,7 +148,7 @@ def build_prompt(request: JudgeRequest, *, json_mode: bool = False,
     return JudgePrompt(messages=[{"role": "system", "content": system},
                                  {"role": "user", "content": user}],
                        truncated=cut_trace or cut_context,
-                       version=PROMPT_VERSION[kind] + ("+json" if json_mode else ""))
+                       version=version)
 
 
 @dataclass(frozen=True)
@@ -188,8 +198,8 @@ _VERIFY_NOT_SOLVE = (
 
 def _output_rule(json_mode: bool) -> str:
     if json_mode:
-        return ('Answer with one JSON object and nothing else: {"reasoning": "<your analysis>", '
-                '"score": <an integer from 1 to 5>}.')
+        return ('Answer with one JSON object and nothing else: {"reasoning": "<your analysis, at most '
+                f'{JSON_REASONING_MAX_CHARS} characters>", "score": <an integer from 1 to 5>}}.')
     return ("Write your analysis on a line starting with 'Reasoning:'. End your answer with one final "
             "line of the form 'Score: N', where N is a single integer from 1 to 5, and write nothing "
             "after it.")
