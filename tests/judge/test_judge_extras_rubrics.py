@@ -121,3 +121,74 @@ def test_cached_rubrics_reach_requests_and_change_the_reference_judgment(problem
     assert backend.judge_one(cached).score == 3  # 1 of the 2 stored checkpoints
     with pytest.raises(DataError, match="no rubric stored for problem 'other'"):
         with_rubric(request, rubrics, "other")
+
+
+def _store(tmp_path, rubrics: dict[str, list[str]]):
+    store = tmp_path / "rubrics.jsonl"
+    store.write_text("".join(json.dumps({"id": i, "checkpoints": c}) + "\n" for i, c in rubrics.items()),
+                     encoding="utf-8")
+    return store
+
+
+def test_the_service_attaches_the_stored_rubric_by_problem_id(problems, tmp_path):
+    from exprl.judge.service import build_judge
+    from exprl.judge.types import JudgeRequest, JudgeStatus
+
+    problem = problems[0]
+    store = _store(tmp_path, {problem.id: ["999", problem.answer]})
+    config = JudgeConfig(rubric="cached", rubric_path=str(store), cache_path="")
+
+    def request(**kw):
+        return JudgeRequest(problem=problem.problem, reference=problem.reference,
+                            trace=problem.reference, **kw)  # states every checkpoint of its own reference
+
+    with build_judge(config) as judge:
+        stored, unknown, no_id, own = judge.judge_sync([
+            request(problem_id=problem.id), request(problem_id="p-missing"), request(),
+            request(problem_id="p-missing", rubric=(problem.answer,))])
+        assert judge.stats.requests == 4 and judge.stats.backend_calls == 2
+        assert judge.stats.statuses["error"] == 2
+    assert stored.status is JudgeStatus.OK and stored.score == 3  # "999" is not reached: the store is used
+    assert unknown.status is JudgeStatus.ERROR and "no rubric stored for problem 'p-missing'" in unknown.error
+    assert no_id.status is JudgeStatus.ERROR and "no problem_id" in no_id.error
+    assert own.status is JudgeStatus.OK and own.score == 5  # a rubric the caller gave wins
+    with build_judge(JudgeConfig(cache_path="")) as implicit:
+        [plain] = implicit.judge_sync([request(problem_id=problem.id)])
+    assert plain.score == 5  # implicit extraction reaches every checkpoint of the reference
+
+
+def test_a_cached_rubric_without_a_store_fails_when_the_judge_is_built(tmp_path):
+    from exprl.errors import ConfigError
+    from exprl.judge.service import build_judge
+
+    with pytest.raises(ConfigError, match="rubric_path"):
+        build_judge(JudgeConfig(rubric="cached", cache_path=""))
+    with pytest.raises(DataError, match="rubric store not found"):
+        build_judge(JudgeConfig(rubric="cached", rubric_path=str(tmp_path / "absent.jsonl"), cache_path=""))
+
+
+def test_cli_rubrics_build_then_judge_run_with_cached_rubrics(problems, tmp_path):
+    source = write_problems(tmp_path / "problems.jsonl", problems)
+    store = tmp_path / "rubrics.jsonl"
+    assert cli_main(["rubrics", "build", "--input", str(source), "--out", str(store), "--limit", "2"]) == 0
+    rubrics = load_rubrics(store)
+    traces = tmp_path / "traces.jsonl"
+    rows = [{"id": p.id, "problem": p.problem, "reference": p.reference, "answer": p.answer,
+             "trace": f"### So \\boxed{{{p.answer}}}"} for p in problems[:3]]
+    traces.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "judged.jsonl"
+    with LoopbackJudgeServer() as server:
+        code = cli_main(["judge", "run", "--input", str(traces), "--out", str(out), "--backend", "openai",
+                         "--base-url", server.base_url, "--model", "loopback", "--cache", "",
+                         "--no-progress", "--set", "rubric=cached", "--set", f"rubric_path={store}"])
+        prompts = [request["messages"][1]["content"] for request in server.requests]
+    assert code == 0
+    # Only the two problems with a stored rubric reach the judge, each with its own checkpoints.
+    assert len(prompts) == 2
+    for problem, prompt in zip(problems[:2], prompts):
+        assert problem.problem in prompt and "Checkpoints of the reference solution" in prompt
+        checklist = prompt.split("Checkpoints of the reference solution", 1)[1]
+        assert all(f"{n}. {c}" in checklist for n, c in enumerate(rubrics[problem.id], 1))
+    judged = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["status"] for r in judged] == ["ok", "ok", "error"]
+    assert f"no rubric stored for problem '{problems[2].id}'" in judged[2]["error"]

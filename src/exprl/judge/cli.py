@@ -33,7 +33,9 @@ def _register_judge(subparsers) -> None:
 
     run = actions.add_parser(
         "run", help="judge every trace of a JSONL file and write one result row per trace",
-        description="Input rows: id, problem, reference, trace (optional: answer, domain). Output rows: "
+        description="Input rows: id, problem, reference, trace (optional: answer, domain, problem_id "
+                    "when several traces share a problem; the id names the problem otherwise, e.g. for "
+                    "rubric=cached). Output rows: "
                     "id, score, reward, status, cached, latency_s, truncated; in process mode also "
                     "'steps', one entry per step with its character span. Unscorable judgments have "
                     "score and reward null and say why in status and error.")
@@ -194,7 +196,7 @@ def read_trace_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                                     line=line_no, field=name)
                 if name in ("problem", "trace") and not value.strip():
                     raise DataError("is empty", path=str(path), line=line_no, field=name)
-            for name in ("answer", "domain"):
+            for name in ("answer", "domain", "problem_id"):
                 if row.get(name) is not None and not isinstance(row[name], str):
                     raise DataError(f"must be a string, got {type(row[name]).__name__}", path=str(path),
                                     line=line_no, field=name)
@@ -206,7 +208,7 @@ def requests_for_row(row: dict[str, Any], mode: str, context: str, delimiter: st
     from exprl.judge.types import JudgeRequest
 
     common = dict(problem=row["problem"], reference=row["reference"], answer=row.get("answer"),
-                  domain=row.get("domain") or "math")
+                  domain=row.get("domain") or "math", problem_id=str(row.get("problem_id", row["id"])))
     if mode == "outcome":
         return [JudgeRequest(trace=row["trace"], mode="outcome", **common)], None
     from exprl.rewards.steps import split_steps

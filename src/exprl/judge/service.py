@@ -10,7 +10,10 @@ caller of the same service); the service adds what no backend should repeat:
     transaction per batch;
   * identical requests judged once: within one batch, and across concurrent `judge_many` calls
     (a trainer's reward workers often score the same prefix step twice);
-  * results in input order, each its own object.
+  * results in input order, each its own object;
+  * under `judge.rubric = cached`, each request's stored rubric, looked up by its `problem_id`
+    (a request that already carries a rubric keeps it; one whose id has no stored rubric, or that
+    has no id, is an ERROR result naming the id and never reaches the backend).
 """
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from exprl.errors import JudgeError
+from exprl.errors import DataError, JudgeError
 from exprl.judge.cache import JudgeCache, cache_key, open_cache
 from exprl.judge.prompts import prompt_version
+from exprl.judge.rubrics import rubrics_for, with_rubric
 from exprl.judge.types import Backend, JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
 
@@ -55,8 +59,9 @@ class JudgeService:
     """Cache + de-duplication + stats in front of one `Backend`."""
 
     def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, json_mode: bool = False,
-                 max_trace_tokens: int | None = None):
+                 max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None):
         self.backend = backend
+        self.rubrics = rubrics
         self.cache = cache
         self.name = backend.name
         self.json_mode = json_mode
@@ -78,6 +83,29 @@ class JudgeService:
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """One result per request, in input order; never raises for a failed judgment."""
+        if self.rubrics is None:
+            return await self._judge_prepared(requests)
+        prepared = [self._with_stored_rubric(r) for r in requests]
+        judgeable = [r for r in prepared if isinstance(r, JudgeRequest)]
+        judged = iter(await self._judge_prepared(judgeable) if judgeable else [])
+        refused = [r for r in prepared if isinstance(r, JudgeResult)]
+        self.stats.requests += len(refused)
+        self.stats.statuses.update(r.status.value for r in refused)
+        return [next(judged) if isinstance(r, JudgeRequest) else r for r in prepared]
+
+    def _with_stored_rubric(self, request: JudgeRequest) -> JudgeRequest | JudgeResult:
+        if request.rubric is not None:
+            return request
+        if request.problem_id is None:
+            return JudgeResult(score=None, status=JudgeStatus.ERROR,
+                               error="judge.rubric = cached, but the request has no problem_id to look "
+                                     "its rubric up by")
+        try:
+            return with_rubric(request, self.rubrics, request.problem_id)
+        except DataError as exc:
+            return JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))
+
+    async def _judge_prepared(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         keys = [self.key(r) for r in requests]
         self.stats.requests += len(requests)
         first_request: dict[str, JudgeRequest] = {}
@@ -226,6 +254,10 @@ def build_backend(config: JudgeConfig) -> Backend:
 
 
 def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> JudgeService:
-    """A `JudgeService` for `config`: its backend, and its cache (config.cache_path)."""
+    """A `JudgeService` for `config`: its backend, its cache (config.cache_path) and, under
+    `rubric = cached`, the rubric store (config.rubric_path; a missing store is an error now,
+    not one failed judgment per request later)."""
+    rubrics = rubrics_for(config)
     return JudgeService(backend or build_backend(config), open_cache(config.cache_path),
-                        json_mode=config.json_mode, max_trace_tokens=config.max_trace_tokens)
+                        json_mode=config.json_mode, max_trace_tokens=config.max_trace_tokens,
+                        rubrics=rubrics)

@@ -23,6 +23,8 @@ class JudgeRequest:
     Outcome mode: `trace` is the whole policy response. Process mode: `trace` is the step being
     judged and `context` the steps before it (empty when judging the isolated segment, as the
     official code does). `reference` None means judging without a reference (calibration only).
+    `problem_id` names the problem whose stored rubric the service attaches under
+    `judge.rubric = cached`; it is not part of the cache key (the rubric text it selects is).
     """
 
     problem: str
@@ -33,6 +35,7 @@ class JudgeRequest:
     rubric: tuple[str, ...] | None = None  # cached checkpoints; None = extracted inside the call
     answer: str | None = None              # the known final answer, when there is one
     domain: str = "math"
+    problem_id: str | None = None
 
 
 @dataclass
@@ -74,7 +77,9 @@ class JudgeConfig:
     rubric: Literal["implicit", "cached"] = field(default="implicit", metadata={
         "help": "implicit: the judge extracts checkpoints inside each call (the paper); cached: "
                 "checkpoints built once per problem by `exprl rubrics build`."})
-    rubric_path: str | None = field(default=None, metadata={"help": "Rubric store for rubric=cached."})
+    rubric_path: str | None = field(default=None, metadata={
+        "help": "Rubric store for rubric=cached. A request whose problem_id has no stored rubric is an "
+                "ERROR result naming the id, never judged with a different rubric than its siblings."})
     concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
     timeout_s: float = field(default=120.0, metadata={"help": "Per-call timeout in seconds."})
     max_retries: int = field(default=3, metadata={"help": "Retries on 429, 5xx and connection errors."})

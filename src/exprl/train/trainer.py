@@ -95,11 +95,13 @@ class ExpRLTrainer(GRPOTrainer):
 
     async def judge_outcome(self, completions: list[Any], completion_ids: list[list[int]],
                             problem_text: list[str], reference: list[str], answer: list[str],
-                            domain: list[str], **_: Any) -> list[float | None]:
+                            domain: list[str], problem_id: list[str], **_: Any) -> list[float | None]:
         """One judge call per rollout on the whole trace; all calls of the batch in flight together."""
         skip = self._is_overlong(completion_ids) if self.settings.overlong == "zero" else [False] * len(completions)
-        requests = [JudgeRequest(problem=p, reference=r, trace=_completion_text(c), mode="outcome", answer=a, domain=d)
-                    for c, p, r, a, d, s in zip(completions, problem_text, reference, answer, domain, skip) if not s]
+        requests = [JudgeRequest(problem=p, reference=r, trace=_completion_text(c), mode="outcome", answer=a,
+                                 domain=d, problem_id=i)
+                    for c, p, r, a, d, i, s in zip(completions, problem_text, reference, answer, domain,
+                                                   problem_id, skip) if not s]
         results = iter(await self.judge.judge_many(requests) if requests else [])
         rewards: list[float | None] = []
         statuses: list[JudgeResult | None] = []
@@ -113,14 +115,14 @@ class ExpRLTrainer(GRPOTrainer):
 
     async def judge_process(self, completion_ids: list[list[int]], problem_text: list[str],
                             reference: list[str], answer: list[str], domain: list[str],
-                            **_: Any) -> list[float | None]:
+                            problem_id: list[str], **_: Any) -> list[float | None]:
         """Split every rollout into steps and judge ALL steps of ALL rollouts in one `judge_many`."""
         tokenizer = self._tokenizer
         skip = self._is_overlong(completion_ids) if self.settings.overlong == "zero" else [False] * len(completion_ids)
         requests: list[JudgeRequest] = []
         layout: list[tuple[int, int]] = []  # per rollout: (first request index, number of steps)
         step_ids: list[list[int]] = []
-        for ids, p, r, a, d, s in zip(completion_ids, problem_text, reference, answer, domain, skip):
+        for ids, p, r, a, d, i, s in zip(completion_ids, problem_text, reference, answer, domain, problem_id, skip):
             text, offsets = decoded_offsets(ids, lambda t: tokenizer.decode(t, skip_special_tokens=True))
             steps = split_steps(text, self.settings.delimiter)
             step_ids.append(token_step_ids(steps, offsets))
@@ -130,7 +132,7 @@ class ExpRLTrainer(GRPOTrainer):
             for step in steps:
                 context = text[:step.start] if self.settings.judge_context == "prefix" else ""
                 requests.append(JudgeRequest(problem=p, reference=r, trace=step.text, mode="process",
-                                             context=context, answer=a, domain=d))
+                                             context=context, answer=a, domain=d, problem_id=i))
         results = await self.judge.judge_many(requests) if requests else []
         step_rewards: list[list[float | None]] = []
         per_rollout_results: list[list[JudgeResult]] = []
