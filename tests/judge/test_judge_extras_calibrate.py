@@ -125,3 +125,11 @@ def test_cli_prints_the_table_and_writes_the_report(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["conditions"]["correct_reference"]["fnr"] == pytest.approx(2 / 5)
     assert report["conditions"]["no_reference"]["unscorable"] == 8
+    # --threshold comes from calibrate's own argument declaration: 0 makes every OK judgment positive.
+    assert cli_main(["judge", "calibrate", "--input", str(path), "--backend", "reference",
+                     "--cache", "", "--out", str(out), "--threshold", "0"]) == 0
+    capsys.readouterr()
+    assert json.loads(out.read_text())["conditions"]["correct_reference"]["fnr"] == 0
+    assert cli_main(["judge", "calibrate", "--input", str(path), "--cache", "", "--set", "rubric=cached",
+                     "--set", f"rubric_path={tmp_path / 'r.jsonl'}"]) == 2
+    assert "rubric=implicit" in capsys.readouterr().err

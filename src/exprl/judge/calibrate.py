@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from exprl.errors import DataError
+from exprl.errors import ConfigError, DataError
+from exprl.judge.cli import add_judge_config_arguments, judge_config_from_args
 from exprl.judge.types import JudgeRequest, JudgeResult
 
 CONDITIONS = ("correct_reference", "no_reference", "wrong_reference")
@@ -213,16 +214,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="JSONL",
                         help="rows: id, problem, reference, trace, and correct (or answer to label them)")
     parser.add_argument("--out", default=None, metavar="FILE", help="where to write the report (JSON)")
-    parser.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None)
-    parser.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--cache", default=None, metavar="PATH")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N rows")
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing wrong references")
     parser.add_argument("--threshold", type=int, default=3, help="positive = score > threshold")
-    parser.add_argument("--config", metavar="YAML", default=None, help="judge config file")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one judge config field (repeatable)")
+    add_judge_config_arguments(parser)
 
 
 def _verifier_label(trace: str, answer: str) -> bool:
@@ -232,10 +227,13 @@ def _verifier_label(trace: str, answer: str) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from exprl.judge.cli import judge_config_from_args
     from exprl.judge.service import build_judge
 
     config = judge_config_from_args(args)
+    if config.rubric == "cached":
+        # A wrong-reference request would need the other problem's rubric; calibration measures
+        # the judge as the paper runs it, extracting checkpoints itself.
+        raise ConfigError("exprl judge calibrate judges with rubric=implicit; drop rubric=cached")
     traces = read_labelled_traces(args.input, label_fn=_verifier_label, limit=getattr(args, "limit", None))
     if not traces:
         raise DataError("no traces to calibrate on", path=str(args.input))

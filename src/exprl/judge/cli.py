@@ -1,8 +1,10 @@
 """`exprl judge run | serve | calibrate` and `exprl rubrics build | show`.
 
-Argument parsing only, plus `judge run` (a thin loop over the judge service). Serving,
-calibration and rubric building live in `exprl.judge.server`, `.calibrate` and `.rubrics`; their
-modules are imported inside the handlers so that `exprl --help` stays light.
+`judge run` (a thin loop over the judge service) lives here; serving, calibration and rubric
+building live in `exprl.judge.server`, `.calibrate` and `.rubrics`, each declaring its own
+arguments (`add_arguments`) beside its handler. Those modules import nothing heavy, so
+registering them keeps `exprl --help` light. The judge-config flags every judging command shares
+(`add_judge_config_arguments`, `judge_config_from_args`) are defined here once.
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
+BACKENDS = ("reference", "openai", "transformers")
 _CHUNK_ROWS = 64  # rows judged per service call: large enough to keep the judge busy, small enough to stream
 
 
@@ -24,6 +27,8 @@ def register(subparsers) -> None:
 
 # -- argument parsing ----------------------------------------------------------------------------
 def _register_judge(subparsers) -> None:
+    from exprl.judge import calibrate, server
+
     parser = subparsers.add_parser(
         "judge", help="score traces against references, serve a judge model, calibrate a judge",
         description="The ExpRL judge: an LLM that grades a policy trace (or one step of it) against "
@@ -43,55 +48,33 @@ def _register_judge(subparsers) -> None:
     run.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
     run.add_argument("--mode", choices=["outcome", "process"], default="outcome",
                      help="outcome: one judgment per trace; process: one per '###' step")
-    run.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None,
-                     help="judge backend (default: the config's, else reference)")
-    run.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL",
-                     help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (repeat for replicas)")
-    run.add_argument("--model", default=None, help="model name sent to the endpoint, or model path")
     run.add_argument("--context", choices=["prefix", "segment"], default=None,
                      help="process mode: show the judge the earlier steps (prefix) or the step alone")
-    run.add_argument("--cache", default=None, metavar="PATH",
-                     help="SQLite judgment cache (default: the user's cache dir; '' disables it)")
     run.add_argument("--json-mode", action="store_true", default=None,
                      help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
     run.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
     run.add_argument("--delimiter", default="###", help="process mode: the step delimiter")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_arguments(run)
+    add_judge_config_arguments(run)
     run.set_defaults(handler=_run)
 
     serve = actions.add_parser(
         "serve", help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
         description="Starts the judge model behind an OpenAI-compatible endpoint and prints its base URL.")
-    serve.add_argument("--model", required=True, help="GGUF file (llama.cpp) or model path / hub id (vLLM)")
-    serve.add_argument("--engine", choices=["llama.cpp", "vllm"], default="llama.cpp",
-                       help="inference server to start")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (first replica)")
-    serve.add_argument("--replicas", type=int, default=1, help="server processes, on consecutive ports")
-    serve.add_argument("--threads", type=int, default=None, help="CPU threads per llama.cpp server")
-    serve.add_argument("--extra", action="append", default=[], metavar="ARG",
-                       help="extra argument passed to the server (repeatable)")
-    serve.set_defaults(handler=_delegate("exprl.judge.server", "serve", "judge serve"))
+    server.add_arguments(serve)
+    serve.set_defaults(handler=server.serve)
 
-    calibrate = actions.add_parser(
+    calibration = actions.add_parser(
         "calibrate", help="measure how well a judge separates correct from incorrect traces",
         description="Scores labelled traces with the correct, a wrong, and no reference, and reports "
                     "how often the judge ranks them right.")
-    calibrate.add_argument("--input", required=True, metavar="JSONL",
-                           help="rows: id, problem, reference, trace, and a correctness label")
-    calibrate.add_argument("--out", default=None, metavar="FILE", help="where to write the report (JSON)")
-    calibrate.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None)
-    calibrate.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
-    calibrate.add_argument("--model", default=None)
-    calibrate.add_argument("--cache", default=None, metavar="PATH")
-    calibrate.add_argument("--limit", type=int, default=None, help="use only the first N rows")
-    calibrate.add_argument("--seed", type=int, default=0, help="seed for choosing wrong references")
-    _add_config_arguments(calibrate)
-    calibrate.set_defaults(handler=_delegate("exprl.judge.calibrate", "main", "judge calibrate"))
+    calibrate.add_arguments(calibration)
+    calibration.set_defaults(handler=calibrate.main)
 
 
 def _register_rubrics(subparsers) -> None:
+    from exprl.judge import rubrics
+
     parser = subparsers.add_parser(
         "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
         description="Checkpoints extracted once per problem from its reference, stored and reused by "
@@ -100,24 +83,26 @@ def _register_rubrics(subparsers) -> None:
     parser.set_defaults(handler=lambda args: _print_help(parser))
 
     build = actions.add_parser("build", help="extract checkpoints for every problem of a file")
-    build.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
-    build.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: from config)")
-    build.add_argument("--backend", choices=["reference", "openai", "transformers"], default=None)
-    build.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
-    build.add_argument("--model", default=None)
-    build.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    _add_config_arguments(build)
-    build.set_defaults(handler=_delegate("exprl.judge.rubrics", "build_main", "rubrics build"))
+    rubrics.add_arguments(build)
+    build.set_defaults(handler=rubrics.build_main)
 
     show = actions.add_parser("show", help="print the stored checkpoints of some problems")
-    show.add_argument("store", metavar="PATH", help="rubric store written by `exprl rubrics build`")
-    show.add_argument("--id", action="append", default=[], dest="ids", metavar="ID",
-                      help="problem id to show (repeatable; default: the first few)")
-    show.add_argument("--limit", type=int, default=5, help="how many to show without --id")
-    show.set_defaults(handler=_delegate("exprl.judge.rubrics", "show_main", "rubrics show"))
+    rubrics.add_show_arguments(show)
+    show.set_defaults(handler=rubrics.show_main)
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+def add_judge_config_arguments(parser: argparse.ArgumentParser, *, backends: Sequence[str] = BACKENDS,
+                               cache: bool = True) -> None:
+    """The flags naming the judge (--backend, --base-url, --model, --cache) and --config/--set;
+    `judge_config_from_args` reads them back into a JudgeConfig."""
+    parser.add_argument("--backend", choices=list(backends), default=None,
+                        help="judge backend (default: the config's, else reference)")
+    parser.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL",
+                        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (repeat for replicas)")
+    parser.add_argument("--model", default=None, help="model name sent to the endpoint, or model path")
+    if cache:
+        parser.add_argument("--cache", default=None, metavar="PATH",
+                            help="SQLite judgment cache (default: the user's cache dir; '' disables it)")
     parser.add_argument("--config", metavar="YAML", default=None,
                         help="judge config file (its 'judge:' section when it has one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -129,24 +114,6 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _delegate(module_name: str, function: str, command: str):
-    """Handler calling `module.function(args)`, imported only when the command runs."""
-    def handler(args: argparse.Namespace) -> int:
-        import importlib
-
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            print(f"exprl {command}: not built yet ({module_name} is missing); nothing was done.",
-                  file=sys.stderr)
-            return 3
-        return int(getattr(module, function)(args) or 0)
-    return handler
-
-
-# -- exprl judge run ----------------------------------------------------------------------------
 def judge_config_from_args(args: argparse.Namespace):
     """JudgeConfig from --config/--set, then the explicit flags (flags win)."""
     from exprl.config import load_config, read_yaml
@@ -156,16 +123,17 @@ def judge_config_from_args(args: argparse.Namespace):
     if args.config and "judge" in read_yaml(args.config):
         section = "judge"
     config = load_config(JudgeConfig, args.config, args.overrides, section=section)
-    flags = {"backend": args.backend, "base_urls": args.base_urls, "model": args.model,
-             "context": getattr(args, "context", None), "cache_path": args.cache,
-             "json_mode": getattr(args, "json_mode", None),
-             "concurrency": getattr(args, "concurrency", None)}
-    for name, value in flags.items():
+    # Each command declares only the flags it needs; an undeclared one leaves the config's value.
+    flags = {"backend": "backend", "base_urls": "base_urls", "model": "model", "context": "context",
+             "cache_path": "cache", "json_mode": "json_mode", "concurrency": "concurrency"}
+    for field_name, flag in flags.items():
+        value = getattr(args, flag, None)
         if value is not None:
-            setattr(config, name, value)
+            setattr(config, field_name, value)
     return config
 
 
+# -- exprl judge run ----------------------------------------------------------------------------
 def read_trace_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for every non-blank line; a bad row is a DataError naming line and field."""
     from exprl.errors import DataError

@@ -23,10 +23,12 @@ from typing import Iterable, Protocol
 
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError, DataError, JudgeError
+from exprl.judge.cli import add_judge_config_arguments, judge_config_from_args
 from exprl.judge.reference import DEFAULT_MAX_CHECKPOINTS, extract_checkpoints, normalize, spread_evenly
 from exprl.judge.types import JudgeConfig, JudgeRequest
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, DEFAULT_MAX_CHECKPOINTS
+RUBRIC_BACKENDS = ("reference", "openai")  # the judges `builder_for` can build rubrics with
 
 RUBRIC_SYSTEM_PROMPT = (
     "You turn a worked solution into a short grading checklist. Read the reference solution and "
@@ -263,7 +265,8 @@ def builder_for(config: JudgeConfig) -> RubricBuilder:
         return ReferenceRubricBuilder()
     if config.backend == "openai":
         return OpenAIRubricBuilder(config)
-    raise JudgeError(f"rubrics cannot be built with the '{config.backend}' backend; use reference or openai")
+    raise JudgeError(f"rubrics cannot be built with the '{config.backend}' backend; "
+                     f"use {' or '.join(RUBRIC_BACKENDS)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,13 +277,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `exprl rubrics build`."""
     parser.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
     parser.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: rubric_path)")
-    parser.add_argument("--backend", choices=["reference", "openai"], default=None)
-    parser.add_argument("--base-url", action="append", default=None, dest="base_urls", metavar="URL")
-    parser.add_argument("--model", default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    parser.add_argument("--config", metavar="YAML", default=None, help="judge config file")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one judge config field (repeatable)")
+    add_judge_config_arguments(parser, backends=RUBRIC_BACKENDS, cache=False)
 
 
 def add_show_arguments(parser: argparse.ArgumentParser) -> None:
@@ -291,23 +289,10 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=5, help="how many to show without --id")
 
 
-def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    from exprl.config import load_config, read_yaml
-
-    config_path = getattr(args, "config", None)
-    section = "judge" if config_path and "judge" in read_yaml(config_path) else None
-    config = load_config(JudgeConfig, config_path, getattr(args, "overrides", None) or [], section=section)
-    for name in ("backend", "base_urls", "model"):
-        value = getattr(args, name, None)
-        if value is not None:
-            setattr(config, name, value)
-    return config
-
-
 def build_main(args: argparse.Namespace) -> int:
     from exprl.data.loaders import load_problems
 
-    config = config_from_args(args)
+    config = judge_config_from_args(args)
     out = args.out or config.rubric_path
     if not out:
         raise JudgeError("say where to store the rubrics: --out PATH (or rubric_path= in the judge config)")

@@ -219,8 +219,6 @@ def serve(args: argparse.Namespace) -> int:
     if model == "smollm2":
         model = str(smollm2_gguf_path())
     engine = getattr(args, "engine", None)
-    if engine == "llama.cpp" and not model.lower().endswith(".gguf"):
-        engine = engine_for(model)  # the CLI's default engine; a non-GGUF model needs vLLM
     replicas = max(1, getattr(args, "replicas", 1) or 1)
     host = getattr(args, "host", "127.0.0.1")
     first_port = getattr(args, "port", None)
