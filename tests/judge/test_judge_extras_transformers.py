@@ -20,6 +20,13 @@ def requests(n):
                          trace="### 7 + 5 = 12\n" * (1 + i % 3) + f"\\boxed{{{30 + i}}}") for i in range(n)]
 
 
+def tiny_backend(max_new_tokens: int, max_positions: int) -> TransformersBackend:
+    """A backend over a fresh random tiny model whose context holds `max_positions` tokens."""
+    tokenizer = build_char_tokenizer()
+    return TransformersBackend(JudgeConfig(backend="transformers", model="tiny", max_new_tokens=max_new_tokens),
+                               model=build_tiny_model(tokenizer, max_positions=max_positions), tokenizer=tokenizer)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-judge"), max_positions=4096)
@@ -66,9 +73,7 @@ def test_batching_returns_the_same_results_in_input_order():
 
 
 def test_the_event_loop_stays_free_while_the_model_generates():
-    tokenizer = build_char_tokenizer()
-    backend = TransformersBackend(JudgeConfig(backend="transformers", model="tiny", max_new_tokens=24),
-                                  model=build_tiny_model(tokenizer, max_positions=4096), tokenizer=tokenizer)
+    backend = tiny_backend(max_new_tokens=24, max_positions=4096)
 
     async def judge_while_ticking():
         ticks = 0
@@ -83,9 +88,7 @@ def test_the_event_loop_stays_free_while_the_model_generates():
 
 
 def test_a_prompt_longer_than_the_model_context_is_an_error_status():
-    tokenizer = build_char_tokenizer()
-    backend = TransformersBackend(JudgeConfig(backend="transformers", model="tiny", max_new_tokens=8),
-                                  model=build_tiny_model(tokenizer, max_positions=512), tokenizer=tokenizer)
+    backend = tiny_backend(max_new_tokens=8, max_positions=512)
     [result] = backend.judge_all(requests(1))
     assert result.status is JudgeStatus.ERROR and "the model takes 512" in result.error
 

@@ -13,7 +13,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
 BACKENDS = ("reference", "openai", "transformers")
@@ -29,66 +29,69 @@ def register(subparsers) -> None:
 def _register_judge(subparsers) -> None:
     from exprl.judge import calibrate, server
 
-    parser = subparsers.add_parser(
-        "judge", help="score traces against references, serve a judge model, calibrate a judge",
+    actions = _command_group(
+        subparsers, "judge", help="score traces against references, serve a judge model, calibrate a judge",
         description="The ExpRL judge: an LLM that grades a policy trace (or one step of it) against "
                     "a reference solution on a 1-5 scale.")
-    actions = parser.add_subparsers(dest="judge_command", metavar="ACTION")
-    parser.set_defaults(handler=lambda args: _print_help(parser))
-
-    run = actions.add_parser(
-        "run", help="judge every trace of a JSONL file and write one result row per trace",
-        description="Input rows: id, problem, reference, trace (optional: answer, domain, problem_id "
-                    "when several traces share a problem; the id names the problem otherwise, e.g. for "
-                    "rubric=cached). Output rows: "
-                    "id, score, reward, status, cached, latency_s, truncated; in process mode also "
-                    "'steps', one entry per step with its character span. Unscorable judgments have "
-                    "score and reward null and say why in status and error.")
-    run.add_argument("--input", required=True, metavar="JSONL", help="traces to judge")
-    run.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
-    run.add_argument("--mode", choices=["outcome", "process"], default="outcome",
-                     help="outcome: one judgment per trace; process: one per '###' step")
-    run.add_argument("--context", choices=["prefix", "segment"], default=None,
-                     help="process mode: show the judge the earlier steps (prefix) or the step alone")
-    run.add_argument("--json-mode", action="store_true", default=None,
-                     help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
-    run.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
-    run.add_argument("--delimiter", default="###", help="process mode: the step delimiter")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_judge_config_arguments(run)
-    run.set_defaults(handler=_run)
-
-    serve = actions.add_parser(
-        "serve", help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
-        description="Starts the judge model behind an OpenAI-compatible endpoint and prints its base URL.")
-    server.add_arguments(serve)
-    serve.set_defaults(handler=server.serve)
-
-    calibration = actions.add_parser(
-        "calibrate", help="measure how well a judge separates correct from incorrect traces",
-        description="Scores labelled traces with the correct, a wrong, and no reference, and reports "
-                    "how often the judge ranks them right.")
-    calibrate.add_arguments(calibration)
-    calibration.set_defaults(handler=calibrate.main)
+    _add_action(actions, "run", add_run_arguments, _run,
+                help="judge every trace of a JSONL file and write one result row per trace",
+                description="Input rows: id, problem, reference, trace (optional: answer, domain, "
+                            "problem_id when several traces share a problem; the id names the problem "
+                            "otherwise, e.g. for rubric=cached). Output rows: id, score, reward, status, "
+                            "cached, latency_s, truncated; in process mode also 'steps', one entry per "
+                            "step with its character span. Unscorable judgments have score and reward "
+                            "null and say why in status and error.")
+    _add_action(actions, "serve", server.add_arguments, server.serve,
+                help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
+                description="Starts the judge model behind an OpenAI-compatible endpoint and prints its "
+                            "base URL.")
+    _add_action(actions, "calibrate", calibrate.add_arguments, calibrate.main,
+                help="measure how well a judge separates correct from incorrect traces",
+                description="Scores labelled traces with the correct, a wrong, and no reference, and "
+                            "reports how often the judge ranks them right.")
 
 
 def _register_rubrics(subparsers) -> None:
     from exprl.judge import rubrics
 
-    parser = subparsers.add_parser(
-        "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
+    actions = _command_group(
+        subparsers, "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
         description="Checkpoints extracted once per problem from its reference, stored and reused by "
                     "the process judge instead of extracting them inside every call.")
-    actions = parser.add_subparsers(dest="rubrics_command", metavar="ACTION")
+    _add_action(actions, "build", rubrics.add_arguments, rubrics.build_main,
+                help="extract checkpoints for every problem of a file")
+    _add_action(actions, "show", rubrics.add_show_arguments, rubrics.show_main,
+                help="print the stored checkpoints of some problems")
+
+
+def _command_group(subparsers, name: str, **parser_kwargs):
+    """`exprl NAME ACTION ...`: the group's parser prints its help when no action is given."""
+    parser = subparsers.add_parser(name, **parser_kwargs)
     parser.set_defaults(handler=lambda args: _print_help(parser))
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
 
-    build = actions.add_parser("build", help="extract checkpoints for every problem of a file")
-    rubrics.add_arguments(build)
-    build.set_defaults(handler=rubrics.build_main)
 
-    show = actions.add_parser("show", help="print the stored checkpoints of some problems")
-    rubrics.add_show_arguments(show)
-    show.set_defaults(handler=rubrics.show_main)
+def _add_action(actions, name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                handler: Callable[[argparse.Namespace], int], **parser_kwargs) -> None:
+    parser = actions.add_parser(name, **parser_kwargs)
+    add_arguments(parser)
+    parser.set_defaults(handler=handler)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl judge run`."""
+    parser.add_argument("--input", required=True, metavar="JSONL", help="traces to judge")
+    parser.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
+    parser.add_argument("--mode", choices=["outcome", "process"], default="outcome",
+                        help="outcome: one judgment per trace; process: one per '###' step")
+    parser.add_argument("--context", choices=["prefix", "segment"], default=None,
+                        help="process mode: show the judge the earlier steps (prefix) or the step alone")
+    parser.add_argument("--json-mode", action="store_true", default=None,
+                        help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
+    parser.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
+    parser.add_argument("--delimiter", default="###", help="process mode: the step delimiter")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_judge_config_arguments(parser)
 
 
 def add_judge_config_arguments(parser: argparse.ArgumentParser, *, backends: Sequence[str] = BACKENDS,

@@ -73,13 +73,7 @@ class JudgeService:
         self._sync_lock = threading.Lock()
 
     def key(self, request: JudgeRequest) -> str:
-        try:
-            version = prompt_version(request, json_mode=self.json_mode)
-        except ValueError:
-            # No prompt for this domain or mode: the backend reports that as an ERROR result;
-            # the key still has to be distinct and stable.
-            version = "no-prompt"
-        return cache_key(self.name, version, request, self.max_trace_tokens)
+        return cache_key(self.name, self._version(request), request, self.max_trace_tokens)
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """One result per request, in input order; never raises for a failed judgment."""
@@ -192,6 +186,8 @@ class JudgeService:
         try:
             return prompt_version(request, json_mode=self.json_mode)
         except ValueError:
+            # No prompt for this domain or mode: the backend reports that as an ERROR result;
+            # the key still has to be distinct and stable.
             return "no-prompt"
 
     # -- synchronous use -------------------------------------------------------------------------
