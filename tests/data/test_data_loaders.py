@@ -197,3 +197,34 @@ def test_skip_invalid_records_every_rejected_row(tmp_path):
     assert "\ufffd" in rejects[3].raw  # the undecodable row is kept, with the bad byte visible
     with pytest.raises(ValueError, match="needs a `rejects` list"):
         load_problems(path, skip_invalid=True)
+
+
+def test_answer_only_benchmark_loads_without_a_reference_when_asked(tmp_path):
+    rows = [{"id": "aime/1", "problem": "Compute 2+2.", "answer": 4},
+            {"id": "aime/2", "problem": "Compute 3+3.", "answer": "6", "reference": ""},
+            {"id": "aime/3", "problem": "Compute 1+1.", "reference": "So \\boxed{2}."}]
+    path = write_lines(tmp_path / "aime.jsonl", rows)
+    with pytest.raises(DataError) as info:
+        load_problems(path)  # a training file must carry references
+    assert (info.value.line, info.value.field) == (1, "reference")
+    problems = load_problems(path, require_reference=False)
+    assert [(p.id, p.reference, p.answer) for p in problems] == [
+        ("aime/1", "", "4"), ("aime/2", "", "6"), ("aime/3", "So \\boxed{2}.", "2")]
+    # Without a reference the answer has nowhere else to come from, and a reference of the
+    # wrong type is still an error.
+    write_lines(path, [{"id": "a", "problem": "Q?"}, {"id": "b", "problem": "Q?", "answer": "1", "reference": 3}])
+    with pytest.raises(DataError) as info:
+        load_problems(path, require_reference=False)
+    assert (info.value.line, info.value.field) == (1, "answer") and "no reference to read it from" in str(info.value)
+    write_lines(path, [{"id": "b", "problem": "Q?", "answer": "1", "reference": 3}])
+    with pytest.raises(DataError, match="must be text, got int") as info:
+        load_problems(path, require_reference=False)
+    assert info.value.field == "reference"
+
+
+def test_answer_only_layout_with_other_column_names_asks_only_for_the_problem(tmp_path):
+    path = write_lines(tmp_path / "odd.jsonl", [{"q": "Compute 2+2.", "a": "4"}])
+    with pytest.raises(DataError, match=r"--field problem=COLUMN$"):
+        load_problems(path, require_reference=False)
+    [problem] = load_problems(path, require_reference=False, mapping={"problem": "q", "answer": "a"})
+    assert (problem.problem, problem.reference, problem.answer) == ("Compute 2+2.", "", "4")

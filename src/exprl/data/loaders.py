@@ -162,22 +162,26 @@ def _check_target(target: str, item: str) -> None:
 class _RowMapper:
     """Turns raw rows of one source into Problems with one resolved mapping."""
 
-    def __init__(self, path: str, columns: set[str], mapping: dict[str, str] | None):
+    def __init__(self, path: str, columns: set[str], mapping: dict[str, str] | None, *,
+                 require_reference: bool = True):
         self.path = path
         self.stem = _source_stem(path)
+        self.require_reference = require_reference
         user = dict(mapping or {})
         for target in user:
             _check_target(target, f"{target}={user[target]}")
         self.preset = detect_preset(columns)
         partial = False
-        if self.preset is None and not {"problem", "reference"} <= set(user):
+        needed = set(REQUIRED_TEXT_FIELDS) if require_reference else {"problem"}
+        if self.preset is None and not needed <= set(user):
             # Rows missing a required column (in every row read) still get an error naming the
             # row and the field, rather than a vague one about the layout.
             self.preset, partial = closest_preset(columns), True
-        if self.preset is None and not {"problem", "reference"} <= set(user):
+        if self.preset is None and not needed <= set(user):
             raise DataError(
-                f"columns {sorted(columns)} match no known layout (exprl, shared, MATH, GSM8K); "
-                "map them with --field problem=COLUMN --field reference=COLUMN", path=path)
+                f"columns {sorted(columns)} match no known layout (exprl, shared, MATH, GSM8K); map them with "
+                + " ".join(f"--field {name}=COLUMN" for name in REQUIRED_TEXT_FIELDS if name in needed),
+                path=path)
         # Preset columns are optional (a missing `answer` is extracted); columns the user names are not.
         self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items() if t not in user}
         self.required = user
@@ -221,7 +225,11 @@ class _RowMapper:
     def _problem(self, values: dict[str, Any], line: int, index: int) -> Problem:
         text = {}
         for name in REQUIRED_TEXT_FIELDS:
-            text[name] = _required_text(values.get(name), name, self.columns.get(name, name), self.path, line)
+            value = values.get(name)
+            if name == "reference" and not self.require_reference and (value is None or value == ""):
+                text[name] = ""
+                continue
+            text[name] = _required_text(value, name, self.columns.get(name, name), self.path, line)
         answer = values.get("answer")
         if isinstance(answer, (int, float)) and not isinstance(answer, bool):
             answer = str(answer)
@@ -230,7 +238,8 @@ class _RowMapper:
         if not (answer or "").strip():
             answer = extract_answer(text["reference"])
         if not (answer or "").strip():
-            raise DataError("empty, and the reference states no final answer (no \\boxed{...} and no '#### N')",
+            raise DataError("empty, and the reference states no final answer (no \\boxed{...} and no '#### N')"
+                            if text["reference"] else "empty, and there is no reference to read it from",
                             path=self.path, line=line, field="answer")
         row_id = values.get("id")
         row_id = str(row_id).strip() if row_id is not None and not isinstance(row_id, bool) else ""
@@ -361,13 +370,16 @@ def _rows(source: str, split: str | None) -> tuple[list[str] | None, Iterator[tu
 
 
 def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None = None, split: str | None = None,
-                  skip_invalid: bool = False, rejects: list[Rejection] | None = None) -> list[Problem]:
+                  skip_invalid: bool = False, rejects: list[Rejection] | None = None,
+                  require_reference: bool = True) -> list[Problem]:
     """Every row of `source` as a Problem, in source order.
 
     `source`: a .jsonl/.parquet file, a datasets data file (.csv, .json, .arrow), a `save_to_disk`
     folder, a folder of data files, or a Hugging Face hub id. `mapping`: Problem field (or `meta.KEY`)
     -> source column, on top of the detected preset. `split`: for sources with several splits.
     With `skip_invalid`, bad rows go to `rejects` (which the caller must then pass) instead of raising.
+    `require_reference=False` is for answer-only benchmarks (AIME ships id, problem, answer): a
+    missing or empty reference becomes "" instead of an error, and the answer is then required.
     """
     if skip_invalid and rejects is None:
         raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
@@ -379,7 +391,7 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
         for item in rows[:LAYOUT_SAMPLE_ROWS]:
             if len(item) == 2 and isinstance(item[1], dict):
                 columns.update(item[1])
-    mapper = _RowMapper(source, set(columns), mapping)
+    mapper = _RowMapper(source, set(columns), mapping, require_reference=require_reference)
     problems: list[Problem] = []
     for index, item in enumerate(rows):
         line, raw = item[0], item[-1]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exprl import __version__
+from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
 from exprl.data.prompts import policy_messages
 from exprl.errors import ConfigError, DataError, RunStateError
@@ -50,7 +51,8 @@ def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[
     else:
         source = spec
         name = Path(spec).stem if Path(spec).suffix else spec.replace("/", "_")
-    problems = _load_problems_without_reference(source, split, mapping)
+    # Evaluation never reads the reference, and benchmarks such as AIME ship none.
+    problems = load_problems(source, split=split, mapping=mapping, require_reference=False)
     if limit is not None:
         problems = problems[:limit]
     if not problems:
@@ -61,27 +63,6 @@ def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[
             raise DataError(f"duplicate id '{problem.id}'", path=source, line=row, field="id")
         seen.add(problem.id)
     return name, source, problems
-
-
-def _load_problems_without_reference(source: str, split: str | None,
-                                     mapping: dict[str, str] | None = None) -> list[Problem]:
-    from exprl.data.loaders import load_problems
-
-    try:
-        return load_problems(source, split=split, mapping=mapping)
-    except DataError as first:
-        if first.field not in (None, "reference"):
-            raise
-        # Benchmarks such as AIME ship an id, a problem and an answer only. Evaluation never reads
-        # the reference, so the problem text fills that slot instead of the file being rejected.
-        stand_in = {"id": "id", "problem": "problem", "answer": "answer", "reference": "problem",
-                    **(mapping or {})}
-        try:
-            return load_problems(source, split=split, mapping=stand_in)
-        except DataError as second:
-            if second.line is not None:  # a row-level fault in the reference-free layout
-                raise second from None
-            raise first from None
 
 
 def evaluate(model: str | Path, benches: list[str], n: int = 16, temperature: float = 0.8,
