@@ -72,8 +72,21 @@ def test_judge_url_that_does_not_answer_fails_before_training(tmp_path):
 def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
     run_dir = tmp_path / "demo"
     config = load_config(DemoConfig, overrides=REDUCED + [f"output_dir={run_dir}"])
+
+    def interrupt_at_third_method(message: str) -> None:
+        if "self-distill: Stage I" in message:
+            raise KeyboardInterrupt  # what Ctrl-C does between two methods
+
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(config, log=interrupt_at_third_method)
+    finished_before = {m: json.loads((run_dir / "seed-0" / m / "run.json").read_text()) for m in ("sft", "grpo")}
+    assert all(state["finished"] for state in finished_before.values())
+    assert not (run_dir / "seed-0" / "self-distill").exists()
+
     messages: list[str] = []
     report = run_demo(config, log=messages.append)
+    for method, before in finished_before.items():  # resumed: finished methods were not redone
+        assert json.loads((run_dir / "seed-0" / method / "run.json").read_text()) == before
 
     assert report == run_dir / "report.md"
     text = report.read_text()
@@ -89,7 +102,7 @@ def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
     # The held-out benchmarks are the two difficulty splits, and the reference never reached a prompt.
     hard = [json.loads(line) for line in (run_dir / "seed-0" / "data" / "hard.jsonl").read_text().splitlines()]
     assert {len(json.loads(json.dumps(p["problem"])).split("(")) - 1 for p in hard} <= {5, 6}
-    assert any("base model:" in m for m in messages)
+    assert any("reusing" in m for m in messages)  # the base model trained before the interrupt
 
     # Run again: every stage is finished, so nothing is trained and the base model is reused.
     again: list[str] = []
