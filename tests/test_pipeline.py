@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,12 @@ def test_incompatible_or_foreign_run_dirs_are_refused(pipeline_files):
     (old / "run.json").write_text(json.dumps({"format": 0, "exprl_version": "0.0.1"}))
     with pytest.raises(RunStateError, match="written by exprl 0.0.1"):
         run_pipeline(config, old)
+
+
+def test_cli_override_of_an_unknown_key_is_refused_before_anything_runs(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["pipeline", "--config", str(Path(__file__).resolve().parents[1] / "configs" / "pipeline-cpu-smoke.yaml"),
+                 "--run-dir", str(run_dir), "--set", "eval.nn=4"])
+    assert code == 2
+    assert "'eval.nn'" in capsys.readouterr().err
+    assert not run_dir.exists()

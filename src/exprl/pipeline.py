@@ -239,14 +239,7 @@ def _open_run(run_dir: Path, config: PipelineConfig, stage1_config: Any) -> dict
     resolved = {"pipeline": to_dict(config), "stage1": to_dict(stage1_config)}
     path = run_dir / RUN_FILE
     if path.is_file():
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunStateError(f"{path}: corrupt ({exc})") from exc
-        if state.get("format") != RUN_FORMAT:
-            raise RunStateError(f"{path}: written by exprl {state.get('exprl_version', '?')} (run format "
-                                f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}. "
-                                f"Start a new run directory.")
+        state = read_run(run_dir)
         stored = json.loads((run_dir / "resolved-config.json").read_text(encoding="utf-8"))
         if stored != json.loads(json.dumps(resolved, default=str)):
             changed = sorted(k for k in set(stored["pipeline"]) | set(resolved["pipeline"])
@@ -285,7 +278,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise RunStateError(f"{path}: corrupt ({exc})") from exc
     if state.get("format") != RUN_FORMAT:
         raise RunStateError(f"{path}: written by exprl {state.get('exprl_version', '?')} (run format "
-                            f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}")
+                            f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}. "
+                            f"Start a new run directory.")
     return state
 
 
@@ -307,8 +301,8 @@ def register(subparsers) -> None:
                     "skips finished stages and resumes an interrupted one.")
     p.add_argument("--config", required=True, help="pipeline YAML (see configs/pipeline-*.yaml)")
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<name or method>)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="overrides of the pipeline config, e.g. eval.n=4 stage2.enabled=false")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a pipeline key (dotted for sections, e.g. eval.n=4); repeatable")
     p.set_defaults(handler=_handle)
 
 
