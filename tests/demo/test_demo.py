@@ -113,3 +113,19 @@ def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
     changed = load_config(DemoConfig, overrides=REDUCED + [f"output_dir={run_dir}", "eval.n=3"])
     with pytest.raises(RunStateError, match="eval"):
         run_demo(changed, log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_judge_url_sends_the_exprl_methods_judgments_to_that_server(tmp_path):
+    from exprl.judge.loopback import LoopbackJudgeServer
+
+    run_dir = tmp_path / "demo"
+    with LoopbackJudgeServer() as server:
+        config = load_config(DemoConfig, overrides=REDUCED + [
+            f"output_dir={run_dir}", f"judge_url={server.base_url}", "judge_model=loopback",
+            "methods=[exprl-outcome, exprl-process]", "training.stage2_steps=1"])
+        report = run_demo(config, log=lambda m: None)
+        assert server.request_count > 0
+    assert report.is_file()
+    recipe = (run_dir / "seed-0" / "exprl-outcome" / "stage1" / "recipe.yaml").read_text()
+    assert "backend: openai" in recipe and server.base_url in recipe

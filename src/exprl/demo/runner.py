@@ -81,7 +81,7 @@ def judge_config(config: DemoConfig, run_dir: Path):
     cache = str(run_dir / "judge-cache.sqlite")
     if config.judge_url:
         return JudgeConfig(backend="openai", base_urls=[config.judge_url], model=config.judge_model,
-                           context=context, cache_path=cache, json_mode=True)
+                           context=context, cache_path=cache)
     return JudgeConfig(backend="reference", context=context, cache_path=cache)
 
 
