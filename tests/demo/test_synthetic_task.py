@@ -77,3 +77,24 @@ def test_bad_config_is_a_config_error(bad):
 def test_asking_for_more_distinct_problems_than_exist_is_an_error():
     with pytest.raises(ConfigError, match="distinct"):
         generate(SyntheticTaskConfig(num_problems=10_000, min_steps=1, max_steps=1, modulus=5))
+
+
+def test_the_reference_judge_reads_the_references_results_and_credits_partial_traces():
+    from exprl.judge.reference import ReferenceBackend, extract_checkpoints
+    from exprl.judge.types import JudgeRequest
+
+    judge = ReferenceBackend()
+    for p in generate(SyntheticTaskConfig(num_problems=30, min_steps=5, max_steps=6, split="judge")):
+        checkpoints = extract_checkpoints(p.reference, p.answer, problem=p.problem)
+        # Every checkpoint is one of the chain's results, and the final answer comes last.
+        assert set(checkpoints) <= {str(v) for v in p.meta["values"]} and checkpoints[-1] == p.answer
+        lines = policy_trace(p).split("\n")
+        scores = []
+        for k in range(len(lines)):  # the first k steps, with no answer yet (process-style prefixes)
+            request = JudgeRequest(problem=p.problem, reference=p.reference, trace="\n".join(lines[:k]),
+                                   answer=p.answer)
+            scores.append(judge.judge_one(request).score)
+        assert scores == sorted(scores) and scores[0] == 1 and scores[-1] >= 4
+        full = judge.judge_one(JudgeRequest(problem=p.problem, reference=p.reference,
+                                            trace=policy_trace(p), answer=p.answer))
+        assert full.score == 5
