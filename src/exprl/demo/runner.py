@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -163,8 +163,7 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
         log(f"[demo] seed {seed}: task data and base model")
         splits = task_splits(config, seed)
         data = write_task_data(config, seed, seed_dir / "data")
-        base_config = config.base.__class__(**{**asdict(config.base), "seed": seed})
-        base_model = pretrain_base(base_config, [splits["pretrain"], splits["pretrain-long"]], run_dir / "cache",
+        base_model = pretrain_base(replace(config.base, seed=seed), [splits["pretrain"], splits["pretrain-long"]], run_dir / "cache",
                                    system_prompt=config.system_prompt, log=lambda m: log(f"[demo] {m}"))
         runs = []
         for index, method in enumerate(config.methods):
