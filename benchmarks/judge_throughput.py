@@ -55,7 +55,7 @@ def config(url: str, concurrency: int, **kw) -> JudgeConfig:
                        concurrency=concurrency, timeout_s=120, max_retries=0, **kw)
 
 
-def bench_loopback(latency: float, per_level: int) -> None:
+def bench_loopback(latency: float, waves: int) -> None:
     proc, url = start_loopback(latency)
     try:
         print(f"\n(b) loopback server, {latency * 1000:.0f} ms per answer")
@@ -63,7 +63,9 @@ def bench_loopback(latency: float, per_level: int) -> None:
               f"{'of ideal':>8} {'x seq':>6}")
         sequential = None
         for c in CONCURRENCIES:
-            n = max(per_level, 2 * c) if c > 1 else max(per_level // 4, 8)
+            # The same number of latency periods at every level: with few of them, the first
+            # wave (all c requests written at once) and the last one dominate the figure.
+            n = c * waves
             with build_judge(config(url, c)) as judge:
                 judge.judge_sync(requests(c, "warm"))  # open c connections before timing
                 wall, _, results = timed_run(judge, requests(n, f"c{c}"))
@@ -171,7 +173,7 @@ def main() -> int:
     per_level = 64 if args.quick else 256
     print(f"judge client throughput (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     if not args.only_llama:
-        bench_loopback(0.2, per_level)
+        bench_loopback(0.2, 4 if args.quick else 16)
         bench_overhead(200 if args.quick else 500)
         bench_cache(1000 if args.quick else 5000)
     if not args.skip_llama:

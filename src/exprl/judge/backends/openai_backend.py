@@ -38,13 +38,15 @@ class _Attempt:
 
 
 class _LoopState:
-    """Clients and limiter bound to one event loop (httpx pools and asyncio primitives are per loop).
+    """Clients and limiter bound to one event loop (HTTP pools and asyncio primitives are per loop).
 
-    Each base URL gets ceil(concurrency / CONNECTIONS_PER_CLIENT) clients. httpcore's pool scans
-    every connection it holds on each request and each response (an `has_expired` poll per
-    connection), so one pool of 64 connections spends more CPU on bookkeeping than on HTTP; small
-    pools keep the client's cost per call flat as concurrency grows. Clients are interleaved across
-    URLs, so round-robin alternates replicas and a retry lands on the next replica.
+    The clients use the SDK's aiohttp transport (`openai[aiohttp]`): the same client API with
+    about half the CPU per call of the default httpx transport (0.67 vs 1.18 ms measured against a
+    loopback server), which is what a trainer's process pays for every judgment.
+
+    Each base URL gets ceil(concurrency / CONNECTIONS_PER_CLIENT) clients, so no single pool's
+    bookkeeping grows with the concurrency. Clients are interleaved across URLs, so round-robin
+    alternates replicas and a retry lands on the next replica.
     """
 
     def __init__(self, config: JudgeConfig):
@@ -52,7 +54,8 @@ class _LoopState:
 
         shards = max(1, math.ceil(config.concurrency / CONNECTIONS_PER_CLIENT))
         self.clients = [openai.AsyncOpenAI(base_url=url, api_key=config.api_key or "EMPTY",
-                                           max_retries=0, timeout=config.timeout_s)
+                                           max_retries=0, timeout=config.timeout_s,
+                                           http_client=openai.DefaultAioHttpClient())
                         for _ in range(shards) for url in config.base_urls]
         self.next_client = itertools.cycle(self.clients)
         self.limiter = asyncio.Semaphore(max(1, config.concurrency))
@@ -139,7 +142,11 @@ class OpenAIBackend:
                 client.post("/chat/completions", body=body, cast_to=object,
                             options={"timeout": self.config.timeout_s}),
                 timeout=self.config.timeout_s)
-        except (asyncio.TimeoutError, openai.APITimeoutError):
+        except (asyncio.TimeoutError, openai.APITimeoutError) as exc:
+            dropped = _dropped_connection(exc)
+            if dropped is not None:
+                return _Attempt(JudgeStatus.ERROR, retryable=True,
+                                error=f"connection to {client.base_url} failed: {dropped}")
             return _Attempt(JudgeStatus.TIMEOUT, error=f"no answer within {self.config.timeout_s:g} s",
                             retryable=True)
         except openai.APIStatusError as exc:
@@ -180,6 +187,24 @@ def _read_completion(response: Any) -> _Attempt:
         return _Attempt(JudgeStatus.ERROR, text=str(response)[:2000],
                         error="the chat completion has no text content")
     return _Attempt(JudgeStatus.OK, text=content)
+
+
+def _dropped_connection(exc: BaseException) -> BaseException | None:
+    """The connection failure behind a reported timeout, if that is what it really was.
+
+    The SDK's aiohttp transport maps every aiohttp connection error, a server closing the
+    socket mid-answer included, to a connect *timeout*; a dropped connection is an error,
+    not a slow judge, and is reported as one.
+    """
+    import aiohttp
+
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(
+                cause, (aiohttp.ServerTimeoutError, aiohttp.SocketTimeoutError)):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _body_text(exc: Any) -> str:
