@@ -1,6 +1,6 @@
 """The demo's learning table: the analogue of the paper's Tables 1 and 2 on the synthetic task.
 
-    .venv/bin/python benchmarks/demo_learning.py --seeds 3 [--output-dir runs/demo-bench] [KEY=VALUE ...]
+    .venv/bin/python benchmarks/demo_learning.py --seeds 3 [--output-dir runs/demo-bench] [--set KEY=VALUE ...]
 
 Runs `exprl demo` (configs/demo.yaml plus overrides) for every seed, then prints pass@1 / pass@16
 on held-out hard and easy problems as mean ± std over seeds, and the wall time. Resumable: a rerun
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--output-dir", default="runs/demo-bench")
     parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
     from exprl.config import load_config

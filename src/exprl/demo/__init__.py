@@ -22,8 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--judge-url", default=None, metavar="URL",
                    help="OpenAI-compatible judge endpoint instead of the reference judge")
     p.add_argument("--judge-model", default=None, help="model name sent to --judge-url")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="overrides of the demo config, e.g. training.stage1_steps=10 eval.n=8")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a demo key (dotted for sections, e.g. training.stage1_steps=10); repeatable")
     p.set_defaults(handler=_handle)
 
 
