@@ -1,9 +1,11 @@
 """Step time of ExpRL-Outcome and ExpRL-Process against sparse GRPO, same tiny model and batch.
 
 The judge is the loopback OpenAI-compatible server (real HTTP on 127.0.0.1) with a fixed latency,
-so the figure is the trainer's own overhead around a judge of known speed. Prints the median step
-time of each method (first step dropped: warm-up), the ratios to GRPO, and Process's judge calls per
-step.
+so the figure is the trainer's own overhead around a judge of known speed. The policy is the demo's
+base model, briefly pre-trained on policy-style traces of the synthetic task, so its rollouts are
+split into `###` steps as an LLM's are (a random model writes none, and Process would degenerate
+to one judge call per rollout). Prints the median step time of each method (first step dropped:
+warm-up), the ratios to GRPO, Process's judge calls per step and steps per rollout.
 
     OMP_NUM_THREADS=1 python benchmarks/step_overhead.py [--completions 32] [--latency 0.05] [--steps 4]
 """
@@ -15,9 +17,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from exprl.demo.base import BaseModelConfig, pretrain_base
+from exprl.demo.config import DemoConfig
+from exprl.demo.runner import task_splits, write_task_data
 from exprl.judge.loopback import LoopbackJudgeServer
 from exprl.judge.types import JudgeConfig
-from exprl.tiny import save_tiny_model
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training
 
@@ -28,20 +32,22 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=8, help="rollouts per prompt")
     parser.add_argument("--latency", type=float, default=0.05, help="judge latency per call, seconds")
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--max-completion-length", type=int, default=64)
+    parser.add_argument("--max-completion-length", type=int, default=96)
+    parser.add_argument("--pretrain-steps", type=int, default=200,
+                        help="pre-training steps of the policy (enough to write `###` steps)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, LoopbackJudgeServer(latency_s=args.latency) as server:
         root = Path(tmp)
-        model = save_tiny_model(root / "model")
-        data = root / "problems.jsonl"
-        data.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"What is {i}+{i}?", "answer": str(2 * i),
-                                            "reference": f"### Double\n{i}+{i}={2 * i}\n### Answer\n\\boxed{{{2 * i}}}"})
-                                + "\n" for i in range(64)), encoding="utf-8")
+        demo = DemoConfig(base=BaseModelConfig(steps=args.pretrain_steps, num_problems=4000))
+        splits = task_splits(demo, seed=0)
+        model = pretrain_base(demo.base, [splits["pretrain"], splits["pretrain-long"]], root / "cache",
+                              system_prompt=None, log=lambda message: None)
+        data = write_task_data(demo, 0, root / "data")["train-hard"]
         results = {}
         for method in ("grpo", "exprl-outcome", "exprl-process"):
             config = TrainConfig(
-                method=method, model=str(model), data=DataConfig(train_files=[str(data)]),
+                method=method, model=str(model), data=DataConfig(train_files=[str(data)]), system_prompt=None,
                 judge=JudgeConfig(backend="openai", base_urls=[server.base_url], model="loopback", cache_path="",
                                   concurrency=64),
                 trl=dict(max_steps=args.steps, per_device_train_batch_size=args.completions,

@@ -117,3 +117,26 @@ def test_stats_count_statuses_and_latency(tmp_path):
     assert stats["requests"] == 3 and stats["backend_calls"] == 2 and stats["deduplicated"] == 1
     assert stats["statuses"] == {"ok": 3} and stats["mean_latency_s"] == 0.5
     service.close()
+
+
+def test_close_closes_connections_made_on_another_threads_loop(tmp_path):
+    """A trainer awaits the judge on its own loop in a daemon thread (TRL's reward loop)."""
+    import threading
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        with LoopbackJudgeServer() as server:
+            judge = build_judge(config(server.base_url, ""))
+            results = asyncio.run_coroutine_threadsafe(judge.judge_many([req(1), req(2)]), loop).result(10)
+            assert all(r.ok for r in results)
+            clients = [c for state in judge.backend._states.values() for c in state.clients]
+            assert clients and not any(c.is_closed() for c in clients)
+            judge.close()
+            assert all(c.is_closed() for c in clients)
+            assert not judge.backend._states
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

@@ -207,20 +207,18 @@ class JudgeService:
             return self._sync_loop
 
     def close(self) -> None:
-        """Close the backend's connections made through `judge_sync`, the private loop, the cache."""
+        """Close the backend's connections (on every loop that used them), the private loop, the cache."""
+        # The backend first, while the private loop still runs: its connections live there.
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
         loop = self._sync_loop
         if loop is not None:
-            aclose = getattr(self.backend, "aclose", None)
-            if aclose is not None:
-                asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             if self._sync_thread is not None:
                 self._sync_thread.join(10)
             loop.close()
             self._sync_loop = self._sync_thread = None
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
         if self.cache is not None:
             self.cache.close()
             self.cache = None

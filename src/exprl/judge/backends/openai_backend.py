@@ -60,6 +60,10 @@ class _LoopState:
         self.next_client = itertools.cycle(self.clients)
         self.limiter = asyncio.Semaphore(max(1, config.concurrency))
 
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
 
 class OpenAIBackend:
     """`Backend` over OpenAI-compatible endpoints. `name` is "openai:<model>" (part of cache keys)."""
@@ -167,8 +171,22 @@ class OpenAIBackend:
         """Close the clients bound to the running loop."""
         state = self._states.pop(asyncio.get_running_loop(), None)
         if state is not None:
-            for client in state.clients:
-                await client.close()
+            await state.close()
+
+    def close(self) -> None:
+        """Close the clients of every loop this backend was used on, from synchronous code.
+
+        A trainer awaits the judge on its own long-lived loop in another thread (TRL's reward
+        loop); the connections made there are closed on that loop, while it still runs.
+        """
+        for loop, state in list(self._states.items()):
+            self._states.pop(loop, None)
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(state.close(), loop).result(timeout=10)
+            else:
+                loop.run_until_complete(state.close())
 
 
 def _read_completion(response: Any) -> _Attempt:
