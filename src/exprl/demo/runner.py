@@ -123,7 +123,7 @@ def stage1_config(config: DemoConfig, method: str, model: str, train_file: Path,
                    temperature=t.temperature, beta=t.beta)
     return TrainConfig(method=method, model=model, data=DataConfig(train_files=[str(train_file)]),
                        judge=judge_config(config, run_dir), system_prompt=config.system_prompt, seed=seed,
-                       trl=trl)
+                       print_logs=False, trl=trl)
 
 
 def stage2_overrides(config: DemoConfig) -> list[str]:

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 
 class MetricsJsonlCallback(TrainerCallback):
@@ -37,3 +38,14 @@ class StopAfterStepsCallback(TrainerCallback):
         if state.global_step >= self.steps:
             control.should_save = True
             control.should_training_stop = True
+
+
+class BarOnlyProgressCallback(ProgressCallback):
+    """HF's progress bar without the dictionary of metrics it prints at every logged step.
+
+    The metrics still reach `metrics.jsonl` and `report_to`; a console that shows five methods in a
+    row (the demo) stays readable.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return None

@@ -62,6 +62,9 @@ class TrainConfig:
     teacher_template: str = field(default=DEFAULT_TEACHER_TEMPLATE, metadata={
         "help": "self-distill: the teacher's user message; {prompt} = problem, {privileged_context} = reference."})
     seed: int = field(default=0, metadata={"help": "Seed for data order and sampling."})
+    print_logs: bool = field(default=True, metadata={
+        "help": "Print each logged step's metrics on the console (they always go to metrics.jsonl and "
+                "report_to); false keeps only the progress bar."})
     trl: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "Arguments of the method's TRL config class (GRPOConfig, SFTConfig, SDFTConfig), e.g. "
                 "max_steps, per_device_train_batch_size, max_completion_length, use_vllm, report_to."})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -220,6 +221,23 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
 
 def _build_trainer(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
                    callbacks: list[Any], judge: Any):
+    trainer = _trainer_for_method(config, args, model_path, tokenizer, dataset, callbacks, judge)
+    if not config.print_logs:
+        from transformers.trainer_callback import ProgressCallback
+
+        from exprl.train.callbacks import BarOnlyProgressCallback
+
+        if trainer.pop_callback(ProgressCallback) is not None:
+            trainer.add_callback(BarOnlyProgressCallback())
+    return trainer
+
+
+def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
+                        callbacks: list[Any], judge: Any):
+    # TRL 1.16 still calls transformers' pre-v6 gradient-checkpointing names: a warning per call
+    # that a user can do nothing about.
+    warnings.filterwarnings("ignore", category=FutureWarning,
+                            message=r"`\w+` is deprecated and will be removed in v6")
     if config.method in RL_METHODS:
         from exprl.train.trainer import ExpRLSettings, ExpRLTrainer
 
