@@ -33,14 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def not_built(name: str, issue: str):
-    """Handler for a subcommand whose capability is not built yet: says so, exits non-zero."""
-    def handler(args: argparse.Namespace) -> int:
-        print(f"exprl {name}: not built yet ({issue}); nothing was done.", file=sys.stderr)
-        return 3
-    return handler
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

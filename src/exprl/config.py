@@ -47,6 +47,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def add_override_argument(parser: Any, what: str, example: str) -> None:
+    """`--set KEY=VALUE` (repeatable) into `args.overrides`: the one override flag of every command."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a {what} key (dotted for sections, e.g. {example}); repeatable")
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """`a.b=3` -> ("a.b", 3); the value is read as a YAML scalar/list so types come out right."""
     key, sep, text = item.partition("=")

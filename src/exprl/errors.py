@@ -42,7 +42,3 @@ class ServerError(JudgeError):
 
 class RunStateError(ExprlError):
     """A run directory cannot be resumed (missing, corrupt, or written by another version)."""
-
-
-class NotBuiltError(ExprlError):
-    """A command that exists in the CLI surface but is not implemented yet."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exprl import __version__
-from exprl.config import dump_yaml, from_dict, load_config, parse_override, set_dotted, to_dict
+from exprl.config import add_override_argument, dump_yaml, from_dict, load_config, parse_override, set_dotted, to_dict
 from exprl.errors import ConfigError, RunStateError
 from exprl.eval.config import EvalConfig
 
@@ -301,8 +301,7 @@ def register(subparsers) -> None:
                     "skips finished stages and resumes an interrupted one.")
     p.add_argument("--config", required=True, help="pipeline YAML (see configs/pipeline-*.yaml)")
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<name or method>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a pipeline key (dotted for sections, e.g. eval.n=4); repeatable")
+    add_override_argument(p, "pipeline", "eval.n=4")
     p.set_defaults(handler=_handle)
 
 

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from exprl.config import add_override_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -45,8 +47,7 @@ def register(subparsers) -> None:
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", default=None, help="config file (fields as in --set)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one config field (repeatable)")
+    add_override_argument(parser, "prepare config", "near_dup_threshold=0.85")
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -90,12 +91,8 @@ def _stats(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from exprl.config import load_config
     from exprl.data.loaders import write_problems
-    from exprl.errors import NotBuiltError
+    from exprl.data.synthetic import SyntheticTaskConfig, generate
 
-    try:
-        from exprl.data.synthetic import SyntheticTaskConfig, generate
-    except ImportError as exc:
-        raise NotBuiltError(f"the synthetic task generator is not available: {exc}") from exc
     overrides = [*args.overrides, *([f"seed={args.seed}"] if args.seed is not None else [])]
     config = load_config(SyntheticTaskConfig, args.config, overrides)
     problems = generate(config)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from exprl.config import add_override_argument
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -22,8 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--judge-url", default=None, metavar="URL",
                    help="OpenAI-compatible judge endpoint instead of the reference judge")
     p.add_argument("--judge-model", default=None, help="model name sent to --judge-url")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a demo key (dotted for sections, e.g. training.stage1_steps=10); repeatable")
+    add_override_argument(p, "demo", "training.stage1_steps=10")
     p.set_defaults(handler=_handle)
 
 

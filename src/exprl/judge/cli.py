@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from exprl.config import add_override_argument
+
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
 BACKENDS = ("reference", "openai", "transformers")
 _CHUNK_ROWS = 64  # rows judged per service call: large enough to keep the judge busy, small enough to stream
@@ -108,8 +110,7 @@ def add_judge_config_arguments(parser: argparse.ArgumentParser, *, backends: Seq
                             help="SQLite judgment cache (default: the user's cache dir; '' disables it)")
     parser.add_argument("--config", metavar="YAML", default=None,
                         help="judge config file (its 'judge:' section when it has one)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one judge config field, e.g. timeout_s=30 (repeatable)")
+    add_override_argument(parser, "judge config", "timeout_s=30")
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:

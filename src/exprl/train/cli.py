@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from exprl.config import add_override_argument
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,8 +16,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", required=True, help="recipe YAML (see configs/)")
     p.add_argument("--output-dir", default=None, help="run folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key (dotted for sections, e.g. trl.max_steps=10); repeatable")
+    add_override_argument(p, "recipe", "trl.max_steps=10")
     p.set_defaults(handler=handle)
 
 
