@@ -56,7 +56,7 @@ def sparse_rewards(completions: Sequence[Any], answers: Sequence[str]) -> list[f
     """1.0 for each completion whose last box matches its answer, else 0.0. Safe from any thread."""
     if len(completions) != len(answers):
         raise ValueError(f"sparse_rewards: {len(completions)} completions but {len(answers)} answers")
-    pairs = [(_completion_text(c), str(a)) for c, a in zip(completions, answers)]
+    pairs = [(completion_text(c), str(a)) for c, a in zip(completions, answers)]
     if threading.current_thread() is threading.main_thread():
         verdicts = [_verify_pair(text, gold) for text, gold in pairs]
     else:
@@ -73,7 +73,8 @@ def normalize_answer(text: str) -> str:
     return text.rstrip(".")
 
 
-def _completion_text(completion: Any) -> str:
+def completion_text(completion: Any) -> str:
+    """The model's text from a TRL completion: a string, or the assistant turn(s) of a chat."""
     if isinstance(completion, str):
         return completion
     if isinstance(completion, list):  # chat format: the model's own turn(s)

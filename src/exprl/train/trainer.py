@@ -35,7 +35,7 @@ from exprl.rewards.advantages import (
     process_advantages,
 )
 from exprl.rewards.steps import decoded_offsets, split_steps, token_step_ids
-from exprl.rewards.verifier import sparse_rewards
+from exprl.rewards.verifier import completion_text, sparse_rewards
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ class ExpRLSettings:
     single_step: str = "outcome"
     outcome_normalize: str = "std"
     overlong: str = "zero"
-
-
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
-        return "".join(str(m.get("content", "")) for m in completion if isinstance(m, dict))
-    return str(completion)
 
 
 class ExpRLTrainer(GRPOTrainer):
@@ -98,7 +92,7 @@ class ExpRLTrainer(GRPOTrainer):
                             domain: list[str], problem_id: list[str], **_: Any) -> list[float | None]:
         """One judge call per rollout on the whole trace; all calls of the batch in flight together."""
         skip = self._is_overlong(completion_ids) if self.settings.overlong == "zero" else [False] * len(completions)
-        requests = [JudgeRequest(problem=p, reference=r, trace=_completion_text(c), mode="outcome", answer=a,
+        requests = [JudgeRequest(problem=p, reference=r, trace=completion_text(c), mode="outcome", answer=a,
                                  domain=d, problem_id=i)
                     for c, p, r, a, d, i, s in zip(completions, problem_text, reference, answer, domain,
                                                    problem_id, skip) if not s]
