@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Sequence
 
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 CHARSET = string.ascii_letters + string.digits + string.punctuation + " \n"
@@ -21,12 +22,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_char_tokenizer(number_tokens: int = 0):
+def build_char_tokenizer(number_tokens: int = 0, words: Sequence[str] = ()):
     """A fast tokenizer with one token per character and a minimal chat template.
 
     `number_tokens` = N > 10 adds one token for each two-digit number below N (at most 100), as
     LLM tokenizers that keep short numbers whole do. Arithmetic on whole-number tokens is a lookup;
     on digits, a tiny model spends its capacity on carries (the synthetic task's choice).
+    `words` become single tokens (spaces included), as frequent words are in any LLM vocabulary:
+    a prompt of a few words then costs a few positions instead of dozens.
     """
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
@@ -40,6 +43,12 @@ def build_char_tokenizer(number_tokens: int = 0):
     for number in range(10, number_tokens):
         vocab.setdefault(str(number), len(vocab))
         merges.append((str(number)[0], str(number)[1]))
+    for word in words:
+        # BPE builds a word from its prefixes, so each prefix needs a merge and a token of its own.
+        for end in range(2, len(word) + 1):
+            if word[:end] not in vocab:
+                vocab[word[:end]] = len(vocab)
+                merges.append((word[:end - 1], word[end - 1]))
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
     backend.decoder = decoders.Fuse()
     backend.add_special_tokens(SPECIAL_TOKENS)

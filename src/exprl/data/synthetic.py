@@ -37,6 +37,11 @@ OPERATIONS = {
 }
 
 SOURCE = "synthetic-chain"
+# The pieces every problem and policy trace is made of: a tokenizer that keeps each whole
+# (`exprl.tiny.build_char_tokenizer(words=...)`) spends one position on each, as an LLM's would.
+TOKEN_WORDS = ("Start at ", ". (", ") ", *(f"{wording} " for wording, _, _ in OPERATIONS.values()),
+               "Work modulo ", "### ", ": ", " = ", *(f" {symbol} " for _, symbol, _ in OPERATIONS.values()),
+               "\\boxed{")
 # Reference variable names: one letter per intermediate result, so chains are capped by it.
 _VARIABLES = string.ascii_lowercase
 

@@ -16,11 +16,17 @@ class DemoTaskConfig:
     modulus: int = field(default=100, metadata={"help": "Values are reduced modulo this number."})
     operations: list[str] = field(default_factory=lambda: ["add", "sub"], metadata={
         "help": "Operations in the chains (add, sub, mul)."})
+    min_operand: int = field(default=2, metadata={"help": "Smallest operand of an operation."})
+    max_operand: int = field(default=9, metadata={
+        "help": "Largest operand. With add and sub the base model must learn 2 x modulus x (operands) "
+                "one-token sums; fewer operands, fewer facts."})
     easy_min_steps: int = field(default=1, metadata={"help": "Shortest easy chain."})
     easy_max_steps: int = field(default=3, metadata={
         "help": "Longest easy chain: the base model is pre-trained on easy chains only."})
-    hard_min_steps: int = field(default=5, metadata={"help": "Shortest hard chain."})
-    hard_max_steps: int = field(default=6, metadata={"help": "Longest hard chain."})
+    hard_min_steps: int = field(default=7, metadata={
+        "help": "Shortest hard chain. 7-8 steps put the base model's hard pass@16 at the floor that "
+                "guessing gives (measured; 5-6 steps left it at about 50%, see docs/architecture.md)."})
+    hard_max_steps: int = field(default=8, metadata={"help": "Longest hard chain."})
     pretrain_long_share: float = field(default=0.03, metadata={
         "help": "Share of pre-training traces that are hard-length chains. With none, the base model "
                 "learns that step 3 is always followed by the answer and never samples a 4th step, so no "
@@ -57,11 +63,12 @@ class DemoTrainingConfig:
                 "little per step, and the demo has tens of steps, not hundreds."})
     sft_learning_rate: float = field(default=2e-4, metadata={"help": "SFT learning rate."})
     distill_learning_rate: float = field(default=2e-4, metadata={"help": "Self-distillation learning rate."})
-    temperature: float = field(default=1.0, metadata={"help": "Rollout sampling temperature."})
+    temperature: float = field(default=0.8, metadata={"help": "Rollout sampling temperature (the paper's 0.8)."})
     beta: float = field(default=0.0, metadata={
         "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass)."})
     max_completion_length: int = field(default=128, metadata={
-        "help": "Rollout cap in tokens (characters); a full 6-step trace is about 110."})
+        "help": "Rollout cap in tokens; a full 8-step trace is about 76 (word tokens), so the cap "
+                "only stops runaway traces."})
 
     def __post_init__(self) -> None:
         for name in ("stage1_steps", "stage2_steps", "num_generations", "prompts_per_step",
@@ -75,7 +82,7 @@ class DemoTrainingConfig:
 @dataclass
 class DemoEvalConfig:
     n: int = field(default=16, metadata={"help": "Samples per problem (pass@k for k <= n)."})
-    temperature: float = field(default=1.0, metadata={"help": "Evaluation sampling temperature."})
+    temperature: float = field(default=0.8, metadata={"help": "Evaluation sampling temperature (the paper's 0.8)."})
     max_tokens: int = field(default=128, metadata={"help": "Maximum new tokens per sample."})
     batch_size: int = field(default=256, metadata={
         "help": "Samples per generate call: tiny models are per-call-overhead bound on CPU."})
