@@ -31,14 +31,40 @@ def test_cache_key_changes_with_anything_the_weights_depend_on():
 
 def test_pretraining_learns_the_trace_format_and_is_reused(tmp_path):
     base = BaseModelConfig(hidden_size=32, num_layers=1, num_heads=2, steps=60, batch_size=16,
-                           num_problems=300, learning_rate=1e-2, warmup_steps=5)
+                           num_problems=300, learning_rate=1e-2, warmup_steps=5, check_every=20,
+                           check_problems=4)
     task = SyntheticTaskConfig(min_steps=1, max_steps=3, split="pretrain")
     logs: list[str] = []
     path = pretrain_base(base, [task], tmp_path, system_prompt=None, log=logs.append)
     done = json.loads((path / "base_done.json").read_text())
-    first_loss = float(logs[1].split("loss ")[1].split()[0])
-    assert done["final_loss"] < first_loss  # it learnt something of the traces
+    assert [c["step"] for c in done["checks"]] == [20, 40, 60]  # 60 steps cannot reach 90% greedy
+    assert done["checks"][-1]["loss"] < done["checks"][0]["loss"]  # it learnt something of the traces
 
     again: list[str] = []
     assert pretrain_base(base, [task], tmp_path, system_prompt=None, log=again.append) == path
     assert again == [f"base model: reusing {path}"]
+
+
+def test_pretraining_stops_at_the_first_competent_check(tmp_path, monkeypatch):
+    import exprl.demo.base as base_module
+
+    scores = iter([0.5, 0.95, 1.0])
+    monkeypatch.setattr(base_module, "easy_greedy_accuracy", lambda *args: next(scores))
+    base = BaseModelConfig(hidden_size=32, num_layers=1, num_heads=2, steps=500, batch_size=8,
+                           num_problems=100, check_every=10, check_problems=3)
+    path = pretrain_base(base, [SyntheticTaskConfig(min_steps=1, max_steps=2, split="pretrain")], tmp_path,
+                         system_prompt=None, log=lambda m: None)
+    done = json.loads((path / "base_done.json").read_text())
+    assert done["steps_trained"] == 20
+    assert [c["easy_greedy"] for c in done["checks"]] == [0.5, 0.95]
+
+
+def test_competence_check_scores_greedy_answers(tmp_path):
+    from exprl.demo.base import easy_greedy_accuracy
+    from exprl.tiny import build_tiny_model
+
+    tokenizer = build_char_tokenizer(number_tokens=100)
+    model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2)
+    problems = generate(SyntheticTaskConfig(num_problems=3, min_steps=1, max_steps=1))
+    assert easy_greedy_accuracy(model, tokenizer, problems, None) == 0.0  # an untrained model boxes nothing right
+    assert model.training  # the pre-training loop goes on in train mode
