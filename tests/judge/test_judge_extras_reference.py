@@ -170,3 +170,28 @@ def test_stating_more_of_the_reference_never_lowers_the_score(seed, steps):
                                              trace="\n".join(lines[:k]) or "nothing yet")).score
               for k in range(len(lines) + 1)]
     assert scores == sorted(scores) and scores[0] == 1 and scores[-1] == 5
+
+
+def test_chain_matching_credits_checkpoints_only_in_order_from_the_first():
+    from exprl.judge.reference import chain_reached
+    from exprl.judge.types import JudgeConfig
+
+    chain = ReferenceBackend(JudgeConfig(reference_matching="chain"))
+    in_order = "3 * 4 = 12\n12 * 3 = 36\n"
+    out_of_turn = "3 * 4 = 11\n11 * 3 = 32\n32 - 4 = 36\n"  # states 32 and 36, by coincidence
+    assert [r.score for r in asyncio.run(chain.judge_batch([request(in_order), request(out_of_turn)]))] == [3, 1]
+    assert [r.score for r in judge(request(in_order), request(out_of_turn))] == [3, 3]  # `any` credits both
+    assert chain_reached(["12", "7", "36", "32"], ["12", "36", "32"]) == [True, True, True]
+    assert chain_reached(["36", "12", "32"], ["12", "36", "32"]) == [True, False, False]
+    # The matching rule changes scores, so it is part of the judge's name and of every cache key.
+    assert chain.name != ReferenceBackend().name
+
+
+def test_every_synthetic_policy_trace_earns_5_under_chain_matching():
+    from exprl.judge.types import JudgeConfig
+
+    chain = ReferenceBackend(JudgeConfig(reference_matching="chain"))
+    problems = generate(SyntheticTaskConfig(num_problems=30, min_steps=1, max_steps=8, operations=["add", "sub"]))
+    results = [chain.judge_one(JudgeRequest(problem=p.problem, reference=p.reference, trace=policy_trace(p),
+                                            answer=p.answer)) for p in problems]
+    assert {r.score for r in results} == {5}

@@ -83,7 +83,8 @@ def judge_config(config: DemoConfig, run_dir: Path):
     if config.judge_url:
         return JudgeConfig(backend="openai", base_urls=[config.judge_url], model=config.judge_model,
                            context=context, cache_path=cache)
-    return JudgeConfig(backend="reference", context=context, cache_path=cache)
+    # Each value of a chain builds on all before it, so only checkpoints reached in order are progress.
+    return JudgeConfig(backend="reference", context=context, cache_path=cache, reference_matching="chain")
 
 
 def check_judge_url(url: str, timeout_s: float = 5.0) -> None:

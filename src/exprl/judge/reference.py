@@ -30,6 +30,10 @@ name is part of every cache key):
   the main thread, and the judge runs in a worker thread, so its parser is called with the timeout
   disabled on purpose; the length cap (`_SYMBOLIC_MAX_CHARS`) bounds the work instead. Everything
   is memoised.
+* **Matching** (`JudgeConfig.reference_matching`). `any`: a checkpoint is reached when the trace
+  states an equivalent value anywhere. `chain`: checkpoints are reached in order from the first
+  (`chain_reached`), for references whose every result builds on the ones before, where a value
+  stated out of turn is a coincidence rather than progress.
 * **Score.** With n checkpoints and r reached: r = 0 -> 1, r = n -> 5, otherwise 2, 3 or 4 as r/n
   falls in (0, 1/3], (1/3, 2/3] or (2/3, 1). A judged text whose last boxed answer differs from the
   reference's final answer is capped at 3: it leads to a different answer, so it cannot "strongly
@@ -364,6 +368,15 @@ def progress_score(reached: int, total: int, *, wrong_final: bool = False) -> in
     return min(score, 3) if wrong_final else score
 
 
+def chain_reached(stated: Sequence[str], checkpoints: Sequence[str]) -> list[bool]:
+    """Checkpoints reached in order from the first: the k-th counts only when stated after the (k-1)-th."""
+    count = 0
+    for value in stated:
+        if count < len(checkpoints) and equivalent(value, checkpoints[count]):
+            count += 1
+    return [i < count for i in range(len(checkpoints))]
+
+
 # ---------------------------------------------------------------------------------------------
 # The backend
 
@@ -375,7 +388,11 @@ class ReferenceBackend:
                  max_checkpoints: int = DEFAULT_MAX_CHECKPOINTS):
         self.config = config or JudgeConfig(backend="reference")
         self.max_checkpoints = max_checkpoints
-        self.name = f"reference:{REFERENCE_JUDGE_VERSION}:k{max_checkpoints}"
+        self.matching = self.config.reference_matching
+        if self.matching not in ("any", "chain"):
+            raise ValueError(f"reference_matching must be any or chain, got {self.matching!r}")
+        self.name = f"reference:{REFERENCE_JUDGE_VERSION}:k{max_checkpoints}" + \
+            (":chain" if self.matching == "chain" else "")
 
     async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         # Symbolic comparisons can take milliseconds each; keep them off the event loop.
@@ -410,7 +427,10 @@ class ReferenceBackend:
                                error=reason)
         judged = f"{request.context}\n{request.trace}" if request.context else request.trace
         stated = stated_results(judged)
-        reached = [any(equivalent(value, checkpoint) for value in stated) for checkpoint in checkpoints]
+        if self.matching == "chain":
+            reached = chain_reached(stated, checkpoints)
+        else:
+            reached = [any(equivalent(value, checkpoint) for value in stated) for checkpoint in checkpoints]
         final = checkpoints[-1]
         boxed = last_boxed(judged)
         wrong_final = boxed is not None and not equivalent(normalize(boxed), final)

@@ -80,6 +80,12 @@ class JudgeConfig:
     rubric_path: str | None = field(default=None, metadata={
         "help": "Rubric store for rubric=cached. A request whose problem_id has no stored rubric is an "
                 "ERROR result naming the id, never judged with a different rubric than its siblings."})
+    reference_matching: Literal["any", "chain"] = field(default="any", metadata={
+        "help": "How the reference backend counts checkpoints. any: a checkpoint stated anywhere in the "
+                "trace is reached. chain: only the checkpoints stated in order from the first count (the "
+                "k-th after the (k-1)-th), for references whose results each build on all before them, "
+                "such as the synthetic task's chains, where a value stated out of turn is a coincidence "
+                "(on its small numbers, 74% of the checkpoints `any` credited were; docs/architecture.md)."})
     concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
     timeout_s: float = field(default=120.0, metadata={"help": "Per-call timeout in seconds."})
     max_retries: int = field(default=3, metadata={"help": "Retries on 429, 5xx and connection errors."})
