@@ -68,3 +68,23 @@ def test_competence_check_scores_greedy_answers(tmp_path):
     problems = generate(SyntheticTaskConfig(num_problems=3, min_steps=1, max_steps=1))
     assert easy_greedy_accuracy(model, tokenizer, problems, None) == 0.0  # an untrained model boxes nothing right
     assert model.training  # the pre-training loop goes on in train mode
+
+
+def test_word_tokens_round_trip_and_shorten_the_task_more_than_twice():
+    from exprl.data.prompts import policy_messages
+    from exprl.data.synthetic import TOKEN_WORDS
+
+    numbers, words = build_char_tokenizer(number_tokens=100), build_char_tokenizer(number_tokens=100, words=TOKEN_WORDS)
+    problems = generate(SyntheticTaskConfig(num_problems=30, min_steps=1, max_steps=8, operations=["add", "sub", "mul"]))
+    lengths = {"numbers": 0, "words": 0}
+    for p in problems:
+        text = words.apply_chat_template(policy_messages(p.problem, None), add_generation_prompt=True,
+                                         tokenize=False) + policy_trace(p)
+        for name, tokenizer in (("numbers", numbers), ("words", words)):
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            assert tokenizer.decode(ids) == text
+            lengths[name] += len(ids)
+    assert lengths["words"] * 2 < lengths["numbers"]
+    # Any other text still round-trips: word tokens only add merges.
+    other = "Start here: Add more ###, then \\boxed{x} = 7 - 3 * 2."
+    assert words.decode(words(other, add_special_tokens=False)["input_ids"]) == other
