@@ -130,3 +130,14 @@ def test_judge_url_sends_the_exprl_methods_judgments_to_that_server(tmp_path):
     assert report.is_file()
     recipe = (run_dir / "seed-0" / "exprl-outcome" / "stage1" / "recipe.yaml").read_text()
     assert "backend: openai" in recipe and server.base_url in recipe
+
+
+def test_long_pretraining_traces_can_stop_short_of_the_hard_split():
+    from exprl.demo.runner import task_splits
+
+    default = task_splits(load_config(DemoConfig), seed=0)
+    assert default["pretrain-long"].max_steps == default["hard"].max_steps
+    shorter = task_splits(load_config(DemoConfig, overrides=["task.pretrain_long_max_steps=6"]), seed=0)
+    assert (shorter["pretrain-long"].min_steps, shorter["pretrain-long"].max_steps) == (4, 6)
+    with pytest.raises(ConfigError, match="pretrain_long_max_steps"):
+        load_config(DemoConfig, overrides=["task.pretrain_long_max_steps=3"])

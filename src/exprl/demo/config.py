@@ -33,6 +33,9 @@ class DemoTaskConfig:
                 "reward, sparse or dense, can reach the steps hard problems need (measured; see "
                 "docs/architecture.md). A small share gives the base the partial coverage the paper's base "
                 "model has, while its compounding step errors keep hard pass@16 near 0."})
+    pretrain_long_max_steps: int = field(default=0, metadata={
+        "help": "Longest chain among the long pre-training traces; 0 = hard_max_steps. Below "
+                "hard_min_steps, the base has practised chains up to that length but never a hard one."})
     num_train_hard: int = field(default=64, metadata={
         "help": "Hard problems (with references) used by Stage I, and without references by Stage II."})
     num_eval_hard: int = field(default=32, metadata={"help": "Held-out hard problems evaluated."})
@@ -43,6 +46,9 @@ class DemoTaskConfig:
             raise ConfigError("task: need 1 <= easy_min_steps <= easy_max_steps < hard_min_steps "
                               f"<= hard_max_steps, got {self.easy_min_steps}, {self.easy_max_steps}, "
                               f"{self.hard_min_steps}, {self.hard_max_steps}")
+        if self.pretrain_long_max_steps and not self.easy_max_steps < self.pretrain_long_max_steps <= self.hard_max_steps:
+            raise ConfigError("task.pretrain_long_max_steps must be 0 or between easy_max_steps + 1 and "
+                              f"hard_max_steps, got {self.pretrain_long_max_steps}")
         if not 0.0 <= self.pretrain_long_share < 1.0:
             raise ConfigError(f"task.pretrain_long_share must be in [0, 1), got {self.pretrain_long_share}")
         for name in ("num_train_hard", "num_eval_hard", "num_eval_easy"):
