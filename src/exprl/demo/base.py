@@ -1,4 +1,4 @@
-"""Pre-training the demo's base model: a tiny char-level Llama taught the easy split by exprl itself.
+"""Pre-training the demo's base model: a tiny Llama taught the easy split by exprl itself.
 
 The base model learns the *policy style* (`### 7 + 5 = 12` steps, then `\\boxed{}`) from generated
 easy problems only, never from references, so the references stay stylistically foreign to it, as
@@ -6,7 +6,8 @@ human solutions are to an LLM. It sees the exact chat prompt the policy sees in 
 evaluation (`exprl.data.prompts.policy_messages`), so nothing downstream needs a special case.
 
 The loop is plain torch: on 2 CPU cores a hand-written loop over pre-tokenised batches is several
-times faster than a trainer's per-step machinery, and the whole job is a minute.
+times faster than a trainer's per-step machinery. It stops once the base solves most held-out easy
+problems greedily (2-5 minutes on 2 cores), so every seed starts the demo from a competent base.
 """
 from __future__ import annotations
 
