@@ -44,6 +44,24 @@ def cache_key(backend_name: str, prompt_version: str, request: JudgeRequest,
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out another process that is switching the same file at that moment.
+
+    SQLite answers that race with an immediate "database is locked", without calling the busy
+    handler, so the busy timeout alone does not cover it (the two writer processes of
+    test_two_processes_write_concurrently hit it).
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class JudgeCache:
     """`get_many(keys)` and `put_many(rows)` over one SQLite file; safe to share between threads."""
 
@@ -58,7 +76,7 @@ class JudgeCache:
             self._db = sqlite3.connect(str(self.path), timeout=_BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None, check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._db)
             # NORMAL under WAL: a committed batch survives a killed process; only an OS crash can
             # lose the last commits, which a judge cache can afford.
             self._db.execute("PRAGMA synchronous=NORMAL")
