@@ -20,7 +20,6 @@ import json
 import re
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,33 +49,26 @@ def step_checks(problem, completion: str) -> list[tuple[bool, bool, bool]]:
 def measure(config, seed: int, n: int, log) -> dict:
     from exprl.data.answers import last_boxed
     from exprl.data.prompts import policy_messages
-    from exprl.data.synthetic import generate
-    from exprl.demo.base import pretrain_base
-    from exprl.demo.runner import task_splits
+    from exprl.demo.runner import base_model, task_problems
     from exprl.eval.generate import HFGenerator, SamplingSettings, sample_seed
     from exprl.eval.passk import mean_pass_at_k
 
-    splits = task_splits(config, seed)
     started = time.monotonic()
-    model = pretrain_base(replace(config.base, seed=seed), [splits["pretrain"], splits["pretrain-long"]],
-                          Path(config.output_dir) / "cache", system_prompt=config.system_prompt, log=log)
+    model = base_model(config, seed, Path(config.output_dir) / "cache", log=log)
     pretrain_s = time.monotonic() - started
     done = json.loads((model / "base_done.json").read_text())
-    pretrain = generate(splits["pretrain"])
-    pretrain_long = generate(splits["pretrain-long"])
-    train_hard = generate(splits["train-hard"], exclude={p.problem for p in pretrain_long})
-    benches = {"easy": generate(splits["easy"], exclude={p.problem for p in pretrain}),
-               "hard": generate(splits["hard"], exclude={p.problem for p in train_hard + pretrain_long})}
+    problems = task_problems(config, seed)
+    benches = {name: problems[name] for name in ("easy", "hard")}
     row: dict = {"pretrain_s": pretrain_s, "final loss": done["final_loss"]}
     for temperature, samples in ((config.eval.temperature, n), (0.0, 1)):
         settings = SamplingSettings(temperature=temperature, max_new_tokens=config.eval.max_tokens,
                                     system_prompt=config.system_prompt)
         generator = HFGenerator(str(model), settings, batch_size=config.eval.batch_size)
-        for name, problems in benches.items():
-            requests = [(p, i) for p in problems for i in range(samples)]
+        for name, bench in benches.items():
+            requests = [(p, i) for p in bench for i in range(samples)]
             outputs = generator.generate([policy_messages(p.problem, config.system_prompt) for p, _ in requests],
                                          [sample_seed(seed, name, p.id, i) for p, i in requests])
-            correct = {p.id: 0 for p in problems}
+            correct = {p.id: 0 for p in bench}
             checks, steps = [], []
             for (problem, _), output in zip(requests, outputs):
                 correct[problem.id] += last_boxed(output.text) == problem.answer

@@ -17,9 +17,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from exprl.demo.base import BaseModelConfig, pretrain_base
+from exprl.demo.base import BaseModelConfig
 from exprl.demo.config import DemoConfig
-from exprl.demo.runner import task_splits, write_task_data
+from exprl.demo.runner import base_model, write_task_data
 from exprl.judge.loopback import LoopbackJudgeServer
 from exprl.judge.types import JudgeConfig
 from exprl.train.config import DataConfig, TrainConfig
@@ -40,9 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, LoopbackJudgeServer(latency_s=args.latency) as server:
         root = Path(tmp)
         demo = DemoConfig(base=BaseModelConfig(steps=args.pretrain_steps, num_problems=4000))
-        splits = task_splits(demo, seed=0)
-        model = pretrain_base(demo.base, [splits["pretrain"], splits["pretrain-long"]], root / "cache",
-                              system_prompt=None, log=lambda message: None)
+        model = base_model(demo, 0, root / "cache", log=lambda message: None)
         data = write_task_data(demo, 0, root / "data")["train-hard"]
         results = {}
         for method in ("grpo", "exprl-outcome", "exprl-process"):

@@ -60,7 +60,7 @@ class BaseModelConfig:
                 "chain length, not digit arithmetic."})
     word_tokens: bool = field(default=True, metadata={
         "help": "One token per word piece of the task (`Start at `, `Subtract `, `### `, ` = `, ...), as "
-                "an LLM's vocabulary has: sequences are about 2.5x shorter, so each pre-training step "
+                "an LLM's vocabulary has: sequences are about 2.4x shorter, so each pre-training step "
                 "costs less and the model copies numbers from fewer positions back."})
     device: str = field(default="auto", metadata={
         "help": "Where to pre-train: cpu, cuda, or auto (the first GPU when there is one)."})
@@ -173,7 +173,6 @@ def easy_greedy_accuracy(model, tokenizer, problems, system_prompt: str | None) 
 
     prompts = [tokenizer.apply_chat_template(policy_messages(p.problem, system_prompt), add_generation_prompt=True,
                                              tokenize=False) for p in problems]
-    tokenizer.padding_side = "left"
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     model.eval()
     with torch.no_grad():

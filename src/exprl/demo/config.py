@@ -28,11 +28,10 @@ class DemoTaskConfig:
                 "7-8 bring it to about 30%, against the 15% that guessing gives (docs/architecture.md)."})
     hard_max_steps: int = field(default=8, metadata={"help": "Longest hard chain."})
     pretrain_long_share: float = field(default=0.03, metadata={
-        "help": "Share of pre-training traces that are hard-length chains. With none, the base model "
-                "learns that step 3 is always followed by the answer and never samples a 4th step, so no "
-                "reward, sparse or dense, can reach the steps hard problems need (measured; see "
-                "docs/architecture.md). A small share gives the base the partial coverage the paper's base "
-                "model has, while its compounding step errors keep hard pass@16 near 0."})
+        "help": "Share of pre-training traces that are longer than easy ones (easy_max_steps + 1 up to "
+                "pretrain_long_max_steps). With none, the base model never writes more steps than an easy "
+                "chain has (measured: 2.1 `###` per hard sample, hard pass@16 2%), so no reward, sparse or "
+                "dense, can reach the steps hard problems need (docs/architecture.md)."})
     pretrain_long_max_steps: int = field(default=0, metadata={
         "help": "Longest chain among the long pre-training traces; 0 = hard_max_steps. Below "
                 "hard_min_steps, the base has practised chains up to that length but never a hard one."})
@@ -67,8 +66,8 @@ class DemoTrainingConfig:
     num_generations: int = field(default=8, metadata={"help": "Rollouts per prompt (RL methods, self-distill)."})
     prompts_per_step: int = field(default=4, metadata={"help": "Prompts in each optimiser step."})
     learning_rate: float = field(default=2e-4, metadata={
-        "help": "RL learning rate. Much larger than the paper's 1e-6: a 0.1M-parameter model moves "
-                "little per step, and the demo has tens of steps, not hundreds."})
+        "help": "RL learning rate. Much larger than the paper's 1e-6: a 0.56M-parameter model moves "
+                "little per step at that rate; at 1e-3 GRPO and ExpRL-Outcome collapsed (docs/architecture.md)."})
     sft_learning_rate: float = field(default=2e-4, metadata={"help": "SFT learning rate."})
     distill_learning_rate: float = field(default=2e-4, metadata={"help": "Self-distillation learning rate."})
     temperature: float = field(default=0.8, metadata={"help": "Rollout sampling temperature (the paper's 0.8)."})

@@ -54,19 +54,25 @@ def task_splits(config: DemoConfig, seed: int) -> dict[str, SyntheticTaskConfig]
     }
 
 
-def write_task_data(config: DemoConfig, seed: int, data_dir: Path) -> dict[str, Path]:
-    """The JSONL files of one seed. Held-out problems never repeat a training or pre-training one."""
-    from exprl.data.loaders import write_problems
-
+def task_problems(config: DemoConfig, seed: int) -> dict[str, list]:
+    """One seed's Stage-I problems and held-out benchmarks. Held-out problems never repeat a training
+    or pre-training one."""
     splits = task_splits(config, seed)
     pretrain = generate(splits["pretrain"])
     pretrain_long = generate(splits["pretrain-long"])
     train_hard = generate(splits["train-hard"], exclude={p.problem for p in pretrain_long})
     hard = generate(splits["hard"], exclude={p.problem for p in train_hard + pretrain_long})
     easy = generate(splits["easy"], exclude={p.problem for p in pretrain})
+    return {"train-hard": train_hard, "hard": hard, "easy": easy}
+
+
+def write_task_data(config: DemoConfig, seed: int, data_dir: Path) -> dict[str, Path]:
+    """The JSONL files of one seed (`task_problems`)."""
+    from exprl.data.loaders import write_problems
+
     paths = {}
     data_dir.mkdir(parents=True, exist_ok=True)
-    for name, problems in (("train-hard", train_hard), ("hard", hard), ("easy", easy)):
+    for name, problems in task_problems(config, seed).items():
         path = data_dir / f"{name}.jsonl"
         if not path.is_file():  # fixed by the seed; rewriting would only change the mtime
             tmp = path.with_suffix(".partial")
@@ -74,6 +80,13 @@ def write_task_data(config: DemoConfig, seed: int, data_dir: Path) -> dict[str, 
             tmp.replace(path)
         paths[name] = path
     return paths
+
+
+def base_model(config: DemoConfig, seed: int, cache_dir: Path, log: Log = print) -> Path:
+    """One seed's base model, pre-trained (or reused from `cache_dir`) on the easy split and the long traces."""
+    splits = task_splits(config, seed)
+    return pretrain_base(replace(config.base, seed=seed), [splits["pretrain"], splits["pretrain-long"]], cache_dir,
+                         system_prompt=config.system_prompt, log=log)
 
 
 def judge_config(config: DemoConfig, run_dir: Path):
@@ -164,16 +177,14 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
     for seed in seeds:
         seed_dir = run_dir / f"seed-{seed}"
         log(f"[demo] seed {seed}: task data and base model")
-        splits = task_splits(config, seed)
         data = write_task_data(config, seed, seed_dir / "data")
-        base_model = pretrain_base(replace(config.base, seed=seed), [splits["pretrain"], splits["pretrain-long"]], run_dir / "cache",
-                                   system_prompt=config.system_prompt, log=lambda m: log(f"[demo] {m}"))
+        model = base_model(config, seed, run_dir / "cache", log=lambda m: log(f"[demo] {m}"))
         runs = []
         for index, method in enumerate(config.methods):
             log(f"[demo] seed {seed}: {method}: Stage I -> eval -> Stage II -> eval "
                 f"({time.monotonic() - started:.0f}s so far)")
             run_path = seed_dir / method
-            _run_method(config, method, str(base_model), data, seed, run_path, evaluate_base=index == 0,
+            _run_method(config, method, str(model), data, seed, run_path, evaluate_base=index == 0,
                         run_dir=run_dir)
             runs.append(run_path)
         seed_reports.append(_write_seed_report(runs, seed_dir))
