@@ -411,6 +411,12 @@ class ReferenceBackend:
         result.latency_s = time.perf_counter() - started
         return result
 
+    def reached(self, stated: Sequence[str], checkpoints: Sequence[str]) -> list[bool]:
+        """Which checkpoints the stated values reach, under this judge's matching rule."""
+        if self.matching == "chain":
+            return chain_reached(stated, checkpoints)
+        return [any(equivalent(value, checkpoint) for value in stated) for checkpoint in checkpoints]
+
     def checkpoints_for(self, request: JudgeRequest) -> tuple[str, ...]:
         if request.rubric:
             return tuple(normalize(item) for item in request.rubric)
@@ -426,11 +432,7 @@ class ReferenceBackend:
             return JudgeResult(score=None, status=JudgeStatus.UNPARSEABLE, raw=f"Unscorable: {reason}",
                                error=reason)
         judged = f"{request.context}\n{request.trace}" if request.context else request.trace
-        stated = stated_results(judged)
-        if self.matching == "chain":
-            reached = chain_reached(stated, checkpoints)
-        else:
-            reached = [any(equivalent(value, checkpoint) for value in stated) for checkpoint in checkpoints]
+        reached = self.reached(stated_results(judged), checkpoints)
         final = checkpoints[-1]
         boxed = last_boxed(judged)
         wrong_final = boxed is not None and not equivalent(normalize(boxed), final)

@@ -85,7 +85,7 @@ class JudgeConfig:
                 "trace is reached. chain: only the checkpoints stated in order from the first count (the "
                 "k-th after the (k-1)-th), for references whose results each build on all before them, "
                 "such as the synthetic task's chains, where a value stated out of turn is a coincidence "
-                "(on its small numbers, 74% of the checkpoints `any` credited were; docs/architecture.md)."})
+                "(on its small numbers, 84% of the checkpoints `any` credited a demo base were; docs/architecture.md)."})
     concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
     timeout_s: float = field(default=120.0, metadata={"help": "Per-call timeout in seconds."})
     max_retries: int = field(default=3, metadata={"help": "Retries on 429, 5xx and connection errors."})

@@ -1,0 +1,62 @@
+"""How much of the reference judge's credit on the synthetic task is coincidence?
+
+    .venv/bin/python benchmarks/demo_judge_coincidences.py MODEL PROBLEMS.jsonl [--matching any chain]
+
+Samples MODEL (e.g. a demo base model, `runs/demo/cache/base-*`) 8 times on the first 32 problems
+of a synthetic split (e.g. `runs/demo/seed-0/data/train-hard.jsonl`) at T = 0.8 and judges each
+sample with the reference judge under each matching rule. A credited checkpoint is a coincidence
+when the trace states its value, but not as the result of the step that computes it: values are
+numbers below the modulus, so a wrong trace often states one by chance.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+
+_STEP_RESULT = re.compile(r"### (\d+): .*? = (-?\d+)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("problems")
+    parser.add_argument("--matching", nargs="+", default=["any", "chain"], choices=["any", "chain"])
+    parser.add_argument("--samples", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    from exprl.data.loaders import load_problems
+    from exprl.data.prompts import policy_messages
+    from exprl.eval.generate import HFGenerator, SamplingSettings
+    from exprl.judge.reference import ReferenceBackend, stated_results
+    from exprl.judge.types import JudgeConfig, JudgeRequest
+
+    problems = load_problems(args.problems)[:32]
+    generator = HFGenerator(args.model, SamplingSettings(temperature=0.8, max_new_tokens=128), batch_size=256)
+    requests = [p for p in problems for _ in range(args.samples)]
+    outputs = generator.generate([policy_messages(p.problem, None) for p in requests], list(range(len(requests))))
+    for matching in args.matching:
+        judge = ReferenceBackend(JudgeConfig(reference_matching=matching))
+        credited = coincidental = 0
+        scores: Counter = Counter()
+        for problem, output in zip(requests, outputs):
+            request = JudgeRequest(problem=problem.problem, reference=problem.reference, trace=output.text,
+                                   answer=problem.answer)
+            checkpoints = judge.checkpoints_for(request)
+            reached = judge.reached(stated_results(output.text), checkpoints)
+            step_results = {int(step): value for step, value in _STEP_RESULT.findall(output.text)}
+            true_values = [str(v) for v in problem.meta["values"]]
+            for checkpoint, hit in zip(checkpoints, reached):
+                if hit:
+                    credited += 1
+                    steps = [i for i, value in enumerate(true_values, 1) if value == checkpoint]
+                    coincidental += not any(step_results.get(i) == checkpoint for i in steps)
+            scores[judge.judge_one(request).score] += 1
+        print(f"{matching}: {len(outputs)} samples; credited checkpoints {credited}, of which coincidental "
+              f"{coincidental} ({100 * coincidental / max(1, credited):.0f}%); scores {dict(sorted(scores.items()))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
