@@ -27,7 +27,7 @@ def synthetic_steps() -> list[JudgeRequest]:
     for problem in generate(SyntheticTaskConfig(num_problems=100, min_steps=5, max_steps=5, seed=1)):
         steps = policy_trace(problem).split("\n")[:5]
         requests += [JudgeRequest(problem=problem.problem, reference=problem.reference, trace=step,
-                                  mode="process", context="\n".join(steps[:i]))
+                                  mode="prefix", context="".join(s + "\n" for s in steps[:i]))
                      for i, step in enumerate(steps)]
     return requests
 

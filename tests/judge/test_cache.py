@@ -16,7 +16,7 @@ from exprl.errors import JudgeError
 from exprl.judge.cache import JudgeCache, cache_key, default_cache_path, open_cache
 from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
 
-BASE = JudgeRequest(problem="p", reference="r", trace="t", mode="process", context="c")
+BASE = JudgeRequest(problem="p", reference="r", trace="t", mode="prefix", context="c")
 
 WRITER = textwrap.dedent("""
     import sys

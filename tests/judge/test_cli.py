@@ -48,9 +48,10 @@ def test_outcome_run_writes_one_row_per_trace_and_uses_the_cache(tmp_path, capsy
     assert "ok 2" in capsys.readouterr().err
 
 
-def test_process_run_judges_each_step_with_its_prefix(tmp_path):
+@pytest.mark.parametrize("view", ["prefix", "step"])
+def test_process_run_judges_each_step_with_what_its_view_shows(tmp_path, view):
     with LoopbackJudgeServer() as server:
-        code, rows = run(tmp_path, server, "--mode", "process", "--context", "prefix", "--cache", "")
+        code, rows = run(tmp_path, server, "--mode", "process", "--view", view, "--cache", "")
         sent = [body["messages"][1]["content"] for body in server.requests]
     assert code == 0
     a = rows[0]
@@ -58,8 +59,12 @@ def test_process_run_judges_each_step_with_its_prefix(tmp_path):
     assert [s["text"] for s in a["steps"]] == [trace[s["start"]:s["end"]] for s in a["steps"]]
     assert len(a["steps"]) == 2 and a["steps"][0]["text"].endswith("###")
     assert [s["score"] for s in a["steps"]] == [4, 5] and a["score"] == 5 and a["status"] == "ok"
-    second_step_prompt = next(p for p in sent if "Hence" in p and "EARLIER STEPS" in p)
-    assert "Add the numbers" in second_step_prompt.split("Step to grade")[0]
+    second_step_prompt = next(p for p in sent if "Hence" in p and "Add the numbers" in p)
+    if view == "prefix":  # the work so far, in one block, graded as a whole
+        block = second_step_prompt.split("BEGIN WORK SO FAR>>>")[1].split("END WORK SO FAR")[0]
+        assert block.index("Add the numbers") < block.index("Hence")
+    else:  # the earlier steps as context, the new step graded
+        assert "Add the numbers" in second_step_prompt.split("Step to grade")[0]
 
 
 def test_unscorable_rows_are_reported_not_zeroed(tmp_path, capsys):

@@ -69,16 +69,20 @@ def test_no_reference_variant_and_answer():
     assert "## Known final answer\n42" in user
 
 
-def test_process_prompt_segment_prefix_and_rubric():
-    seg = JudgeRequest(problem="p", reference="ref", trace="step two", mode="process")
+def test_process_prompts_of_the_three_views_and_rubric():
+    seg = JudgeRequest(problem="p", reference="ref", trace="step two", mode="segment")
     system, user = user_text(seg)
     assert "2 to 6 checkpoints" in system and "shown alone" in system
     assert "EARLIER STEPS" not in user
-    pre = JudgeRequest(problem="p", reference="ref", trace="step two", mode="process", context="step one")
-    system, user = user_text(pre)
-    assert "context only" in system and "step one" in user
-    assert user.index("step one") < user.index("step two")
-    rub = JudgeRequest(problem="p", reference="ref", trace="s", mode="process", rubric=("x = 3", "y = 4"))
+    step = JudgeRequest(problem="p", reference="ref", trace="step two", mode="step", context="step one\n")
+    system, user = user_text(step)
+    assert "context only" in system and "grade the new step" in system
+    assert user.index("step one") < user.index("BEGIN STEP") < user.index("step two")
+    prefix = JudgeRequest(problem="p", reference="ref", trace="step two", mode="prefix", context="step one\n")
+    system, user = user_text(prefix)
+    assert "work so far as a whole" in system and "grade the new step" not in system
+    assert "step one\nstep two" in user and "EARLIER STEPS" not in user
+    rub = JudgeRequest(problem="p", reference="ref", trace="s", mode="segment", rubric=("x = 3", "y = 4"))
     system, user = user_text(rub)
     assert "2 to 6 checkpoints" not in system
     assert "1. x = 3\n2. y = 4" in user
@@ -87,7 +91,7 @@ def test_process_prompt_segment_prefix_and_rubric():
 @pytest.mark.parametrize("domain,word", [("math", "mathematician"), ("science", "scientist"),
                                          ("physics", "scientist"), ("code", "software engineer")])
 def test_domain_selects_the_prompt(domain, word):
-    for mode in ("outcome", "process"):
+    for mode in ("outcome", "prefix", "segment", "step"):
         req = JudgeRequest(problem="p", reference="r", trace="t", domain=domain, mode=mode)
         system, _ = user_text(req)
         assert word in system

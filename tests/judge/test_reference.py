@@ -87,12 +87,16 @@ def test_all_intermediates_but_a_wrong_final_answer_is_capped_from_4_to_3():
     assert result.score == 3
 
 
-def test_process_prefix_mode_scores_progress_up_to_the_step_and_segment_mode_the_step_alone():
+def test_process_views_prefix_scores_the_work_so_far_segment_the_step_alone_step_what_it_adds():
     steps = ["### 3 * 4 = 12", "### now multiply by three", "### 12 * 3 = 36", "### 36 - 4 = 32\n\\boxed{32}"]
-    prefix = [request(step, mode="process", context="\n".join(steps[:i])) for i, step in enumerate(steps)]
-    segment = [request(step, mode="process") for step in steps]
+    prefix = [request(step, mode="prefix", context="".join(s + "\n" for s in steps[:i])) for i, step in enumerate(steps)]
+    segment = [request(step, mode="segment") for step in steps]
+    in_context = [request(step, mode="step", context="".join(s + "\n" for s in steps[:i]))
+                  for i, step in enumerate(steps)]
     assert [r.score for r in judge(*prefix)] == [2, 2, 3, 5]
     assert [r.score for r in judge(*segment)] == [2, 1, 2, 2]  # each step alone reaches 1 of 3
+    # What each step adds, out of the checkpoints still missing before it: 1 of 3, none, 1 of 2, the last one.
+    assert [r.score for r in judge(*in_context)] == [2, 1, 3, 5]
 
 
 def test_a_cached_rubric_replaces_extraction():
@@ -137,7 +141,7 @@ def test_a_demo_sized_batch_of_step_judgments_is_all_scored():
     for problem in problems:
         steps = policy_trace(problem).split("\n")
         requests += [JudgeRequest(problem=problem.problem, reference=problem.reference, trace=step,
-                                  mode="process", context="\n".join(steps[:i]))
+                                  mode="prefix", context="".join(s + "\n" for s in steps[:i]))
                      for i, step in enumerate(steps[:5])]
     results = judge(*requests)
     assert len(results) == 500 and all(r.ok for r in results)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from exprl.demo.base import BaseModelConfig
 from exprl.errors import ConfigError
@@ -114,8 +115,10 @@ class DemoConfig:
         "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1). Empty = the "
                 "deterministic reference judge."})
     judge_model: str = field(default="", metadata={"help": "Model name sent to the judge endpoint."})
-    judge_process_context: str = field(default="prefix", metadata={
-        "help": "What the process judge sees: prefix (steps so far, the paper) or segment."})
+    judge_process_view: Literal["prefix", "segment", "step"] = field(default="prefix", metadata={
+        "help": "What an ExpRL-Process step score measures (exprl.judge.types.JudgeConfig.process_view): "
+                "prefix (the work so far, the paper's equation), segment (the step alone, the official "
+                "code) or step (the step after its earlier steps)."})
     system_prompt: str | None = field(default=None, metadata={
         "help": "Policy system prompt. None: the base model learnt the format in pre-training, and a "
                 "constant instruction would double every sequence on 2 CPU cores."})
@@ -132,5 +135,3 @@ class DemoConfig:
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"methods must be a non-empty list of {', '.join(ALL_METHODS)}; got {self.methods}")
-        if self.judge_process_context not in ("prefix", "segment"):
-            raise ConfigError(f"judge_process_context must be prefix or segment, got {self.judge_process_context!r}")

@@ -92,13 +92,13 @@ def base_model(config: DemoConfig, seed: int, cache_dir: Path, log: Log = print)
 def judge_config(config: DemoConfig, run_dir: Path):
     from exprl.judge.types import JudgeConfig
 
-    context = config.judge_process_context
+    view = config.judge_process_view
     cache = str(run_dir / "judge-cache.sqlite")
     if config.judge_url:
         return JudgeConfig(backend="openai", base_urls=[config.judge_url], model=config.judge_model,
-                           context=context, cache_path=cache)
+                           process_view=view, cache_path=cache)
     # Each value of a chain builds on all before it, so only checkpoints reached in order are progress.
-    return JudgeConfig(backend="reference", context=context, cache_path=cache, reference_matching="chain")
+    return JudgeConfig(backend="reference", process_view=view, cache_path=cache, reference_matching="chain")
 
 
 def check_judge_url(url: str, timeout_s: float = 5.0) -> None:

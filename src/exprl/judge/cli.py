@@ -86,8 +86,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
     parser.add_argument("--mode", choices=["outcome", "process"], default="outcome",
                         help="outcome: one judgment per trace; process: one per '###' step")
-    parser.add_argument("--context", choices=["prefix", "segment"], default=None,
-                        help="process mode: show the judge the earlier steps (prefix) or the step alone")
+    parser.add_argument("--view", choices=["prefix", "segment", "step"], default=None, dest="process_view",
+                        help="process mode: what a step's score measures: the work so far as a whole "
+                             "(prefix, the paper's equation), the step alone (segment, the official code), "
+                             "or the step after its earlier steps (step); default: the config's")
     parser.add_argument("--json-mode", action="store_true", default=None,
                         help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
     parser.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
@@ -128,7 +130,7 @@ def judge_config_from_args(args: argparse.Namespace):
         section = "judge"
     config = load_config(JudgeConfig, args.config, args.overrides, section=section)
     # Each command declares only the flags it needs; an undeclared one leaves the config's value.
-    flags = {"backend": "backend", "base_urls": "base_urls", "model": "model", "context": "context",
+    flags = {"backend": "backend", "base_urls": "base_urls", "model": "model", "process_view": "process_view",
              "cache_path": "cache", "json_mode": "json_mode", "concurrency": "concurrency"}
     for field_name, flag in flags.items():
         value = getattr(args, flag, None)
@@ -175,9 +177,9 @@ def read_trace_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, row
 
 
-def requests_for_row(row: dict[str, Any], mode: str, context: str, delimiter: str):
+def requests_for_row(row: dict[str, Any], mode: str, view: str, delimiter: str):
     """(requests, steps) for one input row: one request in outcome mode, one per step in process."""
-    from exprl.judge.types import JudgeRequest
+    from exprl.judge.types import JudgeRequest, process_requests
 
     common = dict(problem=row["problem"], reference=row["reference"], answer=row.get("answer"),
                   domain=row.get("domain") or "math", problem_id=str(row.get("problem_id", row["id"])))
@@ -187,10 +189,7 @@ def requests_for_row(row: dict[str, Any], mode: str, context: str, delimiter: st
 
     trace = row["trace"]
     steps = split_steps(trace, delimiter=delimiter)
-    requests = [JudgeRequest(trace=step.text, mode="process",
-                             context=trace[:step.start] if context == "prefix" else "", **common)
-                for step in steps]
-    return requests, steps
+    return process_requests(trace, steps, view, **common), steps
 
 
 def _result_fields(result) -> dict[str, Any]:
@@ -205,7 +204,7 @@ def output_row(row: dict[str, Any], results: list, steps) -> dict[str, Any]:
     if steps is None:
         return {"id": row["id"], "mode": "outcome", **_result_fields(results[0])}
     failed = [r for r in results if not r.ok]
-    # The row's own score is s_T, the last step's (the whole trace's, in prefix mode); the row is
+    # The row's own score is s_T, the last step's (the whole trace's, under the prefix view); the row is
     # unscorable when any step is, as one unscorable step drops the whole trajectory in training.
     last = results[-1]
     return {
@@ -235,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
             tqdm(total=len(rows), unit="trace", disable=args.no_progress, file=sys.stderr) as bar:
         for start in range(0, len(rows), _CHUNK_ROWS):
             chunk = rows[start:start + _CHUNK_ROWS]
-            planned = [requests_for_row(row, args.mode, config.context, args.delimiter) for _, row in chunk]
+            planned = [requests_for_row(row, args.mode, config.process_view, args.delimiter) for _, row in chunk]
             flat = [request for requests, _ in planned for request in requests]
             results = judge.judge_sync(flat)
             position = 0

@@ -1,6 +1,8 @@
 """Judge prompts, in exprl's own words, following the criteria and Likert anchors of method.md §2.3.
 
-Two kinds (outcome: the whole trace; process: one step) for three domains (math, science, code).
+Four kinds for three domains (math, science, code): outcome (the whole trace) and the three process
+views of one step (prefix: the work so far graded as a whole; segment: the step alone; step: the
+step as the next move after the earlier steps; see `exprl.judge.types.JudgeMode`).
 Every template carries a version string; the version is part of every cache key, so editing a
 template's wording must bump its version or stale scores would be served from the cache.
 
@@ -19,13 +21,10 @@ from dataclasses import dataclass
 from exprl.judge.types import JudgeRequest
 
 # Bump the number of a kind whenever its wording changes (it invalidates that kind's cache entries).
+# The process views replaced one `process` kind (v1): their names start at v2.
 PROMPT_VERSION: dict[str, str] = {
-    "math/outcome": "math-outcome-v1",
-    "math/process": "math-process-v1",
-    "science/outcome": "science-outcome-v1",
-    "science/process": "science-process-v1",
-    "code/outcome": "code-outcome-v1",
-    "code/process": "code-process-v1",
+    f"{domain}/{mode}": f"{domain}-{mode}-{'v1' if mode == 'outcome' else 'v2'}"
+    for domain in ("math", "science", "code") for mode in ("outcome", "prefix", "segment", "step")
 }
 
 DOMAIN_ALIASES = {
@@ -84,8 +83,8 @@ def canonical_domain(domain: str) -> str:
 
 
 def prompt_kind(request: JudgeRequest) -> str:
-    if request.mode not in ("outcome", "process"):
-        raise ValueError(f"judge mode must be 'outcome' or 'process', got '{request.mode}'")
+    if request.mode not in ("outcome", "prefix", "segment", "step"):
+        raise ValueError(f"judge mode must be outcome, prefix, segment or step, got '{request.mode}'")
     return f"{canonical_domain(request.domain)}/{request.mode}"
 
 
@@ -134,7 +133,7 @@ def build_prompt(request: JudgeRequest, *, json_mode: bool = False,
     profile = _DOMAINS[domain]
     trace, cut_trace = fit_trace(request.trace, max_trace_chars)
     context, cut_context = "", False
-    if request.mode == "process" and request.context:
+    if request.is_process and request.context:
         # Earlier steps share the budget with the judged step, which always keeps its share first.
         remaining = None if max_trace_chars is None else max(max_trace_chars - len(trace),
                                                             max_trace_chars // 4)
@@ -267,8 +266,31 @@ def _process_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
                        "claims any solution along its path must establish.")
     else:
         checkpoints = ("1. List 2 to 6 checkpoints that a correct solution would have to establish.")
+    if request.mode == "prefix":
+        return "\n\n".join([
+            f"You are {d.expert}. You will see a problem, the beginning of a candidate's {d.work} "
+            "(every step written so far, the newest last), and usually a reference solution. Judge the "
+            "work so far as a whole: how far it has come along a path that follows the reference and "
+            "reaches its result. It may be unfinished; judge the progress it has made, not its length.",
+            _reference_rule(request),
+            "Procedure:\n"
+            f"{checkpoints}\n"
+            "2. For each checkpoint, say whether the work so far establishes it, partly supports it, "
+            "does not touch it, or contradicts it.\n"
+            "3. Decide how much of the path the work so far has covered, and whether anything in it is "
+            "wrong.",
+            "Scale:\n"
+            "1 = wrong, misleading, or contradicts the reference; or no progress at all.\n"
+            "2 = a little progress: few checkpoints established, or serious errors.\n"
+            "3 = real progress on the reference's path, with much still missing or minor errors.\n"
+            "4 = most checkpoints established soundly; little remains.\n"
+            "5 = every checkpoint established soundly; the work reaches the reference's result.",
+            _VERIFY_NOT_SOLVE,
+            _UNTRUSTED_RULE,
+            _output_rule(json_mode),
+        ])
     context_rule = ("Earlier steps of the candidate are shown for context only; grade the new step, "
-                    "not the earlier ones." if request.context else
+                    "not the earlier ones." if request.mode == "step" else
                     "The step is shown alone, without the candidate's earlier steps. Do not guess "
                     "what those steps contained.")
     return "\n\n".join([
@@ -295,6 +317,12 @@ def _process_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
 
 
 def _process_user(d: _Domain, request: JudgeRequest, step: str, context: str) -> str:
+    if request.mode == "prefix":
+        # One block: the judge grades the work so far as a whole, the newest step included.
+        work = f"{context}{step}" if context else step
+        return (f"## Problem\n{request.problem.strip()}\n\n"
+                f"## Candidate's work so far (untrusted data)\n{fence('WORK SO FAR', work)}"
+                f"{_reference_block(request)}{_rubric_block(request)}")
     earlier = (f"## Candidate's earlier steps (untrusted data, context only)\n"
                f"{fence('EARLIER STEPS', context)}\n\n" if context else "")
     return (f"## Problem\n{request.problem.strip()}\n\n{earlier}"

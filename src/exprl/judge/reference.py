@@ -38,10 +38,11 @@ name is part of every cache key):
   falls in (0, 1/3], (1/3, 2/3] or (2/3, 1). A judged text whose last boxed answer differs from the
   reference's final answer is capped at 3: it leads to a different answer, so it cannot "strongly
   support" the reference.
-* **Process mode.** A step is judged on the text the judge is shown: `context + step`. In prefix
-  mode (`context` holds the earlier steps) the score is the progress made up to and including this
-  step, so s_t - s_{t-1} is exactly the progress the step adds. In segment mode (`context` empty)
-  only what the step itself states counts.
+* **Process views.** `prefix`: the text judged is `context + step` (the work so far), so the score is
+  the progress made up to and including the step and s_t - s_{t-1} is what the step added.
+  `segment`: only what the step itself states counts. `step`: the checkpoints the step reaches that
+  its earlier steps had not, out of those still missing: 5 when it reaches all of them, 1 when it
+  adds none (a step after a finished solution adds nothing); its own wrong box caps it at 3.
 * **No reference.** With `reference=None` the only checkpoint is `request.answer` when it is known;
   without either the result is UNPARSEABLE with error "no reference" (never a made-up score).
 * **Cached rubric.** `request.rubric`, when given, replaces extraction; its last item is the final
@@ -431,12 +432,20 @@ class ReferenceBackend:
                 "the reference states no checkable result"
             return JudgeResult(score=None, status=JudgeStatus.UNPARSEABLE, raw=f"Unscorable: {reason}",
                                error=reason)
-        judged = f"{request.context}\n{request.trace}" if request.context else request.trace
-        reached = self.reached(stated_results(judged), checkpoints)
+        judged = request.context + request.trace if request.mode == "prefix" else request.trace
+        if request.mode == "step":
+            before = self.reached(stated_results(request.context), checkpoints) if request.context else \
+                [False] * len(checkpoints)
+            after = self.reached(stated_results(request.context + request.trace), checkpoints)
+            reached = [now and not earlier for now, earlier in zip(after, before)]
+            total = max(len(checkpoints) - sum(before), 1)
+        else:
+            reached = self.reached(stated_results(judged), checkpoints)
+            total = len(checkpoints)
         final = checkpoints[-1]
         boxed = last_boxed(judged)
         wrong_final = boxed is not None and not equivalent(normalize(boxed), final)
-        score = progress_score(sum(reached), len(checkpoints), wrong_final=wrong_final)
+        score = progress_score(sum(reached), total, wrong_final=wrong_final)
         lines = [f"{'reached' if ok else 'missing'}: {value}{' (final answer)' if i == len(checkpoints) - 1 else ''}"
                  for i, (value, ok) in enumerate(zip(checkpoints, reached))]
         if wrong_final:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from exprl.rewards.steps import Step
+
+# What one judgment grades. `outcome`: a whole trace. The three process views grade one step t of a
+# trace (they differ in what the score means, so DeltaNorm's A_1 = s_1 - s_T means something
+# different under each; docs/architecture.md, "process views"):
+#   prefix   the partial solution y<=t as a whole (the paper's s(x, y<=t, y*)): s_T scores the trace;
+#   segment  step t shown alone, earlier steps withheld (the official code);
+#   step     step t as the next move, graded after being shown the earlier steps.
+JudgeMode = Literal["outcome", "prefix", "segment", "step"]
+ProcessView = Literal["prefix", "segment", "step"]
+PROCESS_VIEWS: tuple[str, ...] = ("prefix", "segment", "step")
 
 
 class JudgeStatus(str, enum.Enum):
@@ -20,9 +33,10 @@ class JudgeStatus(str, enum.Enum):
 class JudgeRequest:
     """One judgment to make.
 
-    Outcome mode: `trace` is the whole policy response. Process mode: `trace` is the step being
-    judged and `context` the steps before it (empty when judging the isolated segment, as the
-    official code does). `reference` None means judging without a reference (calibration only).
+    Outcome mode: `trace` is the whole policy response. The process views (`prefix`, `segment`,
+    `step`; see `JudgeMode`): `trace` is the step being judged and `context` the steps before it
+    (always empty under `segment`). Build process requests with `process_requests`. `reference`
+    None means judging without a reference (calibration only).
     `problem_id` names the problem whose stored rubric the service attaches under
     `judge.rubric = cached`; it is not part of the cache key (the rubric text it selects is).
     """
@@ -30,12 +44,26 @@ class JudgeRequest:
     problem: str
     reference: str | None
     trace: str
-    mode: Literal["outcome", "process"] = "outcome"
+    mode: JudgeMode = "outcome"
     context: str = ""
     rubric: tuple[str, ...] | None = None  # cached checkpoints; None = extracted inside the call
     answer: str | None = None              # the known final answer, when there is one
     domain: str = "math"
     problem_id: str | None = None
+
+    @property
+    def is_process(self) -> bool:
+        return self.mode != "outcome"
+
+
+def process_requests(text: str, steps: Sequence["Step"], view: ProcessView, **common) -> list[JudgeRequest]:
+    """One request per step of the trace `text` under `view` (`common`: problem, reference, answer,
+    domain, problem_id). The one place that decides what a process judgment is shown."""
+    if view not in PROCESS_VIEWS:
+        raise ValueError(f"process view must be one of {', '.join(PROCESS_VIEWS)}, got {view!r}")
+    return [JudgeRequest(trace=step.text, mode=view, context="" if view == "segment" else text[:step.start],
+                         **common)
+            for step in steps]
 
 
 @dataclass
@@ -71,9 +99,12 @@ class JudgeConfig:
     base_urls: list[str] = field(default_factory=list, metadata={
         "help": "OpenAI-compatible base URLs (several = replicas, used round-robin)."})
     api_key: str = field(default="EMPTY", metadata={"help": "API key sent to the endpoint."})
-    context: Literal["prefix", "segment"] = field(default="prefix", metadata={
-        "help": "Process judging: the judge sees the steps before the judged one (prefix, the paper's "
-                "equation) or the step alone (segment, the official code)."})
+    process_view: ProcessView = field(default="segment", metadata={
+        "help": "What an ExpRL-Process score s_t measures. segment: step t shown alone (the official "
+                "code, whose runs produced the paper's tables); prefix: the partial solution up to and "
+                "including step t, graded as a whole (the paper's s(x, y<=t, y*); s_T then scores the "
+                "trace, and DeltaNorm's A_1 = s_1 - s_T debits the first step by everything later steps "
+                "add); step: step t as the next move, graded after being shown the earlier steps."})
     rubric: Literal["implicit", "cached"] = field(default="implicit", metadata={
         "help": "implicit: the judge extracts checkpoints inside each call (the paper); cached: "
                 "checkpoints built once per problem by `exprl rubrics build`."})

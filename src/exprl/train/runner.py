@@ -241,7 +241,7 @@ def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokeniz
     if config.method in RL_METHODS:
         from exprl.train.trainer import ExpRLSettings, ExpRLTrainer
 
-        settings = ExpRLSettings(method=config.method, judge_context=config.judge.context,
+        settings = ExpRLSettings(method=config.method, process_view=config.judge.process_view,
                                  delimiter=config.delimiter, process_mode=config.process_mode,
                                  single_step=config.single_step, outcome_normalize=config.outcome_normalize,
                                  overlong=config.overlong)

@@ -27,7 +27,7 @@ import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
+from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus, process_requests
 from exprl.rewards.advantages import (
     apply_overlong,
     apply_overlong_steps,
@@ -45,7 +45,7 @@ class ExpRLSettings:
     """What ExpRLTrainer needs beyond GRPOConfig (taken from exprl.train.config.TrainConfig)."""
 
     method: str = "exprl-outcome"
-    judge_context: str = "prefix"
+    process_view: str = "segment"
     delimiter: str = "###"
     process_mode: str = "delta"
     single_step: str = "outcome"
@@ -123,10 +123,8 @@ class ExpRLTrainer(GRPOTrainer):
             layout.append((len(requests), len(steps)))
             if s:
                 continue
-            for step in steps:
-                context = text[:step.start] if self.settings.judge_context == "prefix" else ""
-                requests.append(JudgeRequest(problem=p, reference=r, trace=step.text, mode="process",
-                                             context=context, answer=a, domain=d, problem_id=i))
+            requests.extend(process_requests(text, steps, self.settings.process_view, problem=p, reference=r,
+                                             answer=a, domain=d, problem_id=i))
         results = await self.judge.judge_many(requests) if requests else []
         step_rewards: list[list[float | None]] = []
         per_rollout_results: list[list[JudgeResult]] = []
@@ -140,7 +138,7 @@ class ExpRLTrainer(GRPOTrainer):
                 step_rewards.append([res.reward for res in chunk])
         self._side.update(step_rewards=step_rewards, step_ids=step_ids, judge_results=per_rollout_results,
                           num_steps=[count for _, count in layout])
-        # TRL logs this column as "the" reward: the final step's score (the whole trace under prefix context)
+        # TRL logs this column as "the" reward: the final step's score (the whole trace's under the prefix view)
         return [None if any(v is None for v in sr) else sr[-1] for sr in step_rewards]
 
     # ------------------------------------------------------------------ TRL hooks
