@@ -117,7 +117,7 @@ class ExpRLTrainer(GRPOTrainer):
         layout: list[tuple[int, int]] = []  # per rollout: (first request index, number of steps)
         step_ids: list[list[int]] = []
         for ids, p, r, a, d, i, s in zip(completion_ids, problem_text, reference, answer, domain, problem_id, skip):
-            text, offsets = decoded_offsets(ids, lambda t: tokenizer.decode(t, skip_special_tokens=True))
+            text, offsets = decoded_offsets(ids, tokenizer)
             steps = split_steps(text, self.settings.delimiter)
             step_ids.append(token_step_ids(steps, offsets))
             layout.append((len(requests), len(steps)))
