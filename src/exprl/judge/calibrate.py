@@ -12,21 +12,16 @@ of the problems, so no problem keeps its own). A judgment is *positive* when sco
 Unscorable judgments (any status but OK) are counted apart and are in neither rate: a judge that
 fails is not a judge that says "no". A rate with no scorable trace behind it is None, not 0.
 
-The judge package does not import `exprl.rewards`; when the input has no `correct` column, the CLI
-labels traces with the sparse verifier (`exprl.rewards.verifier.is_correct`), imported lazily.
+`exprl judge calibrate` (`exprl.judge.cli`) reads the labelled traces; when the input has no
+`correct` column it labels them with the sparse verifier (`exprl.rewards.verifier.is_correct`).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from exprl.errors import ConfigError, DataError
-from exprl.judge.cli import add_judge_config_arguments, judge_config_from_args
+from exprl.errors import DataError
 from exprl.judge.types import JudgeRequest, JudgeResult
 
 CONDITIONS = ("correct_reference", "no_reference", "wrong_reference")
@@ -177,73 +172,3 @@ def calibrate(traces: Sequence[LabelledTrace], judge, config: CalibrationConfig 
                   for i, name in enumerate(CONDITIONS)}
     return CalibrationReport(judge=getattr(judge, "name", "?"), threshold=config.threshold, traces=len(traces),
                              correct=sum(labels), incorrect=len(labels) - sum(labels), conditions=conditions)
-
-
-def read_labelled_traces(path: str | Path, label_fn: Callable[[str, str], bool] | None = None,
-                         limit: int | None = None) -> list[LabelledTrace]:
-    """Rows id, problem, reference, trace, and `correct` (bool), or `answer` for `label_fn(trace, answer)`."""
-    from exprl.judge.cli import read_trace_rows
-
-    traces = []
-    for line_no, row in read_trace_rows(path):
-        if limit is not None and len(traces) >= limit:
-            break
-        if row["reference"] is None:
-            raise DataError("calibration needs the correct reference", path=str(path), line=line_no,
-                            field="reference")
-        correct = row.get("correct")
-        if correct is None:
-            if label_fn is None:
-                raise DataError("missing (or give an answer column to label traces with the verifier)",
-                                path=str(path), line=line_no, field="correct")
-            if not row.get("answer"):
-                raise DataError("missing: a row without 'correct' needs 'answer' to be labelled",
-                                path=str(path), line=line_no, field="answer")
-            correct = bool(label_fn(row["trace"], row["answer"]))
-        elif not isinstance(correct, bool):
-            raise DataError(f"must be true or false, got {correct!r}", path=str(path), line=line_no,
-                            field="correct")
-        traces.append(LabelledTrace(id=str(row["id"]), problem=row["problem"], reference=row["reference"],
-                                    trace=row["trace"], correct=correct, answer=row.get("answer"),
-                                    domain=row.get("domain") or "math"))
-    return traces
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `exprl judge calibrate`."""
-    parser.add_argument("--input", required=True, metavar="JSONL",
-                        help="rows: id, problem, reference, trace, and correct (or answer to label them)")
-    parser.add_argument("--out", default=None, metavar="FILE", help="where to write the report (JSON)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N rows")
-    parser.add_argument("--seed", type=int, default=0, help="seed for choosing wrong references")
-    parser.add_argument("--threshold", type=int, default=3, help="positive = score > threshold")
-    add_judge_config_arguments(parser)
-
-
-def _verifier_label(trace: str, answer: str) -> bool:
-    from exprl.rewards.verifier import is_correct
-
-    return is_correct(trace, answer)
-
-
-def main(args: argparse.Namespace) -> int:
-    from exprl.judge.service import build_judge
-
-    config = judge_config_from_args(args)
-    if config.rubric == "cached":
-        # A wrong-reference request would need the other problem's rubric; calibration measures
-        # the judge as the paper runs it, extracting checkpoints itself.
-        raise ConfigError("exprl judge calibrate judges with rubric=implicit; drop rubric=cached")
-    traces = read_labelled_traces(args.input, label_fn=_verifier_label, limit=getattr(args, "limit", None))
-    if not traces:
-        raise DataError("no traces to calibrate on", path=str(args.input))
-    calibration = CalibrationConfig(threshold=getattr(args, "threshold", 3), seed=getattr(args, "seed", 0))
-    with build_judge(config) as judge:
-        report = calibrate(traces, judge, calibration)
-    print(report.table())
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-        print(f"report -> {out}", file=sys.stderr)
-    return 0

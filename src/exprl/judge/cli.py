@@ -1,10 +1,11 @@
-"""`exprl judge run | serve | calibrate` and `exprl rubrics build | show`.
+"""`exprl judge run | serve | calibrate` and `exprl rubrics build | show`: every argument parser and
+handler of the judge layer.
 
-`judge run` (a thin loop over the judge service) lives here; serving, calibration and rubric
-building live in `exprl.judge.server`, `.calibrate` and `.rubrics`, each declaring its own
-arguments (`add_arguments`) beside its handler. Those modules import nothing heavy, so
-registering them keeps `exprl --help` light. The judge-config flags every judging command shares
-(`add_judge_config_arguments`, `judge_config_from_args`) are defined here once.
+The modules they drive (`service`, `server`, `calibrate`, `rubrics`) are plain functions and
+classes that know nothing of argparse; this module reads the command line, calls them, and prints.
+The judge-config flags every judging command shares (`add_judge_config_arguments`,
+`judge_config_from_args`) are declared here once. Heavy dependencies (tqdm, openai, torch) are
+imported inside the handlers, so registering the commands keeps `exprl --help` light.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from exprl.config import add_override_argument
+from exprl.rewards.steps import DEFAULT_DELIMITER
 
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
 BACKENDS = ("reference", "openai", "transformers")
@@ -29,8 +31,6 @@ def register(subparsers) -> None:
 
 # -- argument parsing ----------------------------------------------------------------------------
 def _register_judge(subparsers) -> None:
-    from exprl.judge import calibrate, server
-
     actions = _command_group(
         subparsers, "judge", help="score traces against references, serve a judge model, calibrate a judge",
         description="The ExpRL judge: an LLM that grades a policy trace (or one step of it) against "
@@ -43,26 +43,24 @@ def _register_judge(subparsers) -> None:
                             "cached, latency_s, truncated; in process mode also 'steps', one entry per "
                             "step with its character span. Unscorable judgments have score and reward "
                             "null and say why in status and error.")
-    _add_action(actions, "serve", server.add_arguments, server.serve,
+    _add_action(actions, "serve", add_serve_arguments, _serve,
                 help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
                 description="Starts the judge model behind an OpenAI-compatible endpoint and prints its "
                             "base URL.")
-    _add_action(actions, "calibrate", calibrate.add_arguments, calibrate.main,
+    _add_action(actions, "calibrate", add_calibrate_arguments, _calibrate,
                 help="measure how well a judge separates correct from incorrect traces",
                 description="Scores labelled traces with the correct, a wrong, and no reference, and "
                             "reports how often the judge ranks them right.")
 
 
 def _register_rubrics(subparsers) -> None:
-    from exprl.judge import rubrics
-
     actions = _command_group(
         subparsers, "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
         description="Checkpoints extracted once per problem from its reference, stored and reused by "
                     "the process judge instead of extracting them inside every call.")
-    _add_action(actions, "build", rubrics.add_arguments, rubrics.build_main,
+    _add_action(actions, "build", add_rubrics_build_arguments, _rubrics_build,
                 help="extract checkpoints for every problem of a file")
-    _add_action(actions, "show", rubrics.add_show_arguments, rubrics.show_main,
+    _add_action(actions, "show", add_rubrics_show_arguments, _rubrics_show,
                 help="print the stored checkpoints of some problems")
 
 
@@ -93,7 +91,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json-mode", action="store_true", default=None,
                         help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
     parser.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
-    parser.add_argument("--delimiter", default="###", help="process mode: the step delimiter")
+    parser.add_argument("--delimiter", default=DEFAULT_DELIMITER, help="process mode: the step delimiter")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_judge_config_arguments(parser)
 
@@ -251,4 +249,182 @@ def _run(args: argparse.Namespace) -> int:
     print(f"judged {len(rows)} traces ({args.mode}, {judge.name}): {summary}; "
           f"{stats.backend_calls} judge calls, {stats.hits} cache hits, "
           f"mean latency {stats.mean_latency_s:.3f} s -> {out_path}", file=sys.stderr)
+    return 0
+
+
+# -- exprl judge serve --------------------------------------------------------------------------
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl judge serve`."""
+    parser.add_argument("--model", required=True, help="GGUF file (llama.cpp) or model path / hub id (vLLM); "
+                                                       "'smollm2' = the bundled SmolLM2-135M GGUF")
+    parser.add_argument("--engine", choices=["llama.cpp", "vllm"], default=None,
+                        help="server to start (default: llama.cpp for .gguf, vLLM otherwise)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=None, help="port of the first replica (default: a free one)")
+    parser.add_argument("--replicas", type=int, default=1, help="server processes, on consecutive ports")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per llama.cpp server")
+    parser.add_argument("--extra", action="append", default=[], metavar="ARG",
+                        help="extra argument passed to the server (repeatable)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Start the server(s), print the base URL(s), block until Ctrl-C or SIGTERM, then stop them."""
+    import signal
+    import threading
+
+    from exprl.errors import ServerError
+    from exprl.judge.server import JudgeServer, smollm2_gguf_path
+
+    model = args.model
+    if model == "smollm2":
+        model = str(smollm2_gguf_path())
+    replicas = max(1, args.replicas or 1)
+    servers = [JudgeServer(model, engine=args.engine, host=args.host,
+                           port=(args.port + i) if args.port else None,
+                           threads=args.threads, extra_args=args.extra or [])
+               for i in range(replicas)]
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for server in servers:
+            server.start()
+            print(server.base_url, flush=True)
+        print(f"serving {model} ({servers[0].engine}); Ctrl-C stops", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            dead = [s for s in servers if not s.running]
+            if dead:
+                raise ServerError(f"the server at {dead[0].base_url} exited; its stderr ends with:\n"
+                                  f"{dead[0].stderr_tail()}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+# -- exprl judge calibrate ----------------------------------------------------------------------
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl judge calibrate`."""
+    parser.add_argument("--input", required=True, metavar="JSONL",
+                        help="rows: id, problem, reference, trace, and correct (or answer to label them)")
+    parser.add_argument("--out", default=None, metavar="FILE", help="where to write the report (JSON)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    parser.add_argument("--seed", type=int, default=0, help="seed for choosing wrong references")
+    parser.add_argument("--threshold", type=int, default=3, help="positive = score > threshold")
+    add_judge_config_arguments(parser)
+
+
+def read_labelled_traces(path: str | Path, label_fn: Callable[[str, str], bool] | None = None,
+                         limit: int | None = None):
+    """LabelledTrace rows of a JSONL file: id, problem, reference, trace, and `correct` (bool), or
+    `answer` for `label_fn(trace, answer)`."""
+    from exprl.errors import DataError
+    from exprl.judge.calibrate import LabelledTrace
+
+    traces = []
+    for line_no, row in read_trace_rows(path):
+        if limit is not None and len(traces) >= limit:
+            break
+        if row["reference"] is None:
+            raise DataError("calibration needs the correct reference", path=str(path), line=line_no,
+                            field="reference")
+        correct = row.get("correct")
+        if correct is None:
+            if label_fn is None:
+                raise DataError("missing (or give an answer column to label traces with the verifier)",
+                                path=str(path), line=line_no, field="correct")
+            if not row.get("answer"):
+                raise DataError("missing: a row without 'correct' needs 'answer' to be labelled",
+                                path=str(path), line=line_no, field="answer")
+            correct = bool(label_fn(row["trace"], row["answer"]))
+        elif not isinstance(correct, bool):
+            raise DataError(f"must be true or false, got {correct!r}", path=str(path), line=line_no,
+                            field="correct")
+        traces.append(LabelledTrace(id=str(row["id"]), problem=row["problem"], reference=row["reference"],
+                                    trace=row["trace"], correct=correct, answer=row.get("answer"),
+                                    domain=row.get("domain") or "math"))
+    return traces
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from exprl.errors import ConfigError, DataError
+    from exprl.judge.calibrate import CalibrationConfig, calibrate
+    from exprl.judge.service import build_judge
+    from exprl.rewards.verifier import is_correct
+
+    config = judge_config_from_args(args)
+    if config.rubric == "cached":
+        # A wrong-reference request would need the other problem's rubric; calibration measures
+        # the judge as the paper runs it, extracting checkpoints itself.
+        raise ConfigError("exprl judge calibrate judges with rubric=implicit; drop rubric=cached")
+    traces = read_labelled_traces(args.input, label_fn=is_correct, limit=args.limit)
+    if not traces:
+        raise DataError("no traces to calibrate on", path=str(args.input))
+    with build_judge(config) as judge:
+        report = calibrate(traces, judge, CalibrationConfig(threshold=args.threshold, seed=args.seed))
+    print(report.table())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"report -> {out}", file=sys.stderr)
+    return 0
+
+
+# -- exprl rubrics build | show -----------------------------------------------------------------
+def add_rubrics_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl rubrics build`."""
+    from exprl.judge.rubrics import RUBRIC_BACKENDS
+
+    parser.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
+    parser.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: rubric_path)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    add_judge_config_arguments(parser, backends=RUBRIC_BACKENDS, cache=False)
+
+
+def add_rubrics_show_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `exprl rubrics show`."""
+    parser.add_argument("store", metavar="PATH", help="rubric store written by `exprl rubrics build`")
+    parser.add_argument("--id", action="append", default=[], dest="ids", metavar="ID",
+                        help="problem id to show (repeatable; default: the first few)")
+    parser.add_argument("--limit", type=int, default=5, help="how many to show without --id")
+
+
+def _rubrics_build(args: argparse.Namespace) -> int:
+    from exprl.data.loaders import load_problems
+    from exprl.errors import JudgeError
+    from exprl.judge.rubrics import build_rubrics, builder_for
+
+    config = judge_config_from_args(args)
+    out = args.out or config.rubric_path
+    if not out:
+        raise JudgeError("say where to store the rubrics: --out PATH (or rubric_path= in the judge config)")
+    problems = load_problems(args.input)
+    summary = build_rubrics(problems, out, builder_for(config), limit=args.limit)
+    print(f"rubrics: {summary.built} built, {summary.skipped} already stored, {summary.failed} failed -> {out}")
+    return 1 if summary.failed and not summary.built and not summary.skipped else 0
+
+
+def _rubrics_show(args: argparse.Namespace) -> int:
+    from exprl.errors import DataError
+    from exprl.judge.rubrics import load_rubrics
+
+    rubrics = load_rubrics(args.store)
+    if args.ids:
+        missing = [i for i in args.ids if i not in rubrics]
+        if missing:
+            raise DataError(f"no rubric for id {', '.join(map(repr, missing))} ({len(rubrics)} stored)",
+                            path=str(args.store))
+        chosen = args.ids
+    else:
+        chosen = list(rubrics)[:args.limit]
+    for problem_id in chosen:
+        checkpoints = rubrics[problem_id]
+        print(problem_id)
+        for number, checkpoint in enumerate(checkpoints, 1):
+            tag = "  (final answer)" if number == len(checkpoints) else ""
+            print(f"  {number}. {checkpoint}{tag}")
+    print(f"{len(rubrics)} rubrics in {args.store}", file=sys.stderr)
     return 0

@@ -11,7 +11,6 @@ build resumes where it stopped: ids already stored are skipped, and a last line 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -23,7 +22,6 @@ from typing import Iterable, Protocol
 
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError, DataError, JudgeError
-from exprl.judge.cli import add_judge_config_arguments, judge_config_from_args
 from exprl.judge.reference import DEFAULT_MAX_CHECKPOINTS, extract_checkpoints, normalize, spread_evenly
 from exprl.judge.types import JudgeConfig, JudgeRequest
 
@@ -267,56 +265,3 @@ def builder_for(config: JudgeConfig) -> RubricBuilder:
         return OpenAIRubricBuilder(config)
     raise JudgeError(f"rubrics cannot be built with the '{config.backend}' backend; "
                      f"use {' or '.join(RUBRIC_BACKENDS)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `exprl rubrics build`."""
-    parser.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
-    parser.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: rubric_path)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    add_judge_config_arguments(parser, backends=RUBRIC_BACKENDS, cache=False)
-
-
-def add_show_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `exprl rubrics show`."""
-    parser.add_argument("store", metavar="PATH", help="rubric store written by `exprl rubrics build`")
-    parser.add_argument("--id", action="append", default=[], dest="ids", metavar="ID",
-                        help="problem id to show (repeatable; default: the first few)")
-    parser.add_argument("--limit", type=int, default=5, help="how many to show without --id")
-
-
-def build_main(args: argparse.Namespace) -> int:
-    from exprl.data.loaders import load_problems
-
-    config = judge_config_from_args(args)
-    out = args.out or config.rubric_path
-    if not out:
-        raise JudgeError("say where to store the rubrics: --out PATH (or rubric_path= in the judge config)")
-    problems = load_problems(args.input)
-    summary = build_rubrics(problems, out, builder_for(config), limit=args.limit)
-    print(f"rubrics: {summary.built} built, {summary.skipped} already stored, {summary.failed} failed -> {out}")
-    return 1 if summary.failed and not summary.built and not summary.skipped else 0
-
-
-def show_main(args: argparse.Namespace) -> int:
-    rubrics = load_rubrics(args.store)
-    if args.ids:
-        missing = [i for i in args.ids if i not in rubrics]
-        if missing:
-            raise DataError(f"no rubric for id {', '.join(map(repr, missing))} ({len(rubrics)} stored)",
-                            path=str(args.store))
-        chosen = args.ids
-    else:
-        chosen = list(rubrics)[:args.limit]
-    for problem_id in chosen:
-        checkpoints = rubrics[problem_id]
-        print(problem_id)
-        for number, checkpoint in enumerate(checkpoints, 1):
-            tag = "  (final answer)" if number == len(checkpoints) else ""
-            print(f"  {number}. {checkpoint}{tag}")
-    print(f"{len(rubrics)} rubrics in {args.store}", file=sys.stderr)
-    return 0

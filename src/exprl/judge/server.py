@@ -6,7 +6,6 @@ way up, and stops it (SIGTERM, then SIGKILL) on exit. `exprl judge serve` is `se
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import importlib.util
 import os
@@ -198,51 +197,3 @@ class JudgeServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `exprl judge serve` (the names `serve` reads)."""
-    parser.add_argument("--model", required=True, help="GGUF file (llama.cpp) or model path / hub id (vLLM); "
-                                                       "'smollm2' = the bundled SmolLM2-135M GGUF")
-    parser.add_argument("--engine", choices=["llama.cpp", "vllm"], default=None,
-                        help="server to start (default: llama.cpp for .gguf, vLLM otherwise)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
-    parser.add_argument("--port", type=int, default=None, help="port of the first replica (default: a free one)")
-    parser.add_argument("--replicas", type=int, default=1, help="server processes, on consecutive ports")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per llama.cpp server")
-    parser.add_argument("--extra", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to the server (repeatable)")
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Start the server(s), print the base URL(s), block until Ctrl-C or SIGTERM, then stop them."""
-    model = args.model
-    if model == "smollm2":
-        model = str(smollm2_gguf_path())
-    engine = getattr(args, "engine", None)
-    replicas = max(1, getattr(args, "replicas", 1) or 1)
-    host = getattr(args, "host", "127.0.0.1")
-    first_port = getattr(args, "port", None)
-    servers = [JudgeServer(model, engine=engine, host=host,
-                           port=(first_port + i) if first_port else None,
-                           threads=getattr(args, "threads", None), extra_args=getattr(args, "extra", []) or [])
-               for i in range(replicas)]
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        for server in servers:
-            server.start()
-            print(server.base_url, flush=True)
-        print(f"serving {model} ({servers[0].engine}); Ctrl-C stops", file=sys.stderr, flush=True)
-        while not stop.wait(0.5):
-            dead = [s for s in servers if not s.running]
-            if dead:
-                raise ServerError(f"the server at {dead[0].base_url} exited; its stderr ends with:\n"
-                                  f"{dead[0].stderr_tail()}")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for server in servers:
-            server.stop()
-        signal.signal(signal.SIGTERM, previous)
-    return 0
