@@ -31,6 +31,7 @@ from exprl import __version__
 from exprl.config import add_override_argument, dump_yaml, from_dict, load_config, parse_override, set_dotted, to_dict
 from exprl.errors import ConfigError, RunStateError
 from exprl.eval.config import EvalConfig
+from exprl.weights import resolve_policy_model
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,6 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     in code; `judge` and `callbacks` are passed to Stage I's `run_training`.
     """
     from exprl.train.config import RL_METHODS, TrainConfig, load_train_config
-    from exprl.train.models import resolve_model
 
     run_dir = Path(run_dir)
     if stage1_config is None:
@@ -118,7 +118,7 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     state = _open_run(run_dir, config, stage1_config)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The base model is resolved once, so base eval and Stage I start from the same weights.
-    stage1_config.model = resolve_model(stage1_config.model, run_dir)
+    stage1_config.model = resolve_policy_model(stage1_config.model, run_dir)
     dump_yaml(stage1_config, run_dir / "stage1-recipe.yaml")
 
     def eval_stage(stage: str, model: str) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from exprl.judge.server import JudgeServer, smollm2_gguf_path
+from exprl.judge.server import JudgeServer
+from exprl.weights import smollm2_gguf_path
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 
 from exprl.errors import ServerError
-from exprl.judge.server import JudgeServer, smollm2_gguf_path
+from exprl.judge.server import JudgeServer
+from exprl.weights import smollm2_gguf_path
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeStatus
 

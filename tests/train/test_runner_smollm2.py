@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from exprl.judge.server import JudgeServer, smollm2_gguf_path
+from exprl.judge.server import JudgeServer
+from exprl.weights import smollm2_gguf_path
 from exprl.judge.types import JudgeConfig
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training

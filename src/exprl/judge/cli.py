@@ -273,11 +273,10 @@ def _serve(args: argparse.Namespace) -> int:
     import threading
 
     from exprl.errors import ServerError
-    from exprl.judge.server import JudgeServer, smollm2_gguf_path
+    from exprl.judge.server import JudgeServer
+    from exprl.weights import resolve_judge_model
 
-    model = args.model
-    if model == "smollm2":
-        model = str(smollm2_gguf_path())
+    model = resolve_judge_model(args.model)
     replicas = max(1, args.replicas or 1)
     servers = [JudgeServer(model, engine=args.engine, host=args.host,
                            port=(args.port + i) if args.port else None,

