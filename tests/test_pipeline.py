@@ -8,7 +8,8 @@ import pytest
 
 from exprl.cli import main
 from exprl.errors import RunStateError
-from exprl.pipeline import load_pipeline_config, read_run, run_pipeline
+from exprl.pipeline import load_pipeline_config, run_pipeline
+from exprl.runs import read_run
 
 CANARY = "REFERENCE-CANARY-51c2"
 

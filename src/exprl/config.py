@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from exprl.errors import ConfigError
+from exprl.runs import write_text_atomic
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def dump_yaml(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def describe(cls: type) -> list[tuple[str, str, Any, str]]:

@@ -3,10 +3,11 @@
     evaluate base -> Stage I (any method) -> evaluate -> Stage II (sparse GRPO from the Stage-I
     checkpoint, same prompts, references removed) -> evaluate
 
-Run directory:
+Run directory (its format is exprl.runs'):
 
     run.json              exprl version, layout format, label, Stage-I method, state of every stage
-    pipeline.yaml         the resolved PipelineConfig
+    resolved-config.json  the pipeline config and the Stage-I recipe the run started with
+    pipeline.yaml         the resolved PipelineConfig, for reading
     base-model/           only for `model: tiny`: the fresh model that both base eval and Stage I use
     stage1/, stage2/      training runs (recipe.yaml, checkpoint-N/, metrics.jsonl, final/)
     stage2-prompts.jsonl  Stage-I problems with the reference solution replaced by the boxed answer
@@ -20,25 +21,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from exprl import __version__
 from exprl.config import add_override_argument, dump_yaml, from_dict, load_config, parse_override, set_dotted, to_dict
-from exprl.errors import ConfigError, RunStateError
+from exprl.errors import ConfigError
 from exprl.eval.config import EvalConfig
+from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done
 from exprl.weights import resolve_policy_model
-
-logger = logging.getLogger(__name__)
-
-RUN_FORMAT = 1
-"""Version of the run-directory layout; a run written with another one is refused, not guessed at."""
-RUN_FILE = "run.json"
-STAGES = ("base_eval", "stage1", "stage1_eval", "stage2", "stage2_eval")
 
 
 @dataclass
@@ -115,27 +106,31 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     if not config.eval.benches:
         raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
 
-    state = _open_run(run_dir, config, stage1_config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    skipped = [] if config.evaluate_base else ["base_eval"]
+    if not config.stage2.enabled:
+        skipped += ["stage2", "stage2_eval"]
+    state = open_run(run_dir, {"pipeline": to_dict(config), "stage1": to_dict(stage1_config)},
+                     name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped)
+    dump_yaml(config, run_dir / "pipeline.yaml")
     # The base model is resolved once, so base eval and Stage I start from the same weights.
     stage1_config.model = resolve_policy_model(stage1_config.model, run_dir)
     dump_yaml(stage1_config, run_dir / "stage1-recipe.yaml")
 
-    def eval_stage(stage: str, model: str) -> None:
+    def eval_stage(name: str, model: str) -> None:
         from exprl.eval.evaluate import evaluate_config
 
-        with _stage(run_dir, state, stage) as record:
-            results = evaluate_config(model, config.eval, run_dir / "eval" / stage.removesuffix("_eval"))
+        with stage(run_dir, state, name) as record:
+            results = evaluate_config(model, config.eval, run_dir / "eval" / name.removesuffix("_eval"))
             record["model"] = model
-            record["pass_at_1"] = {name: r["pass_at_k"]["1"] for name, r in results.items()}
+            record["pass_at_1"] = {bench: r["pass_at_k"]["1"] for bench, r in results.items()}
 
-    if config.evaluate_base and not _done(state, "base_eval"):
+    if config.evaluate_base and not stage_done(state, "base_eval"):
         eval_stage("base_eval", stage1_config.model)
 
     stage1_model = _train_stage(run_dir, state, "stage1", stage1_config, judge=judge, callbacks=callbacks)
     if stage1_model is None:
         return state
-    if not _done(state, "stage1_eval"):
+    if not stage_done(state, "stage1_eval"):
         eval_stage("stage1_eval", stage1_model)
 
     if config.stage2.enabled:
@@ -144,25 +139,25 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
         stage2_model = _train_stage(run_dir, state, "stage2", stage2_config)
         if stage2_model is None:
             return state
-        if not _done(state, "stage2_eval"):
+        if not stage_done(state, "stage2_eval"):
             eval_stage("stage2_eval", stage2_model)
-    state["finished"] = all(_done(state, s) for s in STAGES if s in state["stages"] and
+    state["finished"] = all(stage_done(state, s) for s in STAGES if s in state["stages"] and
                             state["stages"][s]["state"] != "skipped")
-    _save(run_dir, state)
+    save_run(run_dir, state)
     return state
 
 
-def _train_stage(run_dir: Path, state: dict, stage: str, train_config: Any, **kwargs) -> str | None:
+def _train_stage(run_dir: Path, state: dict, name: str, train_config: Any, **kwargs) -> str | None:
     """The stage's final checkpoint, or None when training stopped before its last step."""
     from exprl.train.runner import run_training
 
-    if _done(state, stage):
-        return state["stages"][stage]["checkpoint"]
-    with _stage(run_dir, state, stage) as record:
-        result = run_training(train_config, run_dir / stage, resume=True, **kwargs)
+    if stage_done(state, name):
+        return state["stages"][name]["checkpoint"]
+    with stage(run_dir, state, name) as record:
+        result = run_training(train_config, run_dir / name, resume=True, **kwargs)
         record.update(method=result.method, global_step=result.global_step,
                       metrics=str(result.metrics_path))
-        if not (run_dir / stage / "train_result.json").is_file():
+        if not (run_dir / name / TRAIN_RESULT_FILE).is_file():
             record["state"] = "interrupted"
             return None
         record["checkpoint"] = str(result.checkpoint_dir)
@@ -204,96 +199,6 @@ def _stage2_prompts(stage1: Any, run_dir: Path, load_training_problems) -> Path:
     return path
 
 
-class _stage:
-    """Marks a stage running in run.json, then done or failed, whatever happens inside."""
-
-    def __init__(self, run_dir: Path, state: dict, name: str):
-        self.run_dir, self.state, self.name = run_dir, state, name
-
-    def __enter__(self) -> dict:
-        record = self.state["stages"].setdefault(self.name, {})
-        record.update(state="running", started=_now())
-        record.pop("error", None)
-        _save(self.run_dir, self.state)
-        logger.info("pipeline %s: %s", self.run_dir, self.name)
-        return record
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        record = self.state["stages"][self.name]
-        if exc_type is None:
-            if record["state"] == "running":
-                record["state"] = "done"
-        else:
-            record["state"] = "interrupted" if exc_type is KeyboardInterrupt else "failed"
-            record["error"] = f"{exc_type.__name__}: {exc}"
-        record["ended"] = _now()
-        _save(self.run_dir, self.state)
-
-
-def _done(state: dict, stage: str) -> bool:
-    return state["stages"].get(stage, {}).get("state") == "done"
-
-
-def _open_run(run_dir: Path, config: PipelineConfig, stage1_config: Any) -> dict[str, Any]:
-    """A new run.json, or the existing one after checking it can be continued with this config."""
-    resolved = {"pipeline": to_dict(config), "stage1": to_dict(stage1_config)}
-    path = run_dir / RUN_FILE
-    if path.is_file():
-        state = read_run(run_dir)
-        stored = json.loads((run_dir / "resolved-config.json").read_text(encoding="utf-8"))
-        if stored != json.loads(json.dumps(resolved, default=str)):
-            changed = sorted(k for k in set(stored["pipeline"]) | set(resolved["pipeline"])
-                             if stored["pipeline"].get(k) != resolved["pipeline"].get(k))
-            raise RunStateError(f"{run_dir}: the configuration changed since this run started "
-                                f"({', '.join(changed) or 'stage1 recipe'}); resume with the same "
-                                f"configuration or use a new run directory")
-        return state
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise RunStateError(f"{run_dir} exists and is not an exprl pipeline run (no {RUN_FILE}); "
-                            f"choose an empty or new directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "resolved-config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n",
-                                                  encoding="utf-8")
-    dump_yaml(config, run_dir / "pipeline.yaml")
-    state = {"exprl_version": __version__, "format": RUN_FORMAT,
-             "name": config.name or stage1_config.method, "method": stage1_config.method,
-             "created": _now(), "finished": False,
-             "stages": {s: {"state": "pending"} for s in STAGES}}
-    if not config.evaluate_base:
-        state["stages"]["base_eval"]["state"] = "skipped"
-    if not config.stage2.enabled:
-        state["stages"]["stage2"]["state"] = state["stages"]["stage2_eval"]["state"] = "skipped"
-    _save(run_dir, state)
-    return state
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """run.json of a pipeline run, checked for a compatible layout."""
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise RunStateError(f"{run_dir}: no {RUN_FILE}; not an exprl pipeline run directory")
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunStateError(f"{path}: corrupt ({exc})") from exc
-    if state.get("format") != RUN_FORMAT:
-        raise RunStateError(f"{path}: written by exprl {state.get('exprl_version', '?')} (run format "
-                            f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}. "
-                            f"Start a new run directory.")
-    return state
-
-
-def _save(run_dir: Path, state: dict) -> None:
-    path = run_dir / RUN_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "pipeline", help="base eval -> Stage I -> eval -> Stage II (sparse GRPO) -> eval, resumable",
@@ -314,9 +219,9 @@ def _handle(args: argparse.Namespace) -> int:
         stage1 = read_yaml(config.stage1.recipe) if config.stage1.recipe else {}
         run_dir = Path("runs") / (config.name or str(stage1.get("method", "run")))
     state = run_pipeline(config, run_dir)
-    for stage in STAGES:
-        record = state["stages"].get(stage, {})
+    for name in STAGES:
+        record = state["stages"].get(name, {})
         extra = record.get("pass_at_1") or record.get("checkpoint") or record.get("error") or ""
-        print(f"{stage:12s} {record.get('state', '?'):12s} {extra}")
+        print(f"{name:12s} {record.get('state', '?'):12s} {extra}")
     print(f"run directory: {run_dir}  (exprl report {run_dir})")
     return 0 if state.get("finished") else 1

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from exprl.errors import ConfigError
+from exprl.runs import atomic_path
 
 TINY_ALIAS = "tiny"
 SMOLLM2_ALIAS = "smollm2-135m"
@@ -59,10 +60,9 @@ def smollm2_model_dir() -> Path:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                  quantization_config=GgufConfig(dequantize=True))
     model.config.quantization_config = None
-    partial = target.with_name(target.name + ".partial")
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)  # a crash mid-write never leaves a half model where a whole one is expected
+    with atomic_path(target) as partial:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
     return target
 
 

@@ -11,7 +11,7 @@ from exprl.errors import ConfigError, RunStateError
 from exprl.eval.evaluate import EVAL_FORMAT
 from exprl.eval.passk import pass_at_k_curve
 from exprl.eval.report import write_report
-from exprl.pipeline import RUN_FORMAT, STAGES
+from exprl.runs import RUN_FORMAT, STAGES
 
 N = 8
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 from exprl.data.answers import extract_answer, gsm8k_answer, last_boxed
 from exprl.data.problem import Problem
 from exprl.errors import DataError
+from exprl.runs import atomic_path
 
 PROBLEM_FIELDS = ("id", "problem", "reference", "answer", "domain", "source")
 REQUIRED_TEXT_FIELDS = ("problem", "reference")
@@ -409,24 +410,18 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
 def write_problems(path: str | os.PathLike, problems: Iterable[Problem]) -> Path:
     """Problems as JSONL (one `Problem.to_dict()` a line), written atomically: the one writer."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for problem in problems:
             handle.write(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
     return path
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
     """Plain dict rows as JSONL, atomically (removed/rejected rows, which are not Problems)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    tmp.replace(path)
     return path
 
 
@@ -439,8 +434,6 @@ def write_problems_parquet(path: str | os.PathLike, problems: Iterable[Problem])
     rows = [{**p.to_dict(), "meta": json.dumps(p.meta, ensure_ascii=False, sort_keys=True)} for p in problems]
     schema = pa.schema([(name, pa.string()) for name in (*PROBLEM_FIELDS, "meta")])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
     return path

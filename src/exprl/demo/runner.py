@@ -26,6 +26,7 @@ from exprl.data.synthetic import SyntheticTaskConfig, generate
 from exprl.demo.base import pretrain_base
 from exprl.demo.config import DemoConfig
 from exprl.errors import RunStateError, ServerError
+from exprl.runs import check_same_config, read_run
 
 Log = Callable[[str], None]
 
@@ -75,9 +76,7 @@ def write_task_data(config: DemoConfig, seed: int, data_dir: Path) -> dict[str, 
     for name, problems in task_problems(config, seed).items():
         path = data_dir / f"{name}.jsonl"
         if not path.is_file():  # fixed by the seed; rewriting would only change the mtime
-            tmp = path.with_suffix(".partial")
-            write_problems(tmp, problems)
-            tmp.replace(path)
+            write_problems(path, problems)
         paths[name] = path
     return paths
 
@@ -213,6 +212,7 @@ def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
     return write_report(runs, out_dir=seed_dir)
 
 
+# Seeds live in their own folders, so asking for more seeds extends a run without mixing.
 _EXTENDABLE = ("output_dir", "seeds")
 
 
@@ -220,25 +220,13 @@ def _check_same_config(config: DemoConfig, run_dir: Path) -> None:
     """A resumed demo must be the same demo: otherwise finished stages would mix two settings."""
     path = run_dir / "demo.yaml"
     if path.is_file():
-        import yaml
-
-        stored = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        current = json.loads(json.dumps(to_dict(config)))
-        # Seeds live in their own folders, so asking for more seeds extends a run without mixing.
-        for key in _EXTENDABLE:
-            stored.pop(key, None), current.pop(key, None)
-        changed = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
-        if changed:
-            raise RunStateError(f"{run_dir} holds a demo run with other settings ({', '.join(changed)}); "
-                                "use another --output-dir or delete it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+        check_same_config(path, to_dict(config), what="demo configuration", ignore=_EXTENDABLE)
     dump_yaml(config, path)
 
 
 def collect_results(run_dir: Path, seeds: list[int], methods: list[str]) -> dict[str, Any]:
     """{(row, stage, bench, k): [value per seed]} read back from the finished pipeline runs."""
     from exprl.eval.evaluate import read_results
-    from exprl.pipeline import read_run
 
     table: dict[tuple[str, str, str, str], list[float]] = {}
     for seed in seeds:

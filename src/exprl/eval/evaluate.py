@@ -26,6 +26,7 @@ from exprl.eval.generate import (Generator, SamplingSettings, generation_key, ma
                                  model_fingerprint, resolve_model, sample_seed)
 from exprl.eval.passk import pass_at_k_curve
 from exprl.eval.store import GenerationStore
+from exprl.runs import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
     names = [name for name, _, _ in loaded]
     if len(set(names)) != len(names):
         raise ConfigError(f"eval: two benchmarks share a name ({', '.join(names)}); give recipes distinct names")
-    _write_json(out / "eval.json", {
+    write_json_atomic(out / "eval.json", {
         "exprl_version": __version__, "format": EVAL_FORMAT, "model": model_id,
         "fingerprint": fingerprint, "generation_key": key, "settings": asdict(config),
         "benchmarks": names})
@@ -109,7 +110,7 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
             _generate_missing(store, lazy, key, name, problems, config)
             _verify_missing(store, key, name, problems)
             result = _summarise(store, key, name, source, problems, config, model_id, fingerprint)
-            _write_json(out / f"{name}.json", result)
+            write_json_atomic(out / f"{name}.json", result)
             results[name] = result
     (out / "results.md").write_text(results_table(results), encoding="utf-8")
     return results
@@ -235,8 +236,3 @@ def _check_manifest(out: Path) -> dict[str, Any] | None:
             f"Use a new output directory.")
     return manifest
 
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)

@@ -14,6 +14,7 @@ from typing import Any
 
 from exprl.errors import ConfigError, RunStateError
 from exprl.eval.evaluate import read_results
+from exprl.runs import METRICS_FILE, read_run
 
 # Panel title -> (metrics.jsonl key, y label). Keys are TRL's own and the ExpRL trainer's `exprl/*`.
 DYNAMICS = [
@@ -41,8 +42,6 @@ class RunView:
 
 
 def load_run(path: str | Path) -> RunView:
-    from exprl.pipeline import read_run
-
     path = Path(path)
     state = read_run(path)
     view = RunView(path=path, name=state.get("name") or path.name, method=state.get("method", "?"),
@@ -51,7 +50,7 @@ def load_run(path: str | Path) -> RunView:
         if view.states.get(key) == "done":
             view.results[stage] = read_results(path / "eval" / stage)
     for stage in ("stage1", "stage2"):
-        metrics = path / stage / "metrics.jsonl"
+        metrics = path / stage / METRICS_FILE
         if metrics.is_file():
             view.metrics[stage] = _read_metrics(metrics)
     return view

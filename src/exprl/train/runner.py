@@ -1,8 +1,9 @@
 """`run_training`: one Stage-I (or Stage-II) run from a recipe, resumable, on TRL.
 
-A run folder holds `recipe.yaml` (the resolved recipe), TRL's `checkpoint-N/` folders,
-`metrics.jsonl` (one line per logged step), `final/` (the trained model and tokenizer) and
-`train_result.json`, written last: its presence means the run is finished and is never redone.
+A run folder (its format is exprl.runs') holds `recipe.yaml` (the resolved recipe), TRL's
+`checkpoint-N/` folders, `metrics.jsonl` (one line per logged step), `final/` (the trained model
+and tokenizer) and `train_result.json`, written last: its presence means the run is finished and
+is never redone.
 """
 from __future__ import annotations
 
@@ -14,21 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from exprl.config import dump_yaml, to_dict
 from exprl.data.problem import Problem
 from exprl.data.prompts import policy_messages
 from exprl.errors import ConfigError, RunStateError
+from exprl.runs import (
+    FINAL_DIR,
+    METRICS_FILE,
+    RECIPE_FILE,
+    TRAIN_RESULT_FILE,
+    check_same_config,
+    write_json_atomic,
+    write_text_atomic,
+)
 from exprl.train.config import JUDGED_METHODS, RL_METHODS, TrainConfig, load_train_config, method_defaults
 from exprl.weights import resolve_policy_model
 
 logger = logging.getLogger(__name__)
-
-RECIPE_FILE = "recipe.yaml"
-METRICS_FILE = "metrics.jsonl"
-RESULT_FILE = "train_result.json"
-FINAL_DIR = "final"
 
 
 @dataclass
@@ -133,19 +136,7 @@ def _trim_metrics(metrics_path: Path, step: int) -> None:
         return
     kept = [line for line in metrics_path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= step]
-    metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _check_recipe(output_dir: Path, config: TrainConfig) -> None:
-    stored = output_dir / RECIPE_FILE
-    if not stored.is_file():
-        raise RunStateError(f"{output_dir} has checkpoints but no {RECIPE_FILE}: not a run exprl can resume")
-    before = yaml.safe_load(stored.read_text(encoding="utf-8"))
-    now = json.loads(json.dumps(to_dict(config)))
-    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if changed:
-        raise RunStateError(f"cannot resume {output_dir}: the recipe changed ({', '.join(changed)}); "
-                            "resume with the same recipe or use a new output directory")
+    write_text_atomic(metrics_path, "".join(line + "\n" for line in kept))
 
 
 def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, resume: bool = False,
@@ -160,7 +151,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
     if not isinstance(config, TrainConfig):
         config = load_train_config(config, overrides)
     output_dir = Path(output_dir)
-    result_path = output_dir / RESULT_FILE
+    result_path = output_dir / TRAIN_RESULT_FILE
     if result_path.is_file():
         stored = json.loads(result_path.read_text(encoding="utf-8"))
         return TrainResult(checkpoint_dir=Path(stored["checkpoint_dir"]), metrics_path=Path(stored["metrics_path"]),
@@ -170,7 +161,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
         if not resume:
             raise RunStateError(f"{output_dir} holds an unfinished run ({checkpoint.name}); "
                                 "pass --resume to continue it, or choose a new output directory")
-        _check_recipe(output_dir, config)
+        check_same_config(output_dir / RECIPE_FILE, to_dict(config), what="recipe")
         _trim_metrics(output_dir / METRICS_FILE,
                       json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +206,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
     result = TrainResult(checkpoint_dir=final_dir, metrics_path=metrics_path, method=config.method,
                          global_step=state.global_step, resumed=checkpoint is not None)
     if trainer.accelerator.is_main_process:
-        result_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(result_path, result.to_dict())
     return result
 
 

@@ -1,0 +1,125 @@
+"""Run directories on synthetic folders: whole files or none, the same-config check, run.json stages."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from exprl.errors import RunStateError
+from exprl.runs import (
+    RUN_FORMAT,
+    STAGES,
+    atomic_path,
+    check_same_config,
+    config_changes,
+    open_run,
+    read_run,
+    stage,
+    stage_done,
+    write_json_atomic,
+)
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "out" / "result.json"
+    write_json_atomic(path, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text('{"v": 2, "half', encoding="utf-8")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["result.json"]
+
+
+def test_a_folder_is_written_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "config.json").write_text("{}")
+            raise KeyboardInterrupt
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "config.json").write_text("{}")
+    assert (target / "config.json").is_file()
+
+
+def test_config_changes_name_every_changed_key_as_a_dotted_path():
+    before = {"method": "grpo", "trl": {"max_steps": 4, "beta": 0.0}, "data": {"train_files": ["a"]}}
+    now = {"method": "grpo", "trl": {"max_steps": 5, "epsilon": 0.2}, "data": {"train_files": ["a", "b"]}}
+    assert config_changes(before, now) == [
+        'data.train_files: ["a"] -> ["a", "b"]',
+        "trl.beta: 0.0 -> (absent)",
+        "trl.epsilon: (absent) -> 0.2",
+        "trl.max_steps: 4 -> 5",
+    ]
+    assert config_changes(before, json.loads(json.dumps(before))) == []
+
+
+def test_check_same_config_reads_yaml_or_json_and_ignores_the_keys_it_is_told(tmp_path):
+    config = {"seeds": 1, "output_dir": "runs/a", "eval": {"n": 16}}
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "resolved.json").write_text(json.dumps(config))
+    for stored in ("demo.yaml", "resolved.json"):
+        check_same_config(tmp_path / stored, config)
+        check_same_config(tmp_path / stored, {**config, "seeds": 3}, ignore=("seeds", "output_dir"))
+        with pytest.raises(RunStateError, match=r"the recipe changed .*\(eval\.n: 16 -> 4\)"):
+            check_same_config(tmp_path / stored, {**config, "eval": {"n": 4}}, what="recipe")
+    with pytest.raises(RunStateError, match="no missing.yaml"):
+        check_same_config(tmp_path / "missing.yaml", config)
+
+
+def test_open_run_creates_then_reopens_and_refuses_a_changed_config(tmp_path):
+    run_dir = tmp_path / "run"
+    config = {"pipeline": {"eval": {"n": 2}}, "stage1": {"method": "sft"}}
+    state = open_run(run_dir, config, name="label", method="sft", skipped=["stage2", "stage2_eval"])
+    assert state["format"] == RUN_FORMAT and state["name"] == "label" and not state["finished"]
+    assert {s: r["state"] for s, r in state["stages"].items()} == {
+        "base_eval": "pending", "stage1": "pending", "stage1_eval": "pending",
+        "stage2": "skipped", "stage2_eval": "skipped"}
+    assert read_run(run_dir) == state
+    assert open_run(run_dir, config, name="label", method="sft") == state
+    with pytest.raises(RunStateError, match=r"stage1\.method: \"sft\" -> \"grpo\""):
+        open_run(run_dir, {**config, "stage1": {"method": "grpo"}}, name="label", method="grpo")
+
+
+def test_open_run_refuses_a_foreign_folder_and_read_run_another_format(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(RunStateError, match="not an exprl pipeline run"):
+        open_run(foreign, {}, name="x", method="sft")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({"format": 0, "exprl_version": "0.0.1"}))
+    with pytest.raises(RunStateError, match="written by exprl 0.0.1"):
+        read_run(old)
+    with pytest.raises(RunStateError, match="no run.json"):
+        read_run(tmp_path / "nothing")
+
+
+def test_a_stage_records_done_failed_interrupted_or_what_it_set(tmp_path):
+    state = open_run(tmp_path, {}, name="x", method="sft")
+    with stage(tmp_path, state, "base_eval") as record:
+        assert read_run(tmp_path)["stages"]["base_eval"]["state"] == "running"
+        record["pass_at_1"] = {"bench": 0.5}
+    with pytest.raises(ValueError):
+        with stage(tmp_path, state, "stage1"):
+            raise ValueError("bad data")
+    with pytest.raises(KeyboardInterrupt):
+        with stage(tmp_path, state, "stage1_eval"):
+            raise KeyboardInterrupt
+    with stage(tmp_path, state, "stage2") as record:
+        record["state"] = "interrupted"  # stopped early on purpose: resumable, not done
+    stored = read_run(tmp_path)["stages"]
+    assert stored["base_eval"]["state"] == "done" and stored["base_eval"]["pass_at_1"] == {"bench": 0.5}
+    assert stored["stage1"]["state"] == "failed" and stored["stage1"]["error"] == "ValueError: bad data"
+    assert stored["stage1_eval"]["state"] == "interrupted"
+    assert stored["stage2"]["state"] == "interrupted"
+    assert all("ended" in stored[s] for s in STAGES[:4])
+    assert stage_done(state, "base_eval") and not stage_done(state, "stage1")
+    with stage(tmp_path, state, "stage1"):
+        pass  # a rerun clears the old error
+    assert "error" not in read_run(tmp_path)["stages"]["stage1"] and stage_done(state, "stage1")
