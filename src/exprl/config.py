@@ -102,16 +102,6 @@ def dump_yaml(config: Any, path: str | Path) -> None:
     write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def describe(cls: type) -> list[tuple[str, str, Any, str]]:
-    """(name, type, default, help) for every field: what `--help-config` prints."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
-        rows.append((f.name, str(f.type), default, f.metadata.get("help", "")))
-    return rows
-
-
 def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if dataclasses.is_dataclass(tp):

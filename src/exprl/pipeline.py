@@ -172,7 +172,7 @@ def _stage2_config(config: PipelineConfig, stage1: Any, stage1_model: str, run_d
         raw = to_dict(load_train_config(config.stage2.recipe))
     else:
         raw = to_dict(stage1)
-        raw["outcome_normalize"] = "mean"  # the paper's Stage II centres rewards without scaling
+        raw["reward"]["outcome_normalize"] = "mean"  # the paper's Stage II centres rewards without scaling
         if stage1.method not in rl_methods:
             raw["trl"] = {}  # SFT / self-distillation keys mean nothing to GRPOConfig
     for item in config.stage2.overrides:

@@ -30,8 +30,8 @@ def test_recipe_loads_and_trl_keys_exist(recipe):
 
 
 def test_unknown_recipe_key_names_it():
-    with pytest.raises(ConfigError, match="proces_mode"):
-        load_train_config(CONFIGS / "cpu-tiny-exprl-process.yaml", ["proces_mode=end"])
+    with pytest.raises(ConfigError, match="reward.proces_mode"):
+        load_train_config(CONFIGS / "cpu-tiny-exprl-process.yaml", ["reward.proces_mode=end"])
 
 
 def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(shared_data, tmp_path, capsys):

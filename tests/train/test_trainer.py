@@ -82,7 +82,7 @@ def test_process_loss_sees_each_steps_advantage_on_every_token(answer_model, pro
     monkeypatch.setattr(ExpRLTrainer, "_compute_loss", capture_loss)
     monkeypatch.setattr(ExpRLTrainer, "_calculate_rewards", capture_rewards)
     config = make_config("exprl-process", answer_model, problems_file, judge_server, max_steps=1)
-    config.single_step = "raw"  # every rollout, one step or many, gets a non-trivial advantage
+    config.reward.single_step = "raw"  # every rollout, one step or many, gets a non-trivial advantage
     run_training(config, tmp_path / "run")
 
     ids_list, step_rewards, tokenizer = generated[0]

@@ -1,4 +1,5 @@
-"""What the policy is shown. The single place a policy prompt is built, for training and eval alike.
+"""What the policy is shown, and how it samples. The single place a policy prompt is built, for
+training and eval alike.
 
 Only the bare problem text enters here: there is deliberately no parameter through which a
 reference solution could reach the policy (see tests/test_reference_leak.py).
@@ -9,6 +10,9 @@ POLICY_SYSTEM_PROMPT = (
     "Solve the problem. Work step by step, starting each step with '###', "
     "and write the final answer as \\boxed{ANSWER}."
 )
+
+POLICY_TEMPERATURE = 0.8
+"""The sampling temperature of rollouts and evaluation (method.md §3 and §5.2: 0.8, top-p 1.0)."""
 
 
 def policy_messages(problem_text: str, system_prompt: str | None = POLICY_SYSTEM_PROMPT) -> list[dict[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from exprl.data.prompts import POLICY_TEMPERATURE
 from exprl.demo.base import BaseModelConfig
 from exprl.errors import ConfigError
 
@@ -71,7 +72,8 @@ class DemoTrainingConfig:
                 "little per step at that rate; at 1e-3 GRPO and ExpRL-Outcome collapsed (docs/architecture.md)."})
     sft_learning_rate: float = field(default=2e-4, metadata={"help": "SFT learning rate."})
     distill_learning_rate: float = field(default=2e-4, metadata={"help": "Self-distillation learning rate."})
-    temperature: float = field(default=0.8, metadata={"help": "Rollout sampling temperature (the paper's 0.8)."})
+    temperature: float = field(default=POLICY_TEMPERATURE, metadata={
+        "help": "Rollout sampling temperature (the paper's, exprl.data.prompts.POLICY_TEMPERATURE)."})
     beta: float = field(default=0.0, metadata={
         "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass)."})
     max_completion_length: int = field(default=128, metadata={
@@ -90,7 +92,8 @@ class DemoTrainingConfig:
 @dataclass
 class DemoEvalConfig:
     n: int = field(default=16, metadata={"help": "Samples per problem (pass@k for k <= n)."})
-    temperature: float = field(default=0.8, metadata={"help": "Evaluation sampling temperature (the paper's 0.8)."})
+    temperature: float = field(default=POLICY_TEMPERATURE, metadata={
+        "help": "Evaluation sampling temperature (the paper's, exprl.data.prompts.POLICY_TEMPERATURE)."})
     max_tokens: int = field(default=128, metadata={"help": "Maximum new tokens per sample."})
     batch_size: int = field(default=256, metadata={
         "help": "Samples per generate call: tiny models are per-call-overhead bound on CPU."})

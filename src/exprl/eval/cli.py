@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from exprl.data.prompts import POLICY_SYSTEM_PROMPT
+from exprl.config import add_override_argument
+from exprl.eval.config import EvalConfig
+
+# flag -> EvalConfig field; a flag left out keeps the config's value (its default, the YAML's, --set's)
+_EVAL_FLAGS = {"bench": "benches", "n": "n", "temperature": "temperature", "top_p": "top_p",
+               "max_tokens": "max_tokens", "limit": "limit", "batch_size": "batch_size", "seed": "seed",
+               "engine": "engine", "system_prompt": "system_prompt"}
 
 
 def register(subparsers) -> None:
@@ -12,18 +18,25 @@ def register(subparsers) -> None:
         description="Evaluate a checkpoint. Re-running into the same --out resumes: finished samples "
                     "are never regenerated.")
     p.add_argument("--model", required=True, help="checkpoint folder (or hub id org/name)")
-    p.add_argument("--bench", required=True, nargs="+", metavar="FILE",
+    p.add_argument("--bench", nargs="+", default=None, metavar="FILE",
                    help="bench-*.yaml recipes or data files (JSONL/Parquet in the Problem schema)")
-    p.add_argument("--n", type=int, default=16, help="samples per problem (default 16)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (default 1.0)")
-    p.add_argument("--max-tokens", type=int, default=1024, help="max new tokens per sample (default 1024)")
+    p.add_argument("--n", type=int, default=None, help=f"samples per problem (default {EvalConfig.n})")
+    p.add_argument("--temperature", type=float, default=None,
+                   help=f"sampling temperature (default {EvalConfig.temperature}, training's)")
+    p.add_argument("--top-p", type=float, default=None, help=f"nucleus mass (default {EvalConfig.top_p})")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help=f"max new tokens per sample (default {EvalConfig.max_tokens})")
     p.add_argument("--limit", type=int, default=None, help="only the first LIMIT problems of each benchmark")
-    p.add_argument("--batch-size", type=int, default=8, help="requests per generate call (default 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--engine", choices=["auto", "hf", "vllm"], default="auto")
-    p.add_argument("--system-prompt", default=POLICY_SYSTEM_PROMPT,
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"requests per generate call (default {EvalConfig.batch_size})")
+    p.add_argument("--seed", type=int, default=None, help=f"base seed (default {EvalConfig.seed})")
+    p.add_argument("--engine", choices=["auto", "hf", "vllm"], default=None,
+                   help=f"sampler (default {EvalConfig.engine})")
+    p.add_argument("--system-prompt", default=None,
                    help="policy system prompt; '' for none (default: the training prompt)")
+    p.add_argument("--config", metavar="YAML", default=None,
+                   help="eval settings file (its 'eval:' section when it has one, as in a pipeline YAML)")
+    add_override_argument(p, "eval setting", "n=4")
     p.add_argument("--out", default="eval", help="output directory (default ./eval)")
     p.set_defaults(handler=_eval)
 
@@ -37,13 +50,24 @@ def register(subparsers) -> None:
     r.set_defaults(handler=_report)
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from exprl.eval.evaluate import evaluate, results_table
+def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """EvalConfig from --config/--set, then the explicit flags (flags win)."""
+    import dataclasses
 
-    results = evaluate(args.model, args.bench, n=args.n, temperature=args.temperature,
-                       max_tokens=args.max_tokens, out_dir=args.out, top_p=args.top_p, limit=args.limit,
-                       batch_size=args.batch_size, seed=args.seed, system_prompt=args.system_prompt or None,
-                       engine=args.engine)
+    from exprl.config import load_config, read_yaml
+
+    section = "eval" if args.config and "eval" in read_yaml(args.config) else None
+    config = load_config(EvalConfig, args.config, args.overrides, section=section)
+    flags = {name: getattr(args, flag) for flag, name in _EVAL_FLAGS.items() if getattr(args, flag) is not None}
+    if flags.get("system_prompt") == "":
+        flags["system_prompt"] = None  # '' on the command line means no system prompt
+    return dataclasses.replace(config, **flags)  # checked again, as any EvalConfig is
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from exprl.eval.evaluate import evaluate_config, results_table
+
+    results = evaluate_config(args.model, eval_config_from_args(args), args.out)
     print(results_table(results))
     print(f"results in {args.out}/")
     return 0

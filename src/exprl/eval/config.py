@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exprl.data.prompts import POLICY_SYSTEM_PROMPT
+from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
 
 
 @dataclass
@@ -14,7 +14,8 @@ class EvalConfig:
         "help": "Benchmarks: bench-*.yaml recipes, or data files/hub ids load_problems reads "
                 "(JSONL/Parquet in the Problem schema; the reference may be absent)."})
     n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
-    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0 = greedy)."})
+    temperature: float = field(default=POLICY_TEMPERATURE, metadata={
+        "help": "Sampling temperature (0 = greedy); by default the one training samples rollouts at."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
     max_tokens: int = field(default=1024, metadata={"help": "Maximum new tokens per completion."})
     limit: int | None = field(default=None, metadata={

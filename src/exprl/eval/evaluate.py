@@ -66,20 +66,15 @@ def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[
     return name, source, problems
 
 
-def evaluate(model: str | Path, benches: list[str], n: int = 16, temperature: float = 0.8,
-             max_tokens: int = 1024, out_dir: str | Path = "eval", *, top_p: float = 1.0,
-             limit: int | None = None, batch_size: int = 8, seed: int = 0,
-             system_prompt: str | None = EvalConfig.system_prompt, engine: str = "auto",
-             generator: Generator | None = None) -> dict[str, dict[str, Any]]:
+def evaluate(model: str | Path, benches: list[str], out_dir: str | Path = "eval", *,
+             generator: Generator | None = None, **settings: Any) -> dict[str, dict[str, Any]]:
     """Evaluate `model` on each benchmark; returns {benchmark name: result dict} and writes files.
 
-    `generator` replaces the built-in HF/vLLM sampler (e.g. a client of a served model); it is
-    created lazily, so a fully cached evaluation never loads the model.
+    `settings` are EvalConfig fields (n, temperature, max_tokens, ...), each defaulting to the
+    field's own default. `generator` replaces the built-in HF/vLLM sampler (e.g. a client of a
+    served model); it is created lazily, so a fully cached evaluation never loads the model.
     """
-    config = EvalConfig(benches=list(benches), n=n, temperature=temperature, top_p=top_p,
-                        max_tokens=max_tokens, limit=limit, batch_size=batch_size, seed=seed,
-                        system_prompt=system_prompt, engine=engine)
-    return evaluate_config(model, config, out_dir, generator=generator)
+    return evaluate_config(model, EvalConfig(benches=list(benches), **settings), out_dir, generator=generator)
 
 
 def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from exprl.data.prompts import POLICY_TEMPERATURE
 from exprl.errors import ConfigError
 from exprl.eval.store import Generation
 
@@ -27,7 +28,7 @@ _SAMPLE_BYTES = 4 * 2**20
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    temperature: float = 0.8
+    temperature: float = POLICY_TEMPERATURE
     top_p: float = 1.0
     max_new_tokens: int = 1024
     system_prompt: str | None = None

@@ -1,6 +1,6 @@
 """The training recipe: one dataclass per section, in TRL's config style. No trl import here.
 
-A recipe YAML has `method`, `model`, `data`, `judge`, exprl's own switches, and a `trl` section
+A recipe YAML has `method`, `model`, `data`, `judge`, `reward`, exprl's own switches, and a `trl` section
 that is passed to the TRL config class of the method (GRPOConfig, SFTConfig or SDFTConfig). Any
 `trl` key the recipe leaves out takes the method's paper default from `method_defaults`, then TRL's
 own default. TRL keys are checked against the TRL class when the run starts (unknown -> ConfigError).
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exprl.config import load_config
-from exprl.data.prompts import POLICY_SYSTEM_PROMPT
+from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
 from exprl.judge.types import JudgeConfig
+from exprl.rewards.config import RewardConfig
 
 Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
 RL_METHODS = ("exprl-outcome", "exprl-process", "grpo")
@@ -48,17 +49,9 @@ class TrainConfig:
         "help": "The judge (ExpRL methods only): exprl.judge.types.JudgeConfig."})
     system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
         "help": "Policy system prompt (exprl.data.prompts.policy_messages); null = no system message."})
-    delimiter: str = field(default="###", metadata={"help": "ExpRL-Process step delimiter (closes its step)."})
-    process_mode: Literal["delta", "end", "group"] = field(default="delta", metadata={
-        "help": "ExpRL-Process advantage: delta (DeltaNorm, the paper), end (EndNorm), group (GroupNorm)."})
-    single_step: Literal["outcome", "zero", "raw"] = field(default="outcome", metadata={
-        "help": "ExpRL-Process advantage of a rollout with one step: outcome (its group-normalised "
-                "final-step score), zero (paper Eq. 2), raw (s_1, the official code)."})
-    outcome_normalize: Literal["std", "mean"] = field(default="std", metadata={
-        "help": "Group normalisation of outcome rewards (ExpRL-Outcome, GRPO, single-step process "
-                "rollouts): std = (s - mean)/(std + 1e-6); mean = s - mean (Stage II in the paper)."})
-    overlong: Literal["zero", "mask"] = field(default="zero", metadata={
-        "help": "A rollout that hit max_completion_length: zero = reward 0 (paper); mask = dropped from the loss."})
+    reward: RewardConfig = field(default_factory=RewardConfig, metadata={
+        "help": "How judge scores and verifier verdicts become advantages (RL methods): "
+                "exprl.rewards.config.RewardConfig."})
     teacher_template: str = field(default=DEFAULT_TEACHER_TEMPLATE, metadata={
         "help": "self-distill: the teacher's user message; {prompt} = problem, {privileged_context} = reference."})
     seed: int = field(default=0, metadata={"help": "Seed for data order and sampling."})
@@ -88,11 +81,11 @@ def method_defaults(method: str) -> dict[str, Any]:
         "report_to": "none",
     }
     if method in RL_METHODS:
-        return {**common, "temperature": 0.8, "beta": 0.001, "epsilon": 0.2,
+        return {**common, "temperature": POLICY_TEMPERATURE, "beta": 0.001, "epsilon": 0.2,
                 "epsilon_high": 0.28 if method == "exprl-outcome" else 0.26, "loss_type": "dapo",
                 "num_generations": 10 if method == "exprl-outcome" else 16,
                 # exprl masks truncated rollouts itself, per the overlong policy
                 "mask_truncated_completions": False}
     if method == "self-distill":
-        return {**common, "learning_rate": 1e-7, "temperature": 0.8, "num_generations": 16}
+        return {**common, "learning_rate": 1e-7, "temperature": POLICY_TEMPERATURE, "num_generations": 16}
     return common

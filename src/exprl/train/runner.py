@@ -230,14 +230,11 @@ def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokeniz
     warnings.filterwarnings("ignore", category=FutureWarning,
                             message=r"`\w+` is deprecated and will be removed in v6")
     if config.method in RL_METHODS:
-        from exprl.train.trainer import ExpRLSettings, ExpRLTrainer
+        from exprl.train.trainer import ExpRLTrainer
 
-        settings = ExpRLSettings(method=config.method, process_view=config.judge.process_view,
-                                 delimiter=config.delimiter, process_mode=config.process_mode,
-                                 single_step=config.single_step, outcome_normalize=config.outcome_normalize,
-                                 overlong=config.overlong)
         return ExpRLTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tokenizer,
-                            callbacks=callbacks, settings=settings, judge=judge)
+                            callbacks=callbacks, method=config.method, reward=config.reward, judge=judge,
+                            process_view=config.judge.process_view)
     if config.method == "sft":
         from trl import SFTTrainer
 

@@ -20,54 +20,42 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus, process_requests
+from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus, ProcessView, process_requests
 from exprl.rewards.advantages import (
     apply_overlong,
     apply_overlong_steps,
     outcome_advantages,
     process_advantages,
 )
+from exprl.rewards.config import RewardConfig
 from exprl.rewards.steps import decoded_offsets, split_steps, token_step_ids
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ExpRLSettings:
-    """What ExpRLTrainer needs beyond GRPOConfig (taken from exprl.train.config.TrainConfig)."""
-
-    method: str = "exprl-outcome"
-    process_view: str = "segment"
-    delimiter: str = "###"
-    process_mode: str = "delta"
-    single_step: str = "outcome"
-    outcome_normalize: str = "std"
-    overlong: str = "zero"
-
-
 class ExpRLTrainer(GRPOTrainer):
     """GRPOTrainer for exprl-outcome, exprl-process and sparse grpo (see the module docstring)."""
 
-    def __init__(self, *args: Any, settings: ExpRLSettings, judge: Any = None, **kwargs: Any):
-        if settings.method not in ("exprl-outcome", "exprl-process", "grpo"):
-            raise ValueError(f"ExpRLTrainer does not train method {settings.method!r}")
-        if settings.method != "grpo" and judge is None:
-            raise ValueError(f"method {settings.method} needs a judge")
-        self.settings = settings
+    def __init__(self, *args: Any, method: str, reward: RewardConfig, process_view: ProcessView,
+                 judge: Any = None, **kwargs: Any):
+        if method not in ("exprl-outcome", "exprl-process", "grpo"):
+            raise ValueError(f"ExpRLTrainer does not train method {method!r}")
+        if method != "grpo" and judge is None:
+            raise ValueError(f"method {method} needs a judge")
+        self.method, self.reward, self.process_view = method, reward, process_view
         self.judge = judge
         self._side: dict[str, list[Any]] = {}
         self._gathered: dict[str, Any] = {}
-        if settings.method == "exprl-outcome":
+        if method == "exprl-outcome":
             reward_funcs = [self.judge_outcome, self.sparse_correct]
-        elif settings.method == "exprl-process":
+        elif method == "exprl-process":
             reward_funcs = [self.judge_process, self.sparse_correct]
         else:
             reward_funcs = [self.sparse_correct]
@@ -91,7 +79,7 @@ class ExpRLTrainer(GRPOTrainer):
                             problem_text: list[str], reference: list[str], answer: list[str],
                             domain: list[str], problem_id: list[str], **_: Any) -> list[float | None]:
         """One judge call per rollout on the whole trace; all calls of the batch in flight together."""
-        skip = self._is_overlong(completion_ids) if self.settings.overlong == "zero" else [False] * len(completions)
+        skip = self._is_overlong(completion_ids) if self.reward.overlong == "zero" else [False] * len(completions)
         requests = [JudgeRequest(problem=p, reference=r, trace=completion_text(c), mode="outcome", answer=a,
                                  domain=d, problem_id=i)
                     for c, p, r, a, d, i, s in zip(completions, problem_text, reference, answer, domain,
@@ -112,18 +100,18 @@ class ExpRLTrainer(GRPOTrainer):
                             problem_id: list[str], **_: Any) -> list[float | None]:
         """Split every rollout into steps and judge ALL steps of ALL rollouts in one `judge_many`."""
         tokenizer = self._tokenizer
-        skip = self._is_overlong(completion_ids) if self.settings.overlong == "zero" else [False] * len(completion_ids)
+        skip = self._is_overlong(completion_ids) if self.reward.overlong == "zero" else [False] * len(completion_ids)
         requests: list[JudgeRequest] = []
         layout: list[tuple[int, int]] = []  # per rollout: (first request index, number of steps)
         step_ids: list[list[int]] = []
         for ids, p, r, a, d, i, s in zip(completion_ids, problem_text, reference, answer, domain, problem_id, skip):
             text, offsets = decoded_offsets(ids, tokenizer)
-            steps = split_steps(text, self.settings.delimiter)
+            steps = split_steps(text, self.reward.delimiter)
             step_ids.append(token_step_ids(steps, offsets))
             layout.append((len(requests), len(steps)))
             if s:
                 continue
-            requests.extend(process_requests(text, steps, self.settings.process_view, problem=p, reference=r,
+            requests.extend(process_requests(text, steps, self.process_view, problem=p, reference=r,
                                              answer=a, domain=d, problem_id=i))
         results = await self.judge.judge_many(requests) if requests else []
         step_rewards: list[list[float | None]] = []
@@ -163,9 +151,9 @@ class ExpRLTrainer(GRPOTrainer):
         total = rewards_per_func.size(0)
         group_ids = [i // num_generations for i in range(total)]  # TRL's view(-1, num_generations)
         overlong = g["overlong"]
-        s = self.settings
+        s = self.reward
 
-        if s.method == "exprl-process":
+        if self.method == "exprl-process":
             step_rewards = apply_overlong_steps(g["step_rewards"], overlong, s.overlong)
             all_adv = process_advantages(step_rewards, group_ids, mode=s.process_mode,
                                          single_step=s.single_step, normalize=s.outcome_normalize)
@@ -179,7 +167,7 @@ class ExpRLTrainer(GRPOTrainer):
         local_adv = all_adv[start:start + local_n]
         keep = torch.tensor([a is not None for a in local_adv], device=output["completion_mask"].device)
         completion_mask = output["completion_mask"] * keep.unsqueeze(1).to(output["completion_mask"].dtype)
-        if s.method == "exprl-process":
+        if self.method == "exprl-process":
             advantages = torch.zeros(completion_mask.shape, dtype=torch.float32, device=completion_mask.device)
             for row, (adv, ids) in enumerate(zip(local_adv, g["local_step_ids"])):
                 if adv is not None:
@@ -204,7 +192,7 @@ class ExpRLTrainer(GRPOTrainer):
         metrics["exprl/unsolved_share"].append(1.0 - len(solved_groups) / max(len(set(group_ids)), 1))
         metrics["exprl/overlong_share"].append(sum(overlong) / max(len(overlong), 1))
         metrics["exprl/unscorable_share"].append(sum(a is None for a in advantages) / max(len(advantages), 1))
-        if self.settings.method == "grpo":
+        if self.method == "grpo":
             return
         dense = rewards_per_func[:, 0]
         dense = dense[~torch.isnan(dense)]
