@@ -174,7 +174,7 @@ def sentencepiece_tokenizer():
 def smollm2_tokenizer():
     from transformers import AutoTokenizer
 
-    from exprl.judge.server import smollm2_gguf_path
+    from exprl.weights import smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
