@@ -14,7 +14,7 @@ import pytest
 
 from exprl.errors import JudgeError
 from exprl.judge.cache import JudgeCache, cache_key, default_cache_path, open_cache
-from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
 BASE = JudgeRequest(problem="p", reference="r", trace="t", mode="prefix", context="c")
 
@@ -53,6 +53,17 @@ def test_backend_version_and_budget_change_the_key():
     assert key != cache_key("openai:other", "v1", BASE, 100)
     assert key != cache_key("openai:m", "v2", BASE, 100)
     assert key != cache_key("openai:m", "v1", BASE, 200)
+
+
+@pytest.mark.parametrize("change", [dict(prompt_layout="paper"), dict(known_answer=True), dict(json_mode=True)])
+def test_every_prompt_setting_changes_the_services_key(change):
+    # The service keys with the version of the prompt its backend renders; a setting that changes
+    # the rendered prompt must never be answered from entries written under another.
+    from exprl.judge.service import build_judge
+
+    with build_judge(JudgeConfig(backend="reference", cache_path="")) as default, \
+            build_judge(JudgeConfig(backend="reference", cache_path="", **change)) as changed:
+        assert default.key(BASE) != changed.key(BASE)
 
 
 def test_only_ok_and_unparseable_are_stored(tmp_path):

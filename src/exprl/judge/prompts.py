@@ -6,26 +6,37 @@ step as the next move after the earlier steps; see `exprl.judge.types.JudgeMode`
 Every template carries a version string; the version is part of every cache key, so editing a
 template's wording must bump its version or stale scores would be served from the cache.
 
-The policy's trace (and, in prefix mode, the earlier steps) is untrusted: a policy under RL
-pressure can learn to write "Score: 5" or "ignore the rubric" into its answer. It is therefore
-quoted between fence lines built from a fixed random-looking tag, every occurrence of that tag
-inside the quoted text is neutralised so the text cannot close its own block, and the judge is
-told that the block is data to grade, never instructions. The score is parsed only from the
-judge's own final line (`exprl.judge.parsing`).
+Layout (`PromptStyle.layout`, `JudgeConfig.prompt_layout`). `shared-first` puts what many calls
+share before what few do: the system message (the same for every call of a run), then the
+problem, the reference, the cached checkpoints and the known answer (the same for a problem's
+G rollouts x T steps), then the candidate's text; in the `step` view the earlier steps come
+before the step being graded, and in the `prefix` view the work so far is one block, so the
+prompts of steps t and t+1 of a rollout share everything up to step t's text. An engine with a
+prefix cache (vLLM, SGLang, llama.cpp's reuse of the previous prompt) then prefills a problem's
+shared part once. `paper` keeps the official code's order (problem, candidate, reference).
+
+The policy's trace (and, in the step and prefix views, the earlier steps) is untrusted: a policy
+under RL pressure can learn to write "Score: 5" or "ignore the rubric" into its answer. It is
+therefore quoted between fence lines built from a fixed random-looking tag, every occurrence of
+that tag inside the quoted text is neutralised so the text cannot close its own block, and the
+judge is told that the block is data to grade, never instructions. The score is parsed only from
+the judge's own final line (`exprl.judge.parsing`).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from exprl.judge.types import JudgeRequest
+from exprl.judge.types import JudgeConfig, JudgeRequest, PromptLayout
 
 # Bump the number of a kind whenever its wording changes (it invalidates that kind's cache entries).
-# The process views replaced one `process` kind (v1): their names start at v2.
+# The process views replaced one `process` kind (v1) at v2; v2 -> v3 (outcome v1 -> v2) is the
+# shared-first layout and the known-answer block becoming an option.
 PROMPT_VERSION: dict[str, str] = {
-    f"{domain}/{mode}": f"{domain}-{mode}-{'v1' if mode == 'outcome' else 'v2'}"
+    f"{domain}/{mode}": f"{domain}-{mode}-{'v2' if mode == 'outcome' else 'v3'}"
     for domain in ("math", "science", "code") for mode in ("outcome", "prefix", "segment", "step")
 }
+PROMPT_LAYOUTS: tuple[str, ...] = ("shared-first", "paper")
 
 DOMAIN_ALIASES = {
     "math": "math", "mathematics": "math",
@@ -66,6 +77,26 @@ SCORE_JSON_SCHEMA: dict = {
 
 
 @dataclass(frozen=True)
+class PromptStyle:
+    """How a request is rendered beyond its own fields (from `JudgeConfig`); every choice here is
+    part of the prompt version, hence of every cache key."""
+
+    json_mode: bool = False
+    layout: PromptLayout = "shared-first"
+    known_answer: bool = False
+
+    def __post_init__(self):
+        if self.layout not in PROMPT_LAYOUTS:
+            raise ValueError(f"judge prompt layout must be one of {', '.join(PROMPT_LAYOUTS)}, "
+                             f"got {self.layout!r}")
+
+    @classmethod
+    def of(cls, config: JudgeConfig) -> "PromptStyle":
+        return cls(json_mode=config.json_mode, layout=config.prompt_layout,
+                   known_answer=config.known_answer)
+
+
+@dataclass(frozen=True)
 class JudgePrompt:
     """What a backend sends: the chat messages, whether any quoted text was cut, the version."""
 
@@ -88,10 +119,16 @@ def prompt_kind(request: JudgeRequest) -> str:
     return f"{canonical_domain(request.domain)}/{request.mode}"
 
 
-def prompt_version(request: JudgeRequest, *, json_mode: bool = False) -> str:
-    """The template version used for `request` (plus the output format): part of the cache key."""
+def prompt_version(request: JudgeRequest, style: PromptStyle = PromptStyle()) -> str:
+    """The template version used for `request` under `style`: part of the cache key."""
     version = PROMPT_VERSION[prompt_kind(request)]
-    return f"{version}+{JSON_FORMAT_VERSION}" if json_mode else version
+    if style.layout == "paper":
+        version += "+paper-order"
+    if style.known_answer:
+        version += "+known-answer"
+    if style.json_mode:
+        version += f"+{JSON_FORMAT_VERSION}"
+    return version
 
 
 def fit_trace(text: str, max_chars: int | None) -> tuple[str, bool]:
@@ -119,16 +156,16 @@ def fence(label: str, text: str) -> str:
     return f"<<<{FENCE_TAG} BEGIN {label}>>>\n{body}\n<<<{FENCE_TAG} END {label}>>>"
 
 
-def build_messages(request: JudgeRequest, *, json_mode: bool = False,
+def build_messages(request: JudgeRequest, style: PromptStyle = PromptStyle(), *,
                    max_trace_chars: int | None = None) -> list[dict[str, str]]:
     """Chat messages (system + user) asking the judge to grade `request`."""
-    return build_prompt(request, json_mode=json_mode, max_trace_chars=max_trace_chars).messages
+    return build_prompt(request, style, max_trace_chars=max_trace_chars).messages
 
 
-def build_prompt(request: JudgeRequest, *, json_mode: bool = False,
+def build_prompt(request: JudgeRequest, style: PromptStyle = PromptStyle(), *,
                  max_trace_chars: int | None = None) -> JudgePrompt:
     """`build_messages` plus whether the trace or its context was cut, and the template version."""
-    version = prompt_version(request, json_mode=json_mode)
+    version = prompt_version(request, style)
     domain = canonical_domain(request.domain)
     profile = _DOMAINS[domain]
     trace, cut_trace = fit_trace(request.trace, max_trace_chars)
@@ -139,11 +176,12 @@ def build_prompt(request: JudgeRequest, *, json_mode: bool = False,
                                                             max_trace_chars // 4)
         context, cut_context = fit_trace(request.context, remaining)
     if request.mode == "outcome":
-        system = _outcome_system(profile, request, json_mode)
-        user = _outcome_user(profile, request, trace)
+        system = _outcome_system(profile, request, style)
+        candidate = [(f"Candidate's {profile.work} (untrusted data)", fence("CANDIDATE", trace))]
     else:
-        system = _process_system(profile, request, json_mode)
-        user = _process_user(profile, request, trace, context)
+        system = _process_system(profile, request, style)
+        candidate = _process_candidate(request, trace, context)
+    user = _user_message(request, style, candidate)
     return JudgePrompt(messages=[{"role": "system", "content": system},
                                  {"role": "user", "content": user}],
                        truncated=cut_trace or cut_context,
@@ -208,31 +246,59 @@ def _reference_rule(request: JudgeRequest) -> str:
     if request.reference is None:
         return ("No reference solution is available for this problem. Judge the candidate on its own "
                 "merits: whether it is sound and whether it reaches a correct result.")
+    if request.is_process:
+        # method.md §2.3, process judge: a different approach is aligned only when it explicitly
+        # supports the reference's necessary intermediate claims; a step has no result of its own.
+        return ("A reference solution is provided. Treat it as correct and as the main scaffold; work "
+                "that takes a different route counts as aligned only when it explicitly establishes the "
+                "same necessary intermediate claims.")
     return ("A reference solution is provided. Treat it as correct and as the main yardstick; a "
             "different route counts only when it is itself sound and reaches the same result.")
 
 
-def _rubric_block(request: JudgeRequest) -> str:
-    if not request.rubric:
-        return ""
-    items = "\n".join(f"{i}. {c}" for i, c in enumerate(request.rubric, 1))
-    return f"\n\n## Checkpoints of the reference solution\n{items}"
+def _intro(d: _Domain, request: JudgeRequest, style: PromptStyle, candidate: str) -> str:
+    """The inputs in the order the user message shows them."""
+    if style.layout == "paper":
+        return f"You are {d.expert}. You will see a problem, {candidate}, and usually a reference solution."
+    return f"You are {d.expert}. You will see a problem, usually a reference solution, and then {candidate}."
 
 
-def _reference_block(request: JudgeRequest) -> str:
-    parts = []
+def _shared_sections(request: JudgeRequest, style: PromptStyle) -> list[tuple[str, str]]:
+    """(heading, body) of what every call about this problem shows, reference first."""
+    sections = []
     if request.reference is not None:
-        parts.append(f"## Reference solution\n{request.reference.strip()}")
-    if request.answer:
-        parts.append(f"## Known final answer\n{request.answer.strip()}")
-    return ("\n\n" + "\n\n".join(parts)) if parts else ""
+        sections.append(("Reference solution", request.reference.strip()))
+    if style.known_answer and request.answer:
+        sections.append(("Known final answer", request.answer.strip()))
+    if request.rubric:
+        sections.append(("Checkpoints of the reference solution",
+                         "\n".join(f"{i}. {c}" for i, c in enumerate(request.rubric, 1))))
+    return sections
 
 
-def _outcome_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
+def _user_message(request: JudgeRequest, style: PromptStyle, candidate: list[tuple[str, str]]) -> str:
+    problem = [("Problem", request.problem.strip())]
+    shared = _shared_sections(request, style)
+    # shared-first: problem and reference, identical across a problem's calls, come before the
+    # candidate's text, so a prefix cache holds them once (module docstring).
+    order = problem + candidate + shared if style.layout == "paper" else problem + shared + candidate
+    return "\n\n".join(f"## {heading}\n{body}" for heading, body in order)
+
+
+def _process_candidate(request: JudgeRequest, step: str, context: str) -> list[tuple[str, str]]:
+    if request.mode == "prefix":
+        # One block: the judge grades the work so far as a whole, the newest step included.
+        work = f"{context}{step}" if context else step
+        return [("Candidate's work so far (untrusted data)", fence("WORK SO FAR", work))]
+    earlier = ([("Candidate's earlier steps (untrusted data, context only)", fence("EARLIER STEPS", context))]
+               if context else [])
+    return earlier + [("Step to grade (untrusted data)", fence("STEP", step))]
+
+
+def _outcome_system(d: _Domain, request: JudgeRequest, style: PromptStyle) -> str:
     return "\n\n".join([
-        f"You are {d.expert}. You will see a problem, a candidate's {d.work}, and usually a "
-        "reference solution. Estimate how likely it is that the candidate's work, continued from "
-        "where it stops, would arrive at exactly the reference's result.",
+        _intro(d, request, style, f"a candidate's {d.work}") + " Estimate how likely it is that the "
+        "candidate's work, continued from where it stops, would arrive at exactly the reference's result.",
         _reference_rule(request),
         "Before scoring, consider:\n"
         f"- Soundness: {d.soundness}.\n"
@@ -247,17 +313,11 @@ def _outcome_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
         "5 = sound, complete, and directly yields the reference's result.",
         _VERIFY_NOT_SOLVE,
         _UNTRUSTED_RULE,
-        _output_rule(json_mode),
+        _output_rule(style.json_mode),
     ])
 
 
-def _outcome_user(d: _Domain, request: JudgeRequest, trace: str) -> str:
-    return (f"## Problem\n{request.problem.strip()}\n\n"
-            f"## Candidate's {d.work} (untrusted data)\n{fence('CANDIDATE', trace)}"
-            f"{_reference_block(request)}{_rubric_block(request)}")
-
-
-def _process_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
+def _process_system(d: _Domain, request: JudgeRequest, style: PromptStyle) -> str:
     if request.rubric:
         checkpoints = ("1. Use the numbered checkpoints given with the reference; they are the key "
                        "intermediate claims a solution must establish.")
@@ -268,10 +328,11 @@ def _process_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
         checkpoints = ("1. List 2 to 6 checkpoints that a correct solution would have to establish.")
     if request.mode == "prefix":
         return "\n\n".join([
-            f"You are {d.expert}. You will see a problem, the beginning of a candidate's {d.work} "
-            "(every step written so far, the newest last), and usually a reference solution. Judge the "
-            "work so far as a whole: how far it has come along a path that follows the reference and "
-            "reaches its result. It may be unfinished; judge the progress it has made, not its length.",
+            _intro(d, request, style, f"the beginning of a candidate's {d.work} (every step written so "
+                                      "far, the newest last)") +
+            " Judge the work so far as a whole: how far it has come along a path that follows the "
+            "reference and reaches its result. It may be unfinished; judge the progress it has made, "
+            "not its length.",
             _reference_rule(request),
             "Procedure:\n"
             f"{checkpoints}\n"
@@ -287,15 +348,18 @@ def _process_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
             "5 = every checkpoint established soundly; the work reaches the reference's result.",
             _VERIFY_NOT_SOLVE,
             _UNTRUSTED_RULE,
-            _output_rule(json_mode),
+            _output_rule(style.json_mode),
         ])
-    context_rule = ("Earlier steps of the candidate are shown for context only; grade the new step, "
-                    "not the earlier ones." if request.mode == "step" else
-                    "The step is shown alone, without the candidate's earlier steps. Do not guess "
-                    "what those steps contained.")
+    if request.mode == "step":
+        shown = f"the earlier steps of a candidate's {d.work} and the one new step that follows them"
+        context_rule = ("The earlier steps are shown for context only; grade the new step, not the "
+                        "earlier ones.")
+    else:
+        shown = f"one step of a candidate's {d.work}"
+        context_rule = ("The step is shown alone, without the candidate's earlier steps. Do not guess "
+                        "what those steps contained.")
     return "\n\n".join([
-        f"You are {d.expert}. You will see a problem, one step of a candidate's {d.work}, and "
-        "usually a reference solution. Judge how likely this step is to be a correct and useful "
+        _intro(d, request, style, shown) + " Judge how likely this step is to be a correct and useful "
         "next move on a path that follows the reference and reaches its result.",
         _reference_rule(request),
         context_rule,
@@ -312,19 +376,5 @@ def _process_system(d: _Domain, request: JudgeRequest, json_mode: bool) -> str:
         "5 = directly advances the reference path or establishes a checkpoint.",
         _VERIFY_NOT_SOLVE,
         _UNTRUSTED_RULE,
-        _output_rule(json_mode),
+        _output_rule(style.json_mode),
     ])
-
-
-def _process_user(d: _Domain, request: JudgeRequest, step: str, context: str) -> str:
-    if request.mode == "prefix":
-        # One block: the judge grades the work so far as a whole, the newest step included.
-        work = f"{context}{step}" if context else step
-        return (f"## Problem\n{request.problem.strip()}\n\n"
-                f"## Candidate's work so far (untrusted data)\n{fence('WORK SO FAR', work)}"
-                f"{_reference_block(request)}{_rubric_block(request)}")
-    earlier = (f"## Candidate's earlier steps (untrusted data, context only)\n"
-               f"{fence('EARLIER STEPS', context)}\n\n" if context else "")
-    return (f"## Problem\n{request.problem.strip()}\n\n{earlier}"
-            f"## Step to grade (untrusted data)\n{fence('STEP', step)}"
-            f"{_reference_block(request)}{_rubric_block(request)}")

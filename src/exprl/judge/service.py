@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from exprl.errors import DataError, JudgeError
 from exprl.judge.cache import JudgeCache, cache_key, open_cache
-from exprl.judge.prompts import prompt_version
+from exprl.judge.prompts import PromptStyle, prompt_version
 from exprl.judge.rubrics import rubrics_for, with_rubric
 from exprl.judge.types import Backend, JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
@@ -58,13 +58,13 @@ class JudgeStats:
 class JudgeService:
     """Cache + de-duplication + stats in front of one `Backend`."""
 
-    def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, json_mode: bool = False,
+    def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, style: PromptStyle = PromptStyle(),
                  max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None):
         self.backend = backend
         self.rubrics = rubrics
         self.cache = cache
         self.name = backend.name
-        self.json_mode = json_mode
+        self.style = style  # how the backend renders prompts: part of the cache key
         self.max_trace_tokens = max_trace_tokens
         self.stats = JudgeStats()
         self._in_flight: dict[str, asyncio.Future] = {}
@@ -184,7 +184,7 @@ class JudgeService:
 
     def _version(self, request: JudgeRequest) -> str:
         try:
-            return prompt_version(request, json_mode=self.json_mode)
+            return prompt_version(request, self.style)
         except ValueError:
             # No prompt for this domain or mode: the backend reports that as an ERROR result;
             # the key still has to be distinct and stable.
@@ -253,5 +253,5 @@ def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> Judge
     not one failed judgment per request later)."""
     rubrics = rubrics_for(config)
     return JudgeService(backend or build_backend(config), open_cache(config.cache_path),
-                        json_mode=config.json_mode, max_trace_tokens=config.max_trace_tokens,
+                        style=PromptStyle.of(config), max_trace_tokens=config.max_trace_tokens,
                         rubrics=rubrics)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 JudgeMode = Literal["outcome", "prefix", "segment", "step"]
 ProcessView = Literal["prefix", "segment", "step"]
 PROCESS_VIEWS: tuple[str, ...] = ("prefix", "segment", "step")
+PromptLayout = Literal["shared-first", "paper"]
 
 
 class JudgeStatus(str, enum.Enum):
@@ -105,6 +106,18 @@ class JudgeConfig:
                 "including step t, graded as a whole (the paper's s(x, y<=t, y*); s_T then scores the "
                 "trace, and DeltaNorm's A_1 = s_1 - s_T debits the first step by everything later steps "
                 "add); step: step t as the next move, graded after being shown the earlier steps."})
+    prompt_layout: PromptLayout = field(default="shared-first", metadata={
+        "help": "Order of the judge prompt's sections. shared-first: problem, reference, checkpoints and "
+                "known answer before the candidate's text (in the step view, the earlier steps before the "
+                "step graded), so a prefix-caching engine (vLLM, SGLang, llama.cpp) prefills what a "
+                "problem's G x T calls share once (benchmarks/judge_prefill.py, a paper-sized batch, segment "
+                "view: 0.10 of the prompt tokens left to prefill, against 0.47 in the paper's order); "
+                "paper: the official code's order (problem, candidate, reference; method.md §2.3)."})
+    known_answer: bool = field(default=False, metadata={
+        "help": "Show the problem's known final answer to the judge in its own block after the "
+                "reference. Off: the paper's judge prompts have none (method.md §2.3, §10.10; the "
+                "reference text normally contains it). The reference backend uses the answer as its "
+                "last checkpoint either way."})
     rubric: Literal["implicit", "cached"] = field(default="implicit", metadata={
         "help": "implicit: the judge extracts checkpoints inside each call (the paper); cached: "
                 "checkpoints built once per problem by `exprl rubrics build`."})

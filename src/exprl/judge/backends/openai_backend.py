@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from exprl.errors import JudgeError
 from exprl.judge.parsing import parse_score
-from exprl.judge.prompts import CHARS_PER_TOKEN, SCORE_JSON_SCHEMA, build_prompt
+from exprl.judge.prompts import CHARS_PER_TOKEN, SCORE_JSON_SCHEMA, PromptStyle, build_prompt
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
 _MAX_BACKOFF_S = 8.0
@@ -80,6 +80,7 @@ class OpenAIBackend:
         self.config = config
         self.name = f"openai:{config.model}"
         self.json_mode = config.json_mode
+        self.style = PromptStyle.of(config)
         self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
             weakref.WeakKeyDictionary())
 
@@ -95,7 +96,7 @@ class OpenAIBackend:
 
     async def judge_one(self, request: JudgeRequest) -> JudgeResult:
         try:
-            prompt = build_prompt(request, json_mode=self.json_mode,
+            prompt = build_prompt(request, self.style,
                                   max_trace_chars=self.config.max_trace_tokens * CHARS_PER_TOKEN)
         except ValueError as exc:
             return JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))

