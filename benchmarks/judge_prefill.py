@@ -81,7 +81,7 @@ def load_problems(path: Path, count: int, seed: int) -> list[dict]:
 def load_tokenizer():
     from transformers import AutoTokenizer
 
-    from exprl.judge.server import smollm2_gguf_path
+    from exprl.weights import smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -137,8 +137,11 @@ def main() -> int:
 
     outcome_recipe, process_recipe = recipe("paper-exprl-outcome.yaml"), recipe("paper-exprl-process.yaml")
     recipe_view = process_recipe["judge"].get("process_view", "segment")
-    groups = {"outcome": outcome_recipe["trl"]["num_generations"],
-              "process": process_recipe["trl"]["num_generations"]}
+    try:
+        groups = {"outcome": int(outcome_recipe["trl"]["num_generations"]),
+                  "process": int(process_recipe["trl"]["num_generations"])}
+    except (KeyError, TypeError, ValueError):
+        sys.exit("configs/paper-exprl-{outcome,process}.yaml: trl.num_generations (the group size G) not found")
     max_chars = process_recipe["judge"].get("max_trace_tokens", 8192) * CHARS_PER_TOKEN
     style = PromptStyle(layout=args.layout, known_answer=args.known_answer)
     lengths = tuple(int(n) for n in args.lengths.split(","))
