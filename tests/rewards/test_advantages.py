@@ -131,6 +131,7 @@ def test_overlong_outcome_zero_and_mask():
     cut = [True, False, True, False]
     assert apply_overlong(rewards, cut, "zero") == [0.0, 0.75, 0.0, 0.5]
     assert apply_overlong(rewards, cut, "mask") == [None, 0.75, None, 0.5]
+    assert apply_overlong(rewards, cut, "keep") == rewards  # a correct answer before the cap still pays
     # zero: the cut rollout enters the group with 0 and gets a negative advantage
     adv = outcome_advantages(apply_overlong([1.0, 0.5], [True, False], "zero"), [0, 0])
     assert adv[0] < 0 < adv[1]
@@ -146,6 +147,7 @@ def test_overlong_process_zero_gives_no_gradient_and_mask_drops():
     assert zeroed == [[0.0, 0.0, 0.0], [0.25, 0.5]]
     assert process_advantages(zeroed, [0, 0], mode="delta")[0] == [0.0, 0.0, 0.0]
     assert apply_overlong_steps(steps, [True, False], "mask") == [None, [0.25, 0.5]]
+    assert apply_overlong_steps(steps, [True, False], "keep") == steps
     assert apply_overlong_steps([[None, 0.5]], [True], "zero") == [[0.0, 0.0]]
 
 

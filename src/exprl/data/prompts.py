@@ -20,3 +20,10 @@ def policy_messages(problem_text: str, system_prompt: str | None = POLICY_SYSTEM
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": problem_text.strip() + "\n"})
     return messages
+
+
+def policy_prompt_name(system_prompt: str | None) -> str:
+    """How plans and reports name a policy system prompt: `default`, `none` or `custom`."""
+    if system_prompt is None or not system_prompt:
+        return "none"
+    return "default" if system_prompt == POLICY_SYSTEM_PROMPT else "custom"

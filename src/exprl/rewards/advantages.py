@@ -18,7 +18,7 @@ EPSILON = 1e-6  # added to the group std, as in GRPO / verl
 Normalize = Literal["std", "mean"]
 ProcessMode = Literal["delta", "end", "group"]
 SingleStep = Literal["outcome", "zero", "raw"]
-OverlongPolicy = Literal["zero", "mask"]
+OverlongPolicy = Literal["zero", "mask", "keep"]
 
 
 def score_to_reward(score: int) -> float:
@@ -126,10 +126,13 @@ def apply_overlong(rewards: Sequence[float | None], overlong: Sequence[bool],
 
     zero: a rollout that hit the length cap gets reward 0 and still enters its group's statistics
     (so it usually gets a negative advantage, as in the paper). mask: it becomes None (dropped from
-    the loss and from group statistics). Under zero the judge's verdict on a cut rollout does not
-    matter (it need not even be asked), so an unscorable cut rollout gets 0 too.
+    the loss and from group statistics). keep: its reward stands (the official Stage II and sparse
+    GRPO pay a correct answer written before the cap). Under zero the judge's verdict on a cut
+    rollout does not matter (it need not even be asked), so an unscorable cut rollout gets 0 too.
     """
     _check_overlong(rewards, overlong, policy)
+    if policy == "keep":
+        return list(rewards)
     return [r if not cut else (0.0 if policy == "zero" else None) for r, cut in zip(rewards, overlong)]
 
 
@@ -137,13 +140,14 @@ def apply_overlong_steps(step_rewards: Sequence[Sequence[float | None] | None], 
                          policy: OverlongPolicy = "zero") -> list[list[float | None] | None]:
     """Process step rewards after the overlong policy: zero sets every step reward of a cut rollout to
     0 (so DeltaNorm gives it zero advantage everywhere: no gradient, as in the paper's code); mask
-    makes it None. As for outcome rewards, the judge's verdict on a cut rollout does not matter."""
+    makes it None; keep leaves the judge's scores. Under zero the judge's verdict on a cut rollout
+    does not matter."""
     _check_overlong(step_rewards, overlong, policy)
     result: list[list[float | None] | None] = []
     for steps, cut in zip(step_rewards, overlong):
         if steps is None:
             result.append(None)
-        elif not cut:
+        elif not cut or policy == "keep":
             result.append(list(steps))
         elif policy == "mask":
             result.append(None)
@@ -153,8 +157,8 @@ def apply_overlong_steps(step_rewards: Sequence[Sequence[float | None] | None], 
 
 
 def _check_overlong(values: Sequence[object], overlong: Sequence[bool], policy: str) -> None:
-    if policy not in ("zero", "mask"):
-        raise ValueError(f"overlong policy must be 'zero' or 'mask', got {policy!r}")
+    if policy not in ("zero", "mask", "keep"):
+        raise ValueError(f"overlong policy must be 'zero', 'mask' or 'keep', got {policy!r}")
     if len(values) != len(overlong):
         raise ValueError(f"{len(values)} rollouts but {len(overlong)} overlong flags")
 

@@ -26,4 +26,5 @@ class RewardConfig:
                 "rollouts): std = (s - mean)/(std + 1e-6); mean = s - mean (Stage II in the paper)."})
     overlong: OverlongPolicy = field(default="zero", metadata={
         "help": "A rollout that hit max_completion_length: zero = reward 0 without asking the judge "
-                "(paper); mask = dropped from the loss."})
+                "(the paper's ExpRL); mask = dropped from the loss; keep = its reward stands (the official "
+                "sparse GRPO and Stage II pay a correct answer written before the cap)."})

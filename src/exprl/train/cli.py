@@ -1,30 +1,69 @@
-"""`exprl train --config RECIPE [--resume] [--output-dir DIR] [--set key=value ...]`."""
+"""`exprl train --config RECIPE [--resume] [--output-dir DIR] [--set key=value ...] [--dry-run ...]`."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+from typing import Any, Sequence
 
 from exprl.config import add_override_argument
+from exprl.errors import ConfigError
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="Stage-I training with one method (exprl-outcome, exprl-process, grpo, sft, self-distill)",
         description="Train one method from a recipe YAML. A finished run is detected and not redone; "
-                    "an interrupted one continues with --resume.")
+                    "an interrupted one continues with --resume. The run is planned first; --dry-run "
+                    "prints the plan and stops.")
     p.add_argument("--config", required=True, help="recipe YAML (see configs/)")
     p.add_argument("--output-dir", default=None, help="run folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    add_override_argument(p, "recipe", "trl.max_steps=10")
+    add_override_argument(p, "recipe", "rollout_batches=10")
+    add_plan_arguments(p)
     p.set_defaults(handler=handle)
+
+
+def add_plan_arguments(parser: Any) -> None:
+    """`--dry-run --num-processes N --json`, shared by `exprl train` and `exprl pipeline`."""
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what each training stage will do (batch shapes, budget, judge calls, loss "
+                             "settings) and check that it can run; loads no model, trains nothing")
+    parser.add_argument("--num-processes", type=int, default=None, metavar="N",
+                        help="with --dry-run: plan for N training processes (default: this launch's WORLD_SIZE, "
+                             "else 1)")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
+
+
+def plan_world_size(args: argparse.Namespace) -> int:
+    from exprl.train.plan import world_size_from_environment
+
+    if not args.dry_run and (args.num_processes is not None or args.json):
+        raise ConfigError("--num-processes and --json go with --dry-run; a run trains on the processes it is "
+                          "launched with (accelerate launch --num_processes N)")
+    return args.num_processes if args.num_processes is not None else world_size_from_environment()
+
+
+def print_plan(plans: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"stages": [p.to_dict() for p in plans]}, indent=2, default=str))
+    else:
+        print("\n\n".join(p.render() for p in plans), flush=True)
 
 
 def handle(args: argparse.Namespace) -> int:
     from exprl.train.config import load_train_config
-    from exprl.train.runner import run_training
+    from exprl.train.plan import plan_stage
 
     config = load_train_config(args.config, args.overrides)
+    plan = plan_stage(config, plan_world_size(args), "train", args.config)
+    if args.dry_run or os.environ.get("RANK", "0") == "0":  # under accelerate, one rank prints it
+        print_plan([plan], args.json)
+    if args.dry_run:
+        return 0
+    from exprl.train.runner import run_training
+
     output_dir = Path(args.output_dir or Path("runs") / Path(args.config).stem)
     result = run_training(config, output_dir, resume=args.resume)
     if result.already_done:

@@ -19,6 +19,8 @@ from exprl.rewards.config import RewardConfig
 Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
 RL_METHODS = ("exprl-outcome", "exprl-process", "grpo")
 JUDGED_METHODS = ("exprl-outcome", "exprl-process")
+SAMPLING_METHODS = RL_METHODS + ("self-distill",)
+"""Methods that train on their own rollouts: their budget is counted in rollout batches."""
 
 # The teacher's view in self-distillation: the problem, then the reference (our own wording).
 DEFAULT_TEACHER_TEMPLATE = (
@@ -54,6 +56,12 @@ class TrainConfig:
                 "exprl.rewards.config.RewardConfig."})
     teacher_template: str = field(default=DEFAULT_TEACHER_TEMPLATE, metadata={
         "help": "self-distill: the teacher's user message; {prompt} = problem, {privileged_context} = reference."})
+    rollout_batches: int | None = field(default=None, metadata={
+        "help": "Budget of a method that samples (exprl-*, grpo, self-distill), in the paper's unit: rollout "
+                "batches, each of prompts x num_generations completions. exprl sets trl.max_steps (which "
+                "counts optimiser steps) to rollout_batches x trl.steps_per_generation x trl.num_iterations / "
+                "trl.gradient_accumulation_steps, so leave trl.max_steps unset. sft has no rollouts: its "
+                "budget is trl.max_steps optimiser steps."})
     seed: int = field(default=0, metadata={"help": "Seed for data order and sampling."})
     print_logs: bool = field(default=True, metadata={
         "help": "Print each logged step's metrics on the console (they always go to metrics.jsonl and "

@@ -28,7 +28,7 @@ from exprl.runs import (
     write_json_atomic,
     write_text_atomic,
 )
-from exprl.train.config import JUDGED_METHODS, RL_METHODS, TrainConfig, load_train_config, method_defaults
+from exprl.train.config import JUDGED_METHODS, RL_METHODS, TrainConfig, load_train_config
 from exprl.weights import resolve_policy_model
 
 logger = logging.getLogger(__name__)
@@ -95,33 +95,31 @@ def trl_config_class(method: str):
 
 def check_trl_keys(config: TrainConfig) -> type:
     """The method's TRL config class, after checking every `trl` key is one of its fields."""
-    cls = trl_config_class(config.method)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(config.trl) - known)
-    if unknown:
-        raise ConfigError(f"unknown key {', '.join(repr('trl.' + k) for k in unknown)} for {cls.__name__} "
-                          f"(method {config.method})")
-    return cls
+    from exprl.train.plan import trl_arguments
+
+    trl_arguments(config, world_size=1)
+    return trl_config_class(config.method)
 
 
 def build_trl_args(config: TrainConfig, output_dir: Path):
+    """The TRL config object: `exprl.train.plan.trl_arguments` at this launch's world size."""
     import torch
 
-    cls = check_trl_keys(config)
-    known = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in method_defaults(config.method).items() if k in known}
-    if not torch.cuda.is_available():
-        values.update(use_cpu=True, bf16=False)
-    if config.method == "self-distill":
-        # The paper's baseline: sampled-token reverse KL to the frozen base shown the reference.
-        values.update(teacher_model_kind="base", distillation_mode="sampled_token", distillation_alpha=1.0,
-                      generate_from_teacher=False, teacher_prompt_template=config.teacher_template)
-    values.update(config.trl)
+    from exprl.train.plan import trl_arguments, world_size_from_environment
+
+    cls = trl_config_class(config.method)
+    world_size = world_size_from_environment()
+    machine = {} if torch.cuda.is_available() else {"use_cpu": True, "bf16": False}
+    values = trl_arguments(config, world_size, machine)
     values.update(output_dir=str(output_dir), seed=config.seed)
     try:
-        return cls(**values)
+        args = cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"trl section: {exc}") from exc
+    if args.world_size != world_size:
+        raise ConfigError(f"this launch has {args.world_size} training processes but WORLD_SIZE says {world_size}; "
+                          "launch with accelerate launch --num_processes N")
+    return args
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
@@ -148,6 +146,8 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
     count; without it, a folder with checkpoints is refused rather than overwritten. `judge` replaces
     the judge built from `config.judge` (benchmarks, tests); `callbacks` are extra TrainerCallbacks.
     """
+    from exprl.train.plan import plan_stage, world_size_from_environment
+
     if not isinstance(config, TrainConfig):
         config = load_train_config(config, overrides)
     output_dir = Path(output_dir)
@@ -156,6 +156,8 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, re
         stored = json.loads(result_path.read_text(encoding="utf-8"))
         return TrainResult(checkpoint_dir=Path(stored["checkpoint_dir"]), metrics_path=Path(stored["metrics_path"]),
                            method=stored["method"], global_step=stored["global_step"], already_done=True)
+    # A recipe that cannot run at this world size fails here, before a folder, a model or a judge exists.
+    logger.info("%s", plan_stage(config, world_size_from_environment(), output_dir.name).render())
     checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
     if checkpoint is not None:
         if not resume:

@@ -1,0 +1,96 @@
+"""The plan of a training stage (exprl.train.plan): batch arithmetic, budgets in rollout batches,
+refusals that name the key, and TRL's defaults read without importing TRL."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exprl.cli import main
+from exprl.errors import ConfigError
+from exprl.train.config import DataConfig, TrainConfig, load_train_config
+from exprl.train.plan import Computed, plan_stage, trl_arguments, trl_defaults
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+
+
+def rl_config(method="grpo", rollout_batches=10, **trl):
+    values = dict(per_device_train_batch_size=4, num_generations=4)
+    values.update(trl)
+    return TrainConfig(method=method, data=DataConfig(train_files=["absent.jsonl"]),
+                       rollout_batches=rollout_batches, trl=values)
+
+
+@pytest.mark.parametrize("method", ["grpo", "sft", "self-distill"])
+def test_trl_defaults_read_from_source_match_the_classes(method):
+    from exprl.train.runner import trl_config_class
+
+    read = trl_defaults(method)
+    for f in dataclasses.fields(trl_config_class(method)):
+        if not f.init:
+            continue
+        assert f.name in read, f.name
+        if isinstance(read[f.name], Computed) or f.default is dataclasses.MISSING:
+            continue
+        if isinstance(f.default, (bool, int, float, str, type(None))):
+            assert read[f.name] == f.default, (f.name, read[f.name], f.default)
+
+
+def test_max_steps_is_rollout_batches_times_optimiser_steps_per_batch():
+    # 4 per process x 2 processes x 4 micro-batches = 32 completions, optimiser every 2: two steps a batch
+    two = rl_config(gradient_accumulation_steps=2, steps_per_generation=4)
+    assert trl_arguments(two, world_size=2)["max_steps"] == 20
+    plan = plan_stage(two, world_size=2)
+    assert (plan.prompts_per_batch, plan.completions_per_batch, plan.optimizer_steps_per_batch) == (8, 32, 2)
+    assert (plan.rollout_batches, plan.optimizer_steps, plan.total_completions) == (10, 20, 320)
+    one = rl_config(gradient_accumulation_steps=4)  # steps_per_generation defaults to it: one step a batch
+    assert trl_arguments(one, world_size=2)["max_steps"] == 10
+    # A recipe that counts optimiser steps itself is read back in rollout batches.
+    legacy = rl_config(rollout_batches=None, max_steps=6, gradient_accumulation_steps=1, steps_per_generation=2)
+    assert plan_stage(legacy, world_size=1).rollout_batches == 3
+
+
+def test_budget_refusals_name_the_key():
+    with pytest.raises(ConfigError, match="rollout_batches or trl.max_steps"):
+        plan_stage(rl_config(max_steps=5), world_size=1)
+    with pytest.raises(ConfigError, match="rollout_batches: method sft"):
+        plan_stage(TrainConfig(method="sft", rollout_batches=3), world_size=1)
+    with pytest.raises(ConfigError, match="rollout_batches = 3 does not give a whole number"):
+        plan_stage(rl_config(rollout_batches=3, gradient_accumulation_steps=2, steps_per_generation=1), world_size=1)
+    with pytest.raises(ConfigError, match="trl.num_generations = 3"):
+        plan_stage(rl_config(num_generations=3), world_size=1)
+    with pytest.raises(ConfigError, match="trl.num_generations must be"):
+        plan_stage(rl_config(num_generations=1), world_size=1)
+    with pytest.raises(ConfigError, match="trl.generation_batch_size = 12"):
+        plan_stage(rl_config(generation_batch_size=12), world_size=2)
+    with pytest.raises(ConfigError, match="'trl.no_such_key'"):
+        plan_stage(rl_config(no_such_key=1), world_size=1)
+
+
+def test_cli_dry_run_prints_the_plan_and_refuses_an_unrunnable_recipe(capsys, tmp_path):
+    recipe = str(CONFIGS / "paper-exprl-outcome.yaml")
+    assert main(["train", "--config", recipe, "--dry-run", "--num-processes", "6", "--json"]) == 0
+    (stage,) = json.loads(capsys.readouterr().out)["stages"]
+    assert (stage["method"], stage["prompts_per_batch"]) == ("exprl-outcome", 36)
+    assert stage["judge"]["calls_per_batch"] == 360
+    out_dir = tmp_path / "never"
+    assert main(["train", "--config", str(CONFIGS / "paper-grpo.yaml"), "--output-dir", str(out_dir),
+                 "--set", "trl.num_generations=7"]) == 2
+    assert "trl.num_generations" in capsys.readouterr().err
+    assert not out_dir.exists()  # refused before a folder, a model or a judge existed
+    assert main(["train", "--config", recipe, "--num-processes", "8"]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+
+
+def test_dry_run_imports_neither_torch_nor_trl():
+    code = ("import sys; from exprl.cli import main; "
+            f"rc = main(['train', '--config', {str(CONFIGS / 'paper-exprl-process.yaml')!r}, '--dry-run', "
+            "'--num-processes', '8', '--json']); "
+            "assert rc == 0; assert not {'torch', 'trl', 'transformers'} & set(sys.modules), sys.modules.keys()")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=REPO,
+                   env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
