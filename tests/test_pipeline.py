@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 
 from exprl.cli import main
-from exprl.errors import RunStateError
-from exprl.pipeline import load_pipeline_config, run_pipeline
+from exprl.errors import ConfigError, RunStateError
+from exprl.pipeline import load_pipeline_config, pipeline_recipes, plan_pipeline, run_pipeline
 from exprl.runs import read_run
 
 CANARY = "REFERENCE-CANARY-51c2"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PIPELINES = sorted(CONFIGS.glob("pipeline-*.yaml"))
+STAGE1_RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name.startswith(("paper-", "cpu-"))
+                        and p.stem not in ("paper-stage2", "cpu-tiny-stage2"))
 
 
 @pytest.fixture()
@@ -23,10 +27,12 @@ def pipeline_files(tmp_path, shared_data):
     (tmp_path / "stage1.yaml").write_text(
         "method: sft\nmodel: tiny\ndata:\n  train_files: [train.jsonl]\n"
         "trl:\n  max_steps: 1\n  per_device_train_batch_size: 2\n  save_steps: 1\n")
+    (tmp_path / "stage2.yaml").write_text(
+        "method: grpo\nmodel: unused\noutcome_normalize: mean\nrollout_batches: 1\n"
+        "trl:\n  num_generations: 2\n  per_device_train_batch_size: 2\n  max_completion_length: 8\n"
+        "  save_steps: 1\n")
     (tmp_path / "pipeline.yaml").write_text(
-        "name: sft-tiny\nstage1:\n  recipe: stage1.yaml\n"
-        "stage2:\n  overrides: [trl.max_steps=1, trl.num_generations=2, trl.per_device_train_batch_size=2,"
-        " trl.max_completion_length=8, trl.save_steps=1]\n"
+        "name: sft-tiny\nstage1:\n  recipe: stage1.yaml\nstage2:\n  recipe: stage2.yaml\n"
         f"eval:\n  benches: [{shared_data / 'gsm8k_test.jsonl'}]\n  limit: 3\n  n: 2\n  max_tokens: 8\n")
     return tmp_path
 
@@ -39,6 +45,11 @@ def test_pipeline_runs_every_stage_then_skips_them_when_rerun(pipeline_files, ca
     assert {s: r["state"] for s, r in state["stages"].items()} == {
         "base_eval": "done", "stage1": "done", "stage1_eval": "done", "stage2": "done", "stage2_eval": "done"}
     assert state["stages"]["stage2"]["method"] == "grpo"
+    # The pipeline states which Stage II it runs, and what each stage was planned to do.
+    assert state["stages"]["stage2"]["recipe"].endswith("stage2.yaml")
+    plan = json.loads((run_dir / "plan.json").read_text())
+    assert [(s["name"], s["method"], s["rollout_batches"]) for s in plan["stages"]] == [
+        ("stage1", "sft", None), ("stage2", "grpo", 1)]
     # Stage II starts from the Stage-I checkpoint and never sees a reference solution.
     stage2_recipe = (run_dir / "stage2-recipe.yaml").read_text()
     assert str(run_dir / "stage1" / "final") in stage2_recipe
@@ -108,3 +119,53 @@ def test_cli_override_of_an_unknown_key_is_refused_before_anything_runs(tmp_path
     assert code == 2
     assert "'eval.nn'" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("world_size", [1, 6, 8])
+def test_every_shipped_pipeline_plans_every_stage1_recipe(pipeline, world_size):
+    stage2_plans = {}
+    for recipe in STAGE1_RECIPES:
+        config = load_pipeline_config(pipeline, [f"stage1.recipe={recipe}"])
+        plans = plan_pipeline(config, pipeline_recipes(config), world_size)
+        assert [p.name for p in plans] == ["stage1", "stage2"]
+        stage2_plans[recipe.stem] = plans[1].to_dict()
+    # Stage II is one recipe for every Stage-I method: nothing of Stage I shows in its plan.
+    first = next(iter(stage2_plans.values()))
+    assert all(plan == first for plan in stage2_plans.values())
+
+
+def test_paper_pipeline_dry_run_for_every_method_gives_one_stage2(capsys):
+    stage2 = []
+    for method in ("exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"):
+        assert main(["pipeline", "--config", str(CONFIGS / "pipeline-paper-qwen3-4b.yaml"), "--set",
+                     f"stage1.recipe=paper-{method}.yaml", "--dry-run", "--num-processes", "8", "--json"]) == 0
+        stage1, second = json.loads(capsys.readouterr().out)["stages"]
+        assert stage1["method"] == method
+        if method != "sft":
+            assert stage1["rollout_batches"] == 230
+        stage2.append(second)
+    assert all(s == stage2[0] for s in stage2)
+    assert (stage2[0]["method"], stage2[0]["num_generations"], stage2[0]["rollout_batches"]) == ("grpo", 32, 500)
+    assert (stage2[0]["loss"]["beta"], stage2[0]["loss"]["clip_high"], stage2[0]["optimizer"]["max_grad_norm"],
+            stage2[0]["advantages"]["outcome_normalize"]) == (0.0, 4.0, 0.3, "mean")
+
+
+def test_a_doomed_stage2_is_refused_before_stage1_starts(pipeline_files, capsys):
+    run_dir = pipeline_files / "run"
+    args = ["pipeline", "--config", str(pipeline_files / "pipeline.yaml"), "--run-dir", str(run_dir),
+            "--set", "stage2.trl.num_generations=3"]
+    assert main(args + ["--dry-run"]) == 2
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "stage2" in err and "trl.num_generations" in err
+    assert not run_dir.exists()  # nothing was trained, evaluated or even written
+
+
+def test_stage2_must_be_sparse_grpo_and_prompts_must_agree(pipeline_files):
+    config = load_pipeline_config(pipeline_files / "pipeline.yaml", ["stage2.recipe=stage1.yaml"])
+    with pytest.raises(ConfigError, match="method must be grpo, not sft"):
+        pipeline_recipes(config)
+    config = load_pipeline_config(pipeline_files / "pipeline.yaml", ["eval.system_prompt=Answer."])
+    with pytest.raises(ConfigError, match="eval.system_prompt"):
+        plan_pipeline(config, pipeline_recipes(config), 1)

@@ -5,13 +5,20 @@
 
 Run directory (its format is exprl.runs'):
 
-    run.json              exprl version, layout format, label, Stage-I method, state of every stage
-    resolved-config.json  the pipeline config and the Stage-I recipe the run started with
+    run.json              exprl version, layout format, label, Stage-I method, state and recipe of every stage
+    resolved-config.json  the pipeline config and both training recipes the run started with
     pipeline.yaml         the resolved PipelineConfig, for reading
+    plan.json             what each training stage does (exprl.train.plan), checked before anything ran
     base-model/           only for `model: tiny`: the fresh model that both base eval and Stage I use
     stage1/, stage2/      training runs (recipe.yaml, checkpoint-N/, metrics.jsonl, final/)
     stage2-prompts.jsonl  Stage-I problems with the reference solution replaced by the boxed answer
     eval/{base,stage1,stage2}/   evaluation directories (see exprl.eval.evaluate)
+
+Stage II is one recipe for every Stage-I method (`stage2.recipe`; the paper's is
+configs/paper-stage2.yaml): nothing of the Stage-I recipe carries over but the checkpoint and the
+problems, so every method is compared after the same downstream RL. Before anything runs, both
+training stages are planned at this launch's world size (`exprl.train.plan`): a stage that cannot
+run stops the pipeline before Stage I spends its hours.
 
 Every stage records its state in run.json as it starts and ends. Re-running the same command skips
 finished stages and resumes an interrupted one (training from its last checkpoint, evaluation from
@@ -21,15 +28,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from exprl.config import add_override_argument, dump_yaml, from_dict, load_config, parse_override, set_dotted, to_dict
+from exprl.config import add_override_argument, dump_yaml, load_config, to_dict
 from exprl.errors import ConfigError
 from exprl.eval.config import EvalConfig
-from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done
+from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done, write_json_atomic
 from exprl.weights import resolve_policy_model
+
+PLAN_FILE = "plan.json"
 
 
 @dataclass
@@ -37,17 +46,18 @@ class StageOneConfig:
     recipe: str = field(default="", metadata={
         "help": "Training recipe YAML for Stage I (method, model, data, judge, trl). Relative to this file."})
     overrides: list[str] = field(default_factory=list, metadata={
-        "help": "key=value overrides applied to the Stage-I recipe, e.g. trl.max_steps=2."})
+        "help": "key=value overrides applied to the Stage-I recipe, e.g. rollout_batches=2."})
 
 
 @dataclass
 class StageTwoConfig:
     enabled: bool = field(default=True, metadata={"help": "Run Stage II (sparse GRPO) after Stage I."})
-    recipe: str | None = field(default=None, metadata={
-        "help": "Training recipe for Stage II. Default: the Stage-I recipe with method grpo, its trl "
-                "section kept for RL methods. Method, model and prompts are always set by the pipeline."})
+    recipe: str = field(default="", metadata={
+        "help": "Training recipe for Stage II (method grpo), the same whatever the Stage-I method: the "
+                "paper's is paper-stage2.yaml. Its model and data are replaced by the Stage-I checkpoint and "
+                "the Stage-I problems with the reference removed. Relative to this file."})
     overrides: list[str] = field(default_factory=list, metadata={
-        "help": "key=value overrides for Stage II, e.g. trl.max_steps=500 trl.epsilon_high=0.26."})
+        "help": "key=value overrides applied to the Stage-II recipe, e.g. rollout_batches=2."})
 
 
 @dataclass
@@ -65,8 +75,22 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """A pipeline YAML plus overrides; recipe and benchmark paths become absolute (relative to the file)."""
-    config = load_config(PipelineConfig, path, overrides)
+    """A pipeline YAML plus overrides; recipe and benchmark paths become absolute (relative to the file).
+
+    An override of a recipe key goes through its stage: `stage2.trl.num_generations=7` is appended
+    to `stage2.overrides` as `trl.num_generations=7`."""
+    stage_keys = {"stage1": {f.name for f in fields(StageOneConfig)}, "stage2": {f.name for f in fields(StageTwoConfig)}}
+    own, recipe_overrides = [], {"stage1": [], "stage2": []}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        stage, _, rest = key.strip().partition(".")
+        if sep and stage in stage_keys and rest and rest.split(".")[0] not in stage_keys[stage]:
+            recipe_overrides[stage].append(f"{rest}={value}")
+        else:
+            own.append(item)
+    config = load_config(PipelineConfig, path, own)
+    config.stage1.overrides += recipe_overrides["stage1"]
+    config.stage2.overrides += recipe_overrides["stage2"]
     base = Path(path).resolve().parent
 
     def absolute(p: str) -> str:
@@ -85,33 +109,95 @@ def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -
     return config
 
 
-def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: Any = None,
-                 judge: Any = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Run (or resume) every stage into `run_dir`; returns the final run.json contents.
+STAGE1_MODEL = "the Stage-I final checkpoint"
+STAGE1_PROMPTS = "the Stage-I problems, references removed"
 
-    `stage1_config` (a TrainConfig) replaces `config.stage1.recipe` for callers that build recipes
-    in code; `judge` and `callbacks` are passed to Stage I's `run_training`.
-    """
-    from exprl.train.config import RL_METHODS, TrainConfig, load_train_config
 
-    run_dir = Path(run_dir)
-    if stage1_config is None:
-        if not config.stage1.recipe:
-            raise ConfigError("pipeline: stage1.recipe is required (a training recipe YAML)")
-        stage1_config = load_train_config(config.stage1.recipe, config.stage1.overrides)
-    elif not isinstance(stage1_config, TrainConfig):
-        raise ConfigError(f"pipeline: stage1_config must be a TrainConfig, got {type(stage1_config).__name__}")
-    else:
-        stage1_config = copy.deepcopy(stage1_config)
+@dataclass
+class PipelineRecipes:
+    """The training recipes of a pipeline, resolved before anything runs."""
+
+    stage1: Any                 # TrainConfig
+    stage1_source: str          # the recipe file, or "given in code"
+    stage2: Any = None          # TrainConfig (model and data still the recipe's), None when disabled
+    stage2_source: str = ""
+
+
+def pipeline_recipes(config: PipelineConfig, stage1_config: Any = None, stage2_config: Any = None) -> PipelineRecipes:
+    """Stage I's recipe and the one Stage-II recipe, from the files (plus overrides) or given in code."""
+    from exprl.train.config import TrainConfig, load_train_config
+
+    def resolve(stage: str, given: Any, recipe: str, overrides: list[str]) -> tuple[Any, str]:
+        if given is not None:
+            if not isinstance(given, TrainConfig):
+                raise ConfigError(f"pipeline: {stage}_config must be a TrainConfig, got {type(given).__name__}")
+            if overrides:
+                raise ConfigError(f"pipeline: {stage}.overrides apply to {stage}.recipe; a {stage}_config given "
+                                  f"in code already holds its values")
+            return copy.deepcopy(given), "given in code"
+        if not recipe:
+            raise ConfigError(f"pipeline: {stage}.recipe is required (a training recipe YAML)")
+        return load_train_config(recipe, overrides), recipe
+
+    stage1, stage1_source = resolve("stage1", stage1_config, config.stage1.recipe, config.stage1.overrides)
+    recipes = PipelineRecipes(stage1, stage1_source)
+    if config.stage2.enabled:
+        recipes.stage2, recipes.stage2_source = resolve("stage2", stage2_config, config.stage2.recipe,
+                                                        config.stage2.overrides)
+        if recipes.stage2.method != "grpo":
+            raise ConfigError(f"pipeline: stage2 ({recipes.stage2_source}): Stage II is sparse-reward GRPO, so its "
+                              f"recipe's method must be grpo, not {recipes.stage2.method}")
+    return recipes
+
+
+def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: int) -> list[Any]:
+    """Every training stage planned at `world_size` (exprl.train.plan); a ConfigError naming the stage
+    and the key if one cannot run, or if the stages and the evaluation prompt the policy differently."""
+    from exprl.train.plan import plan_stage
+
     if not config.eval.benches:
         raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
+    plans = [plan_stage(recipes.stage1, world_size, "stage1", recipes.stage1_source)]
+    prompts = {"stage1 system_prompt": recipes.stage1.system_prompt, "eval.system_prompt": config.eval.system_prompt}
+    if recipes.stage2 is not None:
+        # Stage II trains on the Stage-I problems: its epochs count those.
+        stage2 = replace(recipes.stage2, data=recipes.stage1.data)
+        plans.append(plan_stage(stage2, world_size, "stage2", recipes.stage2_source, model=STAGE1_MODEL,
+                                data=STAGE1_PROMPTS))
+        prompts["stage2 system_prompt"] = recipes.stage2.system_prompt
+    if len({repr(p) for p in prompts.values()}) > 1:
+        shown = "; ".join(f"{k} = {v!r}" for k, v in prompts.items())
+        raise ConfigError(f"pipeline: the policy would be prompted differently in training and evaluation ({shown}); "
+                          f"make them equal (set eval.system_prompt or the recipes' system_prompt)")
+    return plans
+
+
+def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: Any = None,
+                 stage2_config: Any = None, judge: Any = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Run (or resume) every stage into `run_dir`; returns the final run.json contents.
+
+    `stage1_config` and `stage2_config` (TrainConfigs) replace `config.stage1.recipe` and
+    `config.stage2.recipe` for callers that build recipes in code; `judge` and `callbacks` are passed
+    to Stage I's `run_training`. Both training stages are planned first: nothing runs if one cannot.
+    """
+    from exprl.train.plan import world_size_from_environment
+
+    run_dir = Path(run_dir)
+    recipes = pipeline_recipes(config, stage1_config, stage2_config)
+    plans = plan_pipeline(config, recipes, world_size_from_environment())
+    stage1_config = recipes.stage1
 
     skipped = [] if config.evaluate_base else ["base_eval"]
-    if not config.stage2.enabled:
+    if recipes.stage2 is None:
         skipped += ["stage2", "stage2_eval"]
-    state = open_run(run_dir, {"pipeline": to_dict(config), "stage1": to_dict(stage1_config)},
+    state = open_run(run_dir, {"pipeline": to_dict(config), "stage1": to_dict(stage1_config),
+                               "stage2": to_dict(recipes.stage2) if recipes.stage2 is not None else None},
                      name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped)
     dump_yaml(config, run_dir / "pipeline.yaml")
+    write_json_atomic(run_dir / PLAN_FILE, {"stages": [p.to_dict() for p in plans]})
+    for plan in plans:
+        state["stages"][plan.name]["recipe"] = plan.recipe
+    save_run(run_dir, state)
     # The base model is resolved once, so base eval and Stage I start from the same weights.
     stage1_config.model = resolve_policy_model(stage1_config.model, run_dir)
     dump_yaml(stage1_config, run_dir / "stage1-recipe.yaml")
@@ -133,10 +219,10 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     if not stage_done(state, "stage1_eval"):
         eval_stage("stage1_eval", stage1_model)
 
-    if config.stage2.enabled:
-        stage2_config = _stage2_config(config, stage1_config, stage1_model, run_dir, RL_METHODS)
-        dump_yaml(stage2_config, run_dir / "stage2-recipe.yaml")
-        stage2_model = _train_stage(run_dir, state, "stage2", stage2_config)
+    if recipes.stage2 is not None:
+        stage2 = _stage2_config(recipes.stage2, stage1_config, stage1_model, run_dir)
+        dump_yaml(stage2, run_dir / "stage2-recipe.yaml")
+        stage2_model = _train_stage(run_dir, state, "stage2", stage2)
         if stage2_model is None:
             return state
         if not stage_done(state, "stage2_eval"):
@@ -164,24 +250,13 @@ def _train_stage(run_dir: Path, state: dict, name: str, train_config: Any, **kwa
     return str(result.checkpoint_dir)
 
 
-def _stage2_config(config: PipelineConfig, stage1: Any, stage1_model: str, run_dir: Path, rl_methods) -> Any:
-    from exprl.train.config import TrainConfig, load_train_config
+def _stage2_config(recipe: Any, stage1: Any, stage1_model: str, run_dir: Path) -> Any:
+    """The Stage-II recipe as it trains: from the Stage-I checkpoint, on the Stage-I problems."""
+    from exprl.train.config import DataConfig
     from exprl.train.runner import load_training_problems
 
-    if config.stage2.recipe:
-        raw = to_dict(load_train_config(config.stage2.recipe))
-    else:
-        raw = to_dict(stage1)
-        raw["reward"]["outcome_normalize"] = "mean"  # the paper's Stage II centres rewards without scaling
-        if stage1.method not in rl_methods:
-            raw["trl"] = {}  # SFT / self-distillation keys mean nothing to GRPOConfig
-    for item in config.stage2.overrides:
-        key, value = parse_override(item)
-        set_dotted(raw, key, value)
-    raw.update(method="grpo", model=stage1_model)
-    raw["data"] = {"train_files": [str(_stage2_prompts(stage1, run_dir, load_training_problems))],
-                   "max_problems": None}
-    return from_dict(TrainConfig, raw, where="stage2")
+    prompts = _stage2_prompts(stage1, run_dir, load_training_problems)
+    return replace(copy.deepcopy(recipe), model=stage1_model, data=DataConfig(train_files=[str(prompts)]))
 
 
 def _stage2_prompts(stage1: Any, run_dir: Path, load_training_problems) -> Path:
@@ -203,25 +278,31 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "pipeline", help="base eval -> Stage I -> eval -> Stage II (sparse GRPO) -> eval, resumable",
         description="Run the two-stage protocol into one run directory. Re-running the same command "
-                    "skips finished stages and resumes an interrupted one.")
+                    "skips finished stages and resumes an interrupted one. Both training stages are "
+                    "planned first; --dry-run prints the plan and stops.")
     p.add_argument("--config", required=True, help="pipeline YAML (see configs/pipeline-*.yaml)")
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<name or method>)")
-    add_override_argument(p, "pipeline", "eval.n=4")
+    add_override_argument(p, "pipeline", "eval.n=4 or stage2.trl.num_generations=16")
+    from exprl.train.cli import add_plan_arguments
+
+    add_plan_arguments(p)
     p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    config = load_pipeline_config(args.config, args.overrides)
-    run_dir = args.run_dir
-    if run_dir is None:
-        from exprl.config import read_yaml
+    from exprl.train.cli import plan_world_size, print_plan
 
-        stage1 = read_yaml(config.stage1.recipe) if config.stage1.recipe else {}
-        run_dir = Path("runs") / (config.name or str(stage1.get("method", "run")))
+    config = load_pipeline_config(args.config, args.overrides)
+    recipes = pipeline_recipes(config)
+    plans = plan_pipeline(config, recipes, plan_world_size(args))
+    print_plan(plans, as_json=args.json)
+    if args.dry_run:
+        return 0
+    run_dir = args.run_dir or Path("runs") / (config.name or recipes.stage1.method)
     state = run_pipeline(config, run_dir)
-    for name in STAGES:
-        record = state["stages"].get(name, {})
+    for stage in STAGES:
+        record = state["stages"].get(stage, {})
         extra = record.get("pass_at_1") or record.get("checkpoint") or record.get("error") or ""
-        print(f"{name:12s} {record.get('state', '?'):12s} {extra}")
+        print(f"{stage:12s} {record.get('state', '?'):12s} {extra}")
     print(f"run directory: {run_dir}  (exprl report {run_dir})")
     return 0 if state.get("finished") else 1

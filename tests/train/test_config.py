@@ -37,7 +37,7 @@ def test_unknown_recipe_key_names_it():
 def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(shared_data, tmp_path, capsys):
     args = ["train", "--config", str(CONFIGS / "cpu-tiny-grpo.yaml"), "--output-dir", str(tmp_path / "run"),
             "--set", f"data.train_files=[{shared_data / 'gsm8k_train.jsonl'}]", "--set", "data.max_problems=2",
-            "--set", "trl.max_steps=1", "--set", "trl.max_completion_length=8", "--set", "trl.num_generations=2",
+            "--set", "rollout_batches=1", "--set", "trl.max_completion_length=8", "--set", "trl.num_generations=2",
             "--set", "trl.per_device_train_batch_size=2"]
     assert main(args) == 0
     assert (tmp_path / "run" / "final" / "config.json").is_file()
@@ -51,7 +51,7 @@ def test_print_logs_switches_the_per_step_metrics_on_the_console(shared_data, tm
     run = tmp_path / "run"
     args = ["train", "--config", str(CONFIGS / "cpu-tiny-grpo.yaml"), "--output-dir", str(run),
             "--set", f"data.train_files=[{shared_data / 'gsm8k_train.jsonl'}]", "--set", "data.max_problems=2",
-            "--set", "trl.max_steps=1", "--set", "trl.max_completion_length=8", "--set", "trl.num_generations=2",
+            "--set", "rollout_batches=1", "--set", "trl.max_completion_length=8", "--set", "trl.num_generations=2",
             "--set", "trl.per_device_train_batch_size=2", "--set", f"print_logs={str(print_logs).lower()}"]
     assert main(args) == 0
     captured = capsys.readouterr()

@@ -72,12 +72,33 @@ def test_budget_refusals_name_the_key():
         plan_stage(rl_config(no_such_key=1), world_size=1)
 
 
+@pytest.mark.parametrize("world_size", [1, 6, 8])
+def test_paper_rl_recipes_get_the_papers_rollout_budget(world_size):
+    budgets = {}
+    for method in ("exprl-outcome", "exprl-process", "grpo", "self-distill"):
+        plan = plan_stage(load_train_config(CONFIGS / f"paper-{method}.yaml"), world_size)
+        budgets[method] = plan.rollout_batches
+        assert plan.optimizer_steps == plan.rollout_batches * plan.optimizer_steps_per_batch
+    assert set(budgets.values()) == {230}, budgets  # method.md §7: 230 Stage-I steps, one rollout batch each
+
+
+def test_paper_rollout_batches_have_the_papers_shape_on_their_layout():
+    """method.md §3: Outcome 36 prompts x 10 in 2 optimiser steps, Process 36 x 16 in 1, GRPO 32 x 16
+    in 2, self-distillation 32 x 16 in 1 (ExpRL trains on 6 GPUs beside a 2-GPU judge)."""
+    expected = {"exprl-outcome": (6, 36, 10, 2), "exprl-process": (6, 36, 16, 1), "grpo": (8, 32, 16, 2),
+                "self-distill": (8, 32, 16, 1)}
+    for method, (world, prompts, generations, steps) in expected.items():
+        plan = plan_stage(load_train_config(CONFIGS / f"paper-{method}.yaml"), world)
+        assert (plan.prompts_per_batch, plan.num_generations, plan.optimizer_steps_per_batch) == \
+            (prompts, generations, steps), method
+
+
 def test_cli_dry_run_prints_the_plan_and_refuses_an_unrunnable_recipe(capsys, tmp_path):
     recipe = str(CONFIGS / "paper-exprl-outcome.yaml")
     assert main(["train", "--config", recipe, "--dry-run", "--num-processes", "6", "--json"]) == 0
     (stage,) = json.loads(capsys.readouterr().out)["stages"]
-    assert (stage["method"], stage["prompts_per_batch"]) == ("exprl-outcome", 36)
-    assert stage["judge"]["calls_per_batch"] == 360
+    assert (stage["method"], stage["rollout_batches"], stage["prompts_per_batch"]) == ("exprl-outcome", 230, 36)
+    assert stage["judge"]["calls_per_batch"] == 360 and stage["trl"]["max_steps"] == 460
     out_dir = tmp_path / "never"
     assert main(["train", "--config", str(CONFIGS / "paper-grpo.yaml"), "--output-dir", str(out_dir),
                  "--set", "trl.num_generations=7"]) == 2

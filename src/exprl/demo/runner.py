@@ -141,24 +141,29 @@ def stage1_config(config: DemoConfig, method: str, model: str, train_file: Path,
                        print_logs=False, trl=trl)
 
 
-def stage2_overrides(config: DemoConfig) -> list[str]:
-    """Stage II is the same sparse GRPO after every Stage-I method (SFT's keys do not carry over)."""
+def stage2_config(config: DemoConfig, seed: int):
+    """Stage II: the same sparse GRPO after every Stage-I method, centred rewards as in the paper.
+    The pipeline sets its model (the Stage-I checkpoint) and data (the Stage-I problems)."""
+    from exprl.rewards.config import RewardConfig
+    from exprl.train.config import TrainConfig
+
     t = config.training
-    values = dict(max_steps=t.stage2_steps, save_steps=max(1, t.stage2_steps // 3), logging_steps=1,
-                  lr_scheduler_type="constant", weight_decay=0.0, report_to="none",
-                  learning_rate=t.learning_rate, per_device_train_batch_size=t.prompts_per_step * t.num_generations,
-                  num_generations=t.num_generations, max_completion_length=t.max_completion_length,
-                  temperature=t.temperature, beta=t.beta)
-    return [f"trl.{key}={json.dumps(value)}" for key, value in values.items()]
+    trl = dict(max_steps=t.stage2_steps, save_steps=max(1, t.stage2_steps // 3), logging_steps=1,
+               lr_scheduler_type="constant", weight_decay=0.0, report_to="none",
+               learning_rate=t.learning_rate, per_device_train_batch_size=t.prompts_per_step * t.num_generations,
+               num_generations=t.num_generations, max_completion_length=t.max_completion_length,
+               temperature=t.temperature, beta=t.beta)
+    return TrainConfig(method="grpo", reward=RewardConfig(outcome_normalize="mean"), system_prompt=config.system_prompt,
+                       seed=seed, print_logs=False, trl=trl)
 
 
 def pipeline_config(config: DemoConfig, method: str, data: dict[str, Path], evaluate_base: bool):
     from exprl.eval.config import EvalConfig
-    from exprl.pipeline import PipelineConfig, StageTwoConfig
+    from exprl.pipeline import PipelineConfig
 
     e = config.eval
     return PipelineConfig(
-        name=method, evaluate_base=evaluate_base, stage2=StageTwoConfig(overrides=stage2_overrides(config)),
+        name=method, evaluate_base=evaluate_base,
         eval=EvalConfig(benches=[str(data[b]) for b in BENCHES], n=e.n, temperature=e.temperature,
                         max_tokens=e.max_tokens, batch_size=e.batch_size, seed=0,
                         system_prompt=config.system_prompt, engine="hf"))
@@ -198,7 +203,8 @@ def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str
     from exprl.pipeline import run_pipeline
 
     train = stage1_config(config, method, base_model, data["train-hard"], seed, run_dir)
-    state = run_pipeline(pipeline_config(config, method, data, evaluate_base), run_path, stage1_config=train)
+    state = run_pipeline(pipeline_config(config, method, data, evaluate_base), run_path, stage1_config=train,
+                         stage2_config=stage2_config(config, seed))
     if not state.get("finished"):
         failed = {s: r.get("error") for s, r in state["stages"].items() if r.get("state") not in ("done", "skipped")}
         raise RunStateError(f"{run_path}: the pipeline stopped before finishing ({failed}); run the demo "
