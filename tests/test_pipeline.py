@@ -28,7 +28,7 @@ def pipeline_files(tmp_path, shared_data):
         "method: sft\nmodel: tiny\ndata:\n  train_files: [train.jsonl]\n"
         "trl:\n  max_steps: 1\n  per_device_train_batch_size: 2\n  save_steps: 1\n")
     (tmp_path / "stage2.yaml").write_text(
-        "method: grpo\nmodel: unused\noutcome_normalize: mean\nrollout_batches: 1\n"
+        "method: grpo\nmodel: unused\nreward:\n  outcome_normalize: mean\nrollout_batches: 1\n"
         "trl:\n  num_generations: 2\n  per_device_train_batch_size: 2\n  max_completion_length: 8\n"
         "  save_steps: 1\n")
     (tmp_path / "pipeline.yaml").write_text(
