@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=16, help="Samples per problem at the eval temperature.")
     parser.add_argument("--output-dir", default="runs/demo-base", help="Holds the base-model cache.")
-    parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
+    parser.add_argument("--config", default=str(REPO / "src/exprl/recipes/demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/demo_learning.py --seeds 3 [--jobs 3] [--output-dir runs/demo-bench] [--set KEY=VALUE ...]
 
-Runs `exprl demo` (configs/demo.yaml plus overrides) for every seed, then prints pass@1 / pass@16
+Runs `exprl demo` (the bundled demo.yaml plus overrides) for every seed, then prints pass@1 / pass@16
 on held-out hard and easy problems as mean ± std over seeds, and the wall time. Resumable: a rerun
 reuses finished stages (the wall time then covers only what was left). `--jobs N` runs N seeds at
 once, each in its own process and run directory (`<output-dir>/seed-<s>-run`): worth it on a GPU or
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1, help="Seeds run at once, one process each.")
     parser.add_argument("--output-dir", default="runs/demo-bench")
-    parser.add_argument("--config", default=str(REPO / "configs" / "demo.yaml"))
+    parser.add_argument("--config", default=str(REPO / "src/exprl/recipes/demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 

@@ -45,7 +45,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$])|\n\s*\n")
 def recipe(name: str) -> dict:
     import yaml
 
-    return yaml.safe_load((REPO / "configs" / name).read_text())
+    return yaml.safe_load((REPO / "src/exprl/recipes" / name).read_text())
 
 
 def reference_steps(solution: str, min_chars: int = 40) -> list[str]:

@@ -9,10 +9,11 @@ import pytest
 from exprl.cli import main
 from exprl.errors import ConfigError, RunStateError
 from exprl.pipeline import load_pipeline_config, pipeline_recipes, plan_pipeline, run_pipeline
+from exprl.recipes import RECIPES_DIR
 from exprl.runs import read_run
 
 CANARY = "REFERENCE-CANARY-51c2"
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = RECIPES_DIR
 PIPELINES = sorted(CONFIGS.glob("pipeline-*.yaml"))
 STAGE1_RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name.startswith(("paper-", "cpu-"))
                         and p.stem not in ("paper-stage2", "cpu-tiny-stage2"))
@@ -114,7 +115,7 @@ def test_incompatible_or_foreign_run_dirs_are_refused(pipeline_files):
 
 def test_cli_override_of_an_unknown_key_is_refused_before_anything_runs(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    code = main(["pipeline", "--config", str(Path(__file__).resolve().parents[1] / "configs" / "pipeline-cpu-smoke.yaml"),
+    code = main(["pipeline", "--config", str(CONFIGS / "pipeline-cpu-smoke.yaml"),
                  "--run-dir", str(run_dir), "--set", "eval.nn=4"])
     assert code == 2
     assert "'eval.nn'" in capsys.readouterr().err

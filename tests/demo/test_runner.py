@@ -13,6 +13,7 @@ from exprl.config import load_config
 from exprl.demo.config import DemoConfig
 from exprl.demo.runner import run_demo
 from exprl.errors import ConfigError, RunStateError, ServerError
+from exprl.recipes import RECIPES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def free_port() -> int:
 
 
 def test_shipped_recipe_loads_and_matches_the_defaults():
-    config = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
+    config = load_config(DemoConfig, RECIPES_DIR / "demo.yaml")
     assert config == DemoConfig()
 
 

@@ -7,10 +7,11 @@ import pytest
 
 from exprl.cli import main
 from exprl.errors import ConfigError
+from exprl.recipes import RECIPES_DIR
 from exprl.train.config import load_train_config
 from exprl.train.runner import check_trl_keys
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = RECIPES_DIR
 RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name.startswith(("paper-exprl", "paper-grpo", "paper-sft",
                                                                           "paper-self", "paper-stage2", "cpu-")))
 

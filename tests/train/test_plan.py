@@ -12,11 +12,12 @@ import pytest
 
 from exprl.cli import main
 from exprl.errors import ConfigError
+from exprl.recipes import RECIPES_DIR
 from exprl.train.config import DataConfig, TrainConfig, load_train_config
 from exprl.train.plan import Computed, plan_stage, trl_arguments, trl_defaults
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs"
+CONFIGS = RECIPES_DIR
 
 
 def rl_config(method="grpo", rollout_batches=10, **trl):
