@@ -12,8 +12,6 @@ from exprl.rewards.advantages import (
     apply_overlong_steps,
     outcome_advantages,
     process_advantages,
-    score_to_reward,
-    token_advantages,
 )
 
 
@@ -26,13 +24,6 @@ def approx(values, expected):
             assert v == pytest.approx(e)
         else:
             assert v == pytest.approx(e, abs=1e-9)
-
-
-def test_score_to_reward():
-    assert [score_to_reward(s) for s in range(1, 6)] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    for bad in (0, 6, 2.5, True, "3"):
-        with pytest.raises(ValueError):
-            score_to_reward(bad)
 
 
 def test_outcome_std_matches_torch_unbiased_std_per_group():
@@ -149,7 +140,3 @@ def test_overlong_process_zero_gives_no_gradient_and_mask_drops():
     assert apply_overlong_steps(steps, [True, False], "mask") == [None, [0.25, 0.5]]
     assert apply_overlong_steps(steps, [True, False], "keep") == steps
     assert apply_overlong_steps([[None, 0.5]], [True], "zero") == [[0.0, 0.0]]
-
-
-def test_token_advantages_spread_step_values():
-    assert token_advantages([0.5, -0.25], [0, 0, 1, 1, 1]) == [0.5, 0.5, -0.25, -0.25, -0.25]

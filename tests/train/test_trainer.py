@@ -76,7 +76,8 @@ def test_process_loss_sees_each_steps_advantage_on_every_token(answer_model, pro
 
     def capture_rewards(self, inputs, prompts, completions, completion_ids_list):
         out = original_rewards(self, inputs, prompts, completions, completion_ids_list)
-        generated.append((list(map(tuple, completion_ids_list)), self._gathered["step_rewards"], self._tokenizer))
+        generated.append((list(map(tuple, completion_ids_list)), [r.step_rewards for r in self._rollouts],
+                          self._tokenizer))
         return out
 
     monkeypatch.setattr(ExpRLTrainer, "_compute_loss", capture_loss)

@@ -1,6 +1,9 @@
-"""Rewards: step splitting, score normalisation and advantages (pure functions), sparse verifier.
+"""Rewards: step splitting, the reward config, the per-rollout record, advantages (pure functions),
+the sparse verifier.
 
-Engine-agnostic: nothing here imports a trainer, so a verl adapter could reuse it beside TRL's.
+Engine-agnostic: nothing here imports a trainer or the judge (rewards sit below the judge, whose
+CLI splits steps and labels calibration traces with the verifier), so a verl adapter could reuse
+it beside TRL's.
 """
 from exprl.rewards.advantages import (
     EPSILON,
@@ -8,13 +11,13 @@ from exprl.rewards.advantages import (
     apply_overlong_steps,
     outcome_advantages,
     process_advantages,
-    score_to_reward,
-    token_advantages,
 )
+from exprl.rewards.config import RewardConfig
+from exprl.rewards.record import Judgment, Rollout, advantages, tokens_per_step
 from exprl.rewards.steps import DEFAULT_DELIMITER, Step, decoded_offsets, split_steps, token_step_ids
 
 __all__ = [
-    "DEFAULT_DELIMITER", "EPSILON", "Step", "apply_overlong", "apply_overlong_steps", "decoded_offsets",
-    "outcome_advantages", "process_advantages", "score_to_reward", "split_steps", "token_advantages",
-    "token_step_ids",
+    "DEFAULT_DELIMITER", "EPSILON", "Judgment", "RewardConfig", "Rollout", "Step", "advantages",
+    "apply_overlong", "apply_overlong_steps", "decoded_offsets", "outcome_advantages", "process_advantages",
+    "split_steps", "token_step_ids", "tokens_per_step",
 ]

@@ -1,4 +1,7 @@
-"""Judge rewards -> advantages. Pure functions on lists; no trainer and no torch needed.
+"""Rewards -> advantages. Pure functions on lists; no trainer and no torch needed.
+
+A reward arrives here already in [0, 1] (`JudgeResult.reward`, the one score -> reward conversion,
+or the verifier's 0/1); `exprl.rewards.record.advantages` picks the function a method needs.
 
 Conventions shared by every function here:
 
@@ -19,13 +22,6 @@ Normalize = Literal["std", "mean"]
 ProcessMode = Literal["delta", "end", "group"]
 SingleStep = Literal["outcome", "zero", "raw"]
 OverlongPolicy = Literal["zero", "mask", "keep"]
-
-
-def score_to_reward(score: int) -> float:
-    """Judge Likert score 1..5 -> reward s = (score - 1) / 4 in [0, 1]."""
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
-        raise ValueError(f"a judge score must be an integer from 1 to 5, got {score!r}")
-    return (score - 1) / 4
 
 
 def _groups(values: Sequence[object], group_ids: Sequence[Hashable]) -> dict[Hashable, list[int]]:
@@ -161,9 +157,3 @@ def _check_overlong(values: Sequence[object], overlong: Sequence[bool], policy: 
         raise ValueError(f"overlong policy must be 'zero', 'mask' or 'keep', got {policy!r}")
     if len(values) != len(overlong):
         raise ValueError(f"{len(values)} rollouts but {len(overlong)} overlong flags")
-
-
-def token_advantages(step_advantages: Sequence[float], step_ids: Sequence[int]) -> list[float]:
-    """Spread step advantages over tokens: every token of step t gets A_t (`step_ids` from
-    `exprl.rewards.steps.token_step_ids`)."""
-    return [step_advantages[t] for t in step_ids]

@@ -1,214 +1,191 @@
 """ExpRLTrainer: TRL's GRPOTrainer with exprl's judge rewards and advantages.
 
-TRL generates, runs the reward functions, gathers their values across processes and computes its
-own group advantages. This subclass changes two things and nothing else:
+TRL samples the rollouts, computes log-probabilities, the KL term and the clipped loss; all of that
+is TRL's, untouched. exprl departs from GRPOTrainer in two places, and nowhere else:
 
-1. `_calculate_rewards`: the reward functions (judge, sparse verifier) leave per-sample side data
-   (process step rewards, token -> step maps, judge statuses); after TRL's gather we gather that
-   side data the same way, so every process sees the whole generation batch in TRL's order.
-2. `_generate_and_score_completions`: after TRL returns, `advantages` is replaced by exprl.rewards'
-   values computed over the gathered groups and sliced to this process exactly as TRL slices
-   (`process_index * local_batch`): (B,) for outcome methods, (B, T) per token for ExpRL-Process.
-   Unscorable rollouts get their completion mask zeroed (out of the loss) and were already left out
-   of the group statistics; `num_items_in_batch` is recomputed to match.
+1. The reward step (`_calculate_rewards`). TRL calls one function per reward, each returning one
+   number per rollout. exprl needs more than a number (a judge reward per step, which tokens make
+   up each step, why a judgment failed), so it replaces the step: every local rollout is verified
+   and judged (all judgments of the batch in one `judge_many`), what was found is written to one
+   `exprl.rewards.record.Rollout` per rollout, and the records are gathered across processes once.
+   TRL still gets its reward table (a dense judge column and the verifier's column), built from
+   the records, for its own logs.
+2. The advantages (`_generate_and_score_completions`). After TRL returns, its `advantages` are
+   replaced by `exprl.rewards.record.advantages` over the gathered generation batch, sliced to this
+   process as TRL slices (`process_index * local_batch`): (B,) for outcome methods, (B, T) per token
+   for ExpRL-Process. An unscorable rollout leaves the loss (its completion mask is zeroed; it was
+   already left out of its group's statistics), and `num_items_in_batch` is recomputed to match.
 
-The reference reaches the judge only through hidden dataset columns (`reference`, `answer`,
-`problem_text`); the prompt column is built by `exprl.data.prompts.policy_messages` alone.
+A judge score changes form once on its way to the loss (`JudgeResult.reward`: (score - 1) / 4, or
+None when unscorable); the rest is advantages over those rewards. The reference reaches the judge
+only through hidden dataset columns (`reference`, `answer`, `problem_text`); the prompt column is
+built by `exprl.data.prompts.policy_messages` alone.
 """
 from __future__ import annotations
 
-import logging
-import math
+import asyncio
+import atexit
+import statistics
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
+from trl.trainer.utils import shutdown_event_loop_in_daemon, start_event_loop_in_daemon
 
-from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus, ProcessView, process_requests
-from exprl.rewards.advantages import (
-    apply_overlong,
-    apply_overlong_steps,
-    outcome_advantages,
-    process_advantages,
-)
+from exprl.judge.types import Judge, JudgeRequest, JudgeResult, JudgeStatus, ProcessView, process_requests
 from exprl.rewards.config import RewardConfig
+from exprl.rewards.record import Judgment, Rollout, Signal, advantages, tokens_per_step
 from exprl.rewards.steps import decoded_offsets, split_steps, token_step_ids
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
-logger = logging.getLogger(__name__)
+SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process", "grpo": "sparse"}
 
 
 class ExpRLTrainer(GRPOTrainer):
-    """GRPOTrainer for exprl-outcome, exprl-process and sparse grpo (see the module docstring)."""
+    """GRPOTrainer for exprl-outcome, exprl-process and sparse grpo (see the module docstring).
+
+    `reward` is the recipe's reward section as it is; `process_view` the judge's
+    (`JudgeConfig.process_view`); `judge` anything speaking the `Judge` protocol (exprl-* only).
+    """
 
     def __init__(self, *args: Any, method: str, reward: RewardConfig, process_view: ProcessView,
-                 judge: Any = None, **kwargs: Any):
-        if method not in ("exprl-outcome", "exprl-process", "grpo"):
+                 judge: Judge | None = None, **kwargs: Any):
+        if method not in SIGNALS:
             raise ValueError(f"ExpRLTrainer does not train method {method!r}")
         if method != "grpo" and judge is None:
             raise ValueError(f"method {method} needs a judge")
-        self.method, self.reward, self.process_view = method, reward, process_view
-        self.judge = judge
-        self._side: dict[str, list[Any]] = {}
-        self._gathered: dict[str, Any] = {}
-        if method == "exprl-outcome":
-            reward_funcs = [self.judge_outcome, self.sparse_correct]
-        elif method == "exprl-process":
-            reward_funcs = [self.judge_process, self.sparse_correct]
-        else:
-            reward_funcs = [self.sparse_correct]
-        args_ = kwargs.get("args")
-        if args_ is not None:
-            # Only column 0 trains (and exprl computes its advantages itself); the verifier is logged.
-            args_.reward_weights = [1.0] + [0.0] * (len(reward_funcs) - 1)
-        super().__init__(*args, reward_funcs=reward_funcs, **kwargs)
+        self.method, self.signal, self.reward = method, SIGNALS[method], reward
+        self.process_view, self.judge = process_view, judge
+        self._rollouts: list[Rollout] = []  # the gathered generation batch of the current step
+        columns = [_column(f"judge_{self.signal}"), _column("sparse_correct")] if judge else [_column("sparse_correct")]
+        if kwargs.get("args") is not None:
+            # TRL's own advantages weigh column 0 only (exprl replaces them anyway); the verifier is logged.
+            kwargs["args"].reward_weights = [1.0] + [0.0] * (len(columns) - 1)
+        super().__init__(*args, reward_funcs=columns, **kwargs)
+        if judge is not None:
+            # The judge's clients live on one event loop for the whole run (its connections are reused).
+            self._judge_thread, self._judge_loop, ready = start_event_loop_in_daemon(name="exprl-judge")
+            ready.wait()
+            atexit.register(shutdown_event_loop_in_daemon, self._judge_thread, self._judge_loop)
 
-    # ------------------------------------------------------------------ reward functions
-    def sparse_correct(self, completions: list[Any], answer: list[str], **_: Any) -> list[float]:
-        """Final-answer correctness: the GRPO reward, and for ExpRL only a logged number."""
-        return sparse_rewards(completions, answer)
+    # ------------------------------------------------------------------ 1. the reward step
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's reward step, replaced: one record per rollout, gathered once; TRL's table from it."""
+        local = self._find_rewards(inputs, completions, completion_ids_list)
+        self._rollouts = gather_object(local)
+        dense = [[r.dense_reward, r.correct] if self.judge else [r.correct] for r in self._rollouts]
+        return torch.tensor([[torch.nan if v is None else v for v in row] for row in dense],
+                            dtype=torch.float32, device=self.accelerator.device)
+
+    def _find_rewards(self, inputs: list[dict[str, Any]], completions: list[Any],
+                      completion_ids: list[list[int]]) -> list[Rollout]:
+        answers = [row["answer"] for row in inputs]
+        rollouts = [Rollout(overlong=cut, correct=correct) for cut, correct in
+                    zip(self._is_overlong(completion_ids), sparse_rewards(completions, answers))]
+        if self.judge is None:
+            return rollouts
+        # Under `overlong: zero` the judge's verdict on a cut rollout does not matter: it is not asked.
+        asked = [not (r.overlong and self.reward.overlong == "zero") for r in rollouts]
+        requests: list[list[JudgeRequest]] = []
+        for row, completion, ids, rollout in zip(inputs, completions, completion_ids, rollouts):
+            common = dict(problem=row["problem_text"], reference=row["reference"], answer=row["answer"],
+                          domain=row["domain"], problem_id=row["problem_id"])
+            if self.signal == "outcome":
+                requests.append([JudgeRequest(trace=completion_text(completion), mode="outcome", **common)])
+                continue
+            text, offsets = decoded_offsets(ids, self._tokenizer)
+            steps = split_steps(text, self.reward.delimiter)
+            rollout.tokens_per_step = tokens_per_step(token_step_ids(steps, offsets), len(steps))
+            requests.append(process_requests(text, steps, self.process_view, **common))
+        results = iter(self._judge_all([r for mine, ask in zip(requests, asked) if ask for r in mine]))
+        for rollout, mine, ask in zip(rollouts, requests, asked):
+            if not ask:
+                rollout.step_rewards = [0.0] * len(mine)
+                continue
+            judged = [next(results) for _ in mine]
+            rollout.step_rewards = [result.reward for result in judged]
+            rollout.judgments = [Judgment(result.status.value, result.cached, result.latency_s) for result in judged]
+        return rollouts
+
+    def _judge_all(self, requests: list[JudgeRequest]) -> list[JudgeResult]:
+        """Every judgment of the local batch in one `judge_many`, on the judge's event loop."""
+        if not requests:
+            return []
+        assert self.judge is not None
+        return asyncio.run_coroutine_threadsafe(self.judge.judge_many(requests), self._judge_loop).result()
 
     def _is_overlong(self, completion_ids: Sequence[Sequence[int]]) -> list[bool]:
         stop = set(self.eos_token_ids) | {self._tokenizer.pad_token_id}
         return [len(ids) >= self.max_completion_length and (not ids or ids[-1] not in stop)
                 for ids in completion_ids]
 
-    async def judge_outcome(self, completions: list[Any], completion_ids: list[list[int]],
-                            problem_text: list[str], reference: list[str], answer: list[str],
-                            domain: list[str], problem_id: list[str], **_: Any) -> list[float | None]:
-        """One judge call per rollout on the whole trace; all calls of the batch in flight together."""
-        skip = self._is_overlong(completion_ids) if self.reward.overlong == "zero" else [False] * len(completions)
-        requests = [JudgeRequest(problem=p, reference=r, trace=completion_text(c), mode="outcome", answer=a,
-                                 domain=d, problem_id=i)
-                    for c, p, r, a, d, i, s in zip(completions, problem_text, reference, answer, domain,
-                                                   problem_id, skip) if not s]
-        results = iter(await self.judge.judge_many(requests) if requests else [])
-        rewards: list[float | None] = []
-        statuses: list[JudgeResult | None] = []
-        for s in skip:
-            result = None if s else next(results)
-            statuses.append(result)
-            rewards.append(0.0 if s else result.reward)  # type: ignore[union-attr]
-        self._side["judge_results"] = [[r] if r is not None else [] for r in statuses]
-        self._side["num_steps"] = [1] * len(completions)
-        return rewards
-
-    async def judge_process(self, completion_ids: list[list[int]], problem_text: list[str],
-                            reference: list[str], answer: list[str], domain: list[str],
-                            problem_id: list[str], **_: Any) -> list[float | None]:
-        """Split every rollout into steps and judge ALL steps of ALL rollouts in one `judge_many`."""
-        tokenizer = self._tokenizer
-        skip = self._is_overlong(completion_ids) if self.reward.overlong == "zero" else [False] * len(completion_ids)
-        requests: list[JudgeRequest] = []
-        layout: list[tuple[int, int]] = []  # per rollout: (first request index, number of steps)
-        step_ids: list[list[int]] = []
-        for ids, p, r, a, d, i, s in zip(completion_ids, problem_text, reference, answer, domain, problem_id, skip):
-            text, offsets = decoded_offsets(ids, tokenizer)
-            steps = split_steps(text, self.reward.delimiter)
-            step_ids.append(token_step_ids(steps, offsets))
-            layout.append((len(requests), len(steps)))
-            if s:
-                continue
-            requests.extend(process_requests(text, steps, self.process_view, problem=p, reference=r,
-                                             answer=a, domain=d, problem_id=i))
-        results = await self.judge.judge_many(requests) if requests else []
-        step_rewards: list[list[float | None]] = []
-        per_rollout_results: list[list[JudgeResult]] = []
-        for (first, count), s in zip(layout, skip):
-            if s:
-                step_rewards.append([0.0] * count)
-                per_rollout_results.append([])
-            else:
-                chunk = results[first:first + count]
-                per_rollout_results.append(list(chunk))
-                step_rewards.append([res.reward for res in chunk])
-        self._side.update(step_rewards=step_rewards, step_ids=step_ids, judge_results=per_rollout_results,
-                          num_steps=[count for _, count in layout])
-        # TRL logs this column as "the" reward: the final step's score (the whole trace's under the prefix view)
-        return [None if any(v is None for v in sr) else sr[-1] for sr in step_rewards]
-
-    # ------------------------------------------------------------------ TRL hooks
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        self._side = {}
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        local_overlong = self._is_overlong(completion_ids_list)
-        gathered = {"overlong": gather_object(local_overlong), "local_step_ids": self._side.get("step_ids")}
-        for key in ("step_rewards", "judge_results", "num_steps"):
-            if key in self._side:
-                gathered[key] = gather_object(self._side[key])
-        gathered["rewards_per_func"] = rewards_per_func
-        self._gathered = gathered
-        return rewards_per_func
-
+    # ------------------------------------------------------------------ 2. the advantages
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        g = self._gathered
-        rewards_per_func: torch.Tensor = g["rewards_per_func"]
-        total = rewards_per_func.size(0)
-        group_ids = [i // num_generations for i in range(total)]  # TRL's view(-1, num_generations)
-        overlong = g["overlong"]
-        s = self.reward
-
-        if self.method == "exprl-process":
-            step_rewards = apply_overlong_steps(g["step_rewards"], overlong, s.overlong)
-            all_adv = process_advantages(step_rewards, group_ids, mode=s.process_mode,
-                                         single_step=s.single_step, normalize=s.outcome_normalize)
-        else:
-            column = [None if math.isnan(v) else v for v in rewards_per_func[:, 0].tolist()]
-            all_adv = outcome_advantages(apply_overlong(column, overlong, s.overlong), group_ids,
-                                         s.outcome_normalize)
+        rollouts = self._rollouts
+        group_ids = [i // num_generations for i in range(len(rollouts))]  # TRL's view(-1, num_generations)
+        all_advantages = advantages(rollouts, group_ids, self.signal, self.reward)
 
         local_n = output["completion_ids"].size(0)
         start = self.accelerator.process_index * local_n
-        local_adv = all_adv[start:start + local_n]
-        keep = torch.tensor([a is not None for a in local_adv], device=output["completion_mask"].device)
-        completion_mask = output["completion_mask"] * keep.unsqueeze(1).to(output["completion_mask"].dtype)
-        if self.method == "exprl-process":
-            advantages = torch.zeros(completion_mask.shape, dtype=torch.float32, device=completion_mask.device)
-            for row, (adv, ids) in enumerate(zip(local_adv, g["local_step_ids"])):
-                if adv is not None:
-                    advantages[row, :len(ids)] = torch.tensor([adv[t] for t in ids], dtype=torch.float32)
+        local = slice(start, start + local_n)
+        mask = output["completion_mask"]
+        keep = torch.tensor([a is not None for a in all_advantages[local]], device=mask.device)
+        mask = mask * keep.unsqueeze(1).to(mask.dtype)
+        if self.signal == "process":
+            per_token = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+            for row, (rollout, step_advantages) in enumerate(zip(rollouts[local], all_advantages[local])):
+                if step_advantages is not None:
+                    values = rollout.token_advantages(step_advantages)  # type: ignore[arg-type]
+                    per_token[row, :len(values)] = torch.tensor(values, dtype=torch.float32)
+            output["advantages"] = per_token
         else:
-            advantages = torch.tensor([a if a is not None else 0.0 for a in local_adv], dtype=torch.float32,
-                                      device=completion_mask.device)
-        output["advantages"] = advantages
-        output["completion_mask"] = completion_mask
-        loss_mask = completion_mask if "tool_mask" not in output else completion_mask * output["tool_mask"]
+            output["advantages"] = torch.tensor([0.0 if a is None else a for a in all_advantages[local]],
+                                                dtype=torch.float32, device=mask.device)
+        output["completion_mask"] = mask
+        loss_mask = mask if "tool_mask" not in output else mask * output["tool_mask"]
         output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        self._log_exprl_metrics(mode, rewards_per_func, all_adv, group_ids, overlong)
+        self._log_exprl_metrics(mode, rollouts, all_advantages, group_ids)
         return output
 
-    def _log_exprl_metrics(self, mode: str, rewards_per_func: torch.Tensor, advantages: list[Any],
-                           group_ids: list[int], overlong: list[bool]) -> None:
-        metrics = self._metrics[mode]
-        g = self._gathered
-        sparse = rewards_per_func[:, -1]
-        metrics["exprl/sparse_correct"].append(sparse.mean().item())
-        solved_groups = {gid for gid, v in zip(group_ids, sparse.tolist()) if v > 0}
+    # ------------------------------------------------------------------ 3. what is logged
+    def _log_exprl_metrics(self, mode: str, rollouts: list[Rollout], all_advantages: list[Any],
+                           group_ids: list[int]) -> None:
+        metrics, n = self._metrics[mode], max(len(rollouts), 1)
+        metrics["exprl/sparse_correct"].append(sum(r.correct for r in rollouts) / n)
+        solved_groups = {group for group, r in zip(group_ids, rollouts) if r.correct > 0}
         metrics["exprl/unsolved_share"].append(1.0 - len(solved_groups) / max(len(set(group_ids)), 1))
-        metrics["exprl/overlong_share"].append(sum(overlong) / max(len(overlong), 1))
-        metrics["exprl/unscorable_share"].append(sum(a is None for a in advantages) / max(len(advantages), 1))
-        if self.method == "grpo":
+        metrics["exprl/overlong_share"].append(sum(r.overlong for r in rollouts) / n)
+        metrics["exprl/unscorable_share"].append(sum(a is None for a in all_advantages) / n)
+        if self.judge is None:
             return
-        dense = rewards_per_func[:, 0]
-        dense = dense[~torch.isnan(dense)]
-        if dense.numel():
-            metrics["exprl/dense_reward_mean"].append(dense.mean().item())
-            metrics["exprl/dense_reward_std"].append(dense.std().item() if dense.numel() > 1 else 0.0)
-        results = [r for rollout in g.get("judge_results", []) for r in rollout]
-        counts = Counter(r.status.value if isinstance(r.status, JudgeStatus) else str(r.status) for r in results)
+        dense = [r.dense_reward for r in rollouts if r.dense_reward is not None]
+        if dense:
+            metrics["exprl/dense_reward_mean"].append(statistics.fmean(dense))
+            metrics["exprl/dense_reward_std"].append(statistics.stdev(dense) if len(dense) > 1 else 0.0)
+        judgments = [j for r in rollouts for j in r.judgments]
+        counts = Counter(j.status for j in judgments)
         for status in JudgeStatus:
             metrics[f"exprl/judge_{status.value}"].append(float(counts.get(status.value, 0)))
-        metrics["exprl/judge_calls"].append(float(len(results)))
-        if results:
-            metrics["exprl/judge_cache_hit_rate"].append(sum(r.cached for r in results) / len(results))
-            metrics["exprl/judge_latency_s"].append(sum(r.latency_s for r in results) / len(results))
-        steps = g.get("num_steps") or []
-        if steps:
-            metrics["exprl/steps_per_trace_mean"].append(sum(steps) / len(steps))
-            for label, lo, hi in (("1", 1, 1), ("2-3", 2, 3), ("4-7", 4, 7), ("8+", 8, 10**9)):
-                metrics[f"exprl/steps_per_trace_{label}"].append(sum(lo <= n <= hi for n in steps) / len(steps))
+        metrics["exprl/judge_calls"].append(float(len(judgments)))
+        if judgments:
+            metrics["exprl/judge_cache_hit_rate"].append(sum(j.cached for j in judgments) / len(judgments))
+            metrics["exprl/judge_latency_s"].append(statistics.fmean(j.latency_s for j in judgments))
+        steps = [r.num_steps for r in rollouts]
+        metrics["exprl/steps_per_trace_mean"].append(statistics.fmean(steps))
+        for label, low, high in (("1", 1, 1), ("2-3", 2, 3), ("4-7", 4, 7), ("8+", 8, 10**9)):
+            metrics[f"exprl/steps_per_trace_{label}"].append(sum(low <= s <= high for s in steps) / len(steps))
+
+
+def _column(name: str) -> Callable[..., list[float]]:
+    """A column of TRL's reward table, named for TRL's logs. ExpRLTrainer fills the table itself
+    (`_calculate_rewards`), so TRL never calls it."""
+    def column(**_: Any) -> list[float]:
+        raise RuntimeError(f"the reward column {name!r} is filled by ExpRLTrainer._calculate_rewards")
+
+    column.__name__ = name
+    return column
