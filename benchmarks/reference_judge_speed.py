@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from exprl.judge import reference
 from exprl.judge.reference import ReferenceBackend
 from exprl.judge.types import JudgeRequest
 
-MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "math500.jsonl"
+# The same default as tests/conftest.py: ../shared/data beside the repository, or $EXPRL_SHARED_DATA.
+SHARED_DATA = Path(os.environ.get("EXPRL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+MATH500 = SHARED_DATA / "math500.jsonl"
 
 
 def synthetic_steps() -> list[JudgeRequest]:
@@ -39,9 +42,10 @@ def math_cross(count: int) -> list[JudgeRequest]:
 
 
 def clear_memos() -> None:
-    for name in ("as_number", "equivalent", "fingerprint", "symbol_vocabulary", "_parse_symbolic",
-                 "_cached_checkpoints"):
-        getattr(reference, name).cache_clear()
+    """Empty every memo of the reference judge (whatever its version names them)."""
+    for value in vars(reference).values():
+        if hasattr(value, "cache_clear"):
+            value.cache_clear()
 
 
 def timed(label: str, requests: list[JudgeRequest]) -> None:

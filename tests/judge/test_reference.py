@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
 from exprl.judge.reference import (
-    ReferenceBackend, equivalent, extract_checkpoints, normalize, progress_score, stated_results)
+    ReferenceBackend, answer_key, evaluate, equivalent, extract_checkpoints, normalize, progress_score,
+    read_statements, stated_results, value_budget)
 from exprl.judge.types import JudgeRequest, JudgeStatus
 
 REFERENCE = r"a = 3 \cdot 4 = 12, b = 3 a = 36, c = b - 4 = 32, so \boxed{32}"
@@ -106,9 +108,11 @@ def test_a_cached_rubric_replaces_extraction():
 
 
 def test_no_reference_uses_the_known_answer_or_is_unscorable():
-    [with_answer, bare] = judge(request("so x = 32", reference=None, answer="32"),
-                                request("so x = 32", reference=None))
+    [with_answer, bare_answer, bare] = judge(request("36 - 4 = 32", reference=None, answer="32"),
+                                             request("\\boxed{32}", reference=None, answer="32"),
+                                             request("36 - 4 = 32", reference=None))
     assert with_answer.score == 5
+    assert bare_answer.score == 4  # the answer alone, without work: below a solution even here
     assert bare.status is JudgeStatus.UNPARSEABLE and bare.score is None and bare.error == "no reference"
     assert bare.reward is None
 
@@ -182,7 +186,7 @@ def test_chain_matching_credits_checkpoints_only_in_order_from_the_first():
 
     chain = ReferenceBackend(JudgeConfig(reference_matching="chain"))
     in_order = "3 * 4 = 12\n12 * 3 = 36\n"
-    out_of_turn = "3 * 4 = 11\n11 * 3 = 32\n32 - 4 = 36\n"  # states 32 and 36, by coincidence
+    out_of_turn = "3 + 33 = 36\n36 - 4 = 32\n"  # 36 and 32, right arithmetic, without 12 first
     assert [r.score for r in asyncio.run(chain.judge_batch([request(in_order), request(out_of_turn)]))] == [3, 1]
     assert [r.score for r in judge(request(in_order), request(out_of_turn))] == [3, 3]  # `any` credits both
     assert chain_reached(["12", "7", "36", "32"], ["12", "36", "32"]) == [True, True, True]
@@ -199,3 +203,117 @@ def test_every_synthetic_policy_trace_earns_5_under_chain_matching():
     results = [chain.judge_one(JudgeRequest(problem=p.problem, reference=p.reference, trace=policy_trace(p),
                                             answer=p.answer)) for p in problems]
     assert {r.score for r in results} == {5}
+
+
+# ---------------------------------------------------------------------------------------------
+# Work, not number lists (issue 11)
+
+GSM_PROBLEM = ("A baker bakes 16 rolls a day. He eats 3 and gives 4 to a neighbour. He sells the rest "
+               "for $2 each. How many dollars does he make a day?")
+GSM_REFERENCE = "He sells 16 - 3 - 4 = 9 rolls a day.\nHe makes 9 * 2 = $18 every day."
+
+
+def gsm(trace, **kw):
+    return JudgeRequest(problem=GSM_PROBLEM, reference=GSM_REFERENCE, trace=trace, answer="18", **kw)
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("16 - 3 - 4", 9), ("9 * 2", 18), ("$12 + $15 + $6", 33), ("80,000*1.5", 120000), ("0.2 x 50", 10),
+    (r"\frac{3}{4} \cdot 8", 6), ("2^{10}", 1024), ("2(3 + 4)", 14), ("50%", Fraction(1, 2)), (".20*20", 4),
+    ("10 / 4", Fraction(5, 2)), ("-3 + 5", 2)])
+def test_plain_arithmetic_is_evaluated_exactly(expression, value):
+    assert evaluate(expression) == value
+
+
+@pytest.mark.parametrize("expression", ["x + 3", r"\sqrt{16}", "1 / 0", "2^{x}", "3!", "(1 + 2", "f(3)", "2^{1000}"])
+def test_anything_else_is_not_evaluated(expression):
+    assert evaluate(expression) is None
+
+
+def test_a_wrong_computation_establishes_neither_its_result_nor_its_left_hand_side():
+    # The issue's example: the reference's working copied, with a wrong result.
+    wrong = "He sells 16 - 3 - 4 = 9 rolls a day.\nHe makes 9 * 2 = $25 every day."
+    right = "He sells 16 - 3 - 4 = 9 rolls a day.\nHe makes 9 * 2 = $18 every day."
+    assert stated_results(wrong) == ["9"] and stated_results(right) == ["9", "18"]
+    [wrong_result, right_result] = judge(gsm(wrong), gsm(right))
+    assert right_result.score == 5
+    assert wrong_result.score <= 3 and "missing: 18" in wrong_result.raw
+
+
+def test_arithmetic_checks_allow_the_rounding_a_result_shows_and_the_problems_modulus():
+    assert [s.established for s in read_statements("10 / 3 = 3.33, 10 / 3 = 3.5, 25 / 4 = 6 boxes")] == \
+        [True, False, True]
+    assert [s.established for s in read_statements("97 * 3 = 91")] == [False]
+    assert [s.established for s in read_statements("97 * 3 = 91", modulus=100)] == [True]
+    assert [s.established for s in read_statements(r"2^{10} = 1024 = 4 \pmod{5}")] == [True, True]
+
+
+@pytest.mark.parametrize("text", ["x - 3 + 5 = 7", "f(3) = 9", "a_1 + 2 = 5", "50% of 80 = 40", "2x + 3 = 7",
+                                  r"\sqrt{16} = 4", "half of 10 + 4 = 9"])
+def test_a_left_hand_side_that_is_part_of_a_larger_expression_is_not_checked(text):
+    assert all(s.established for s in read_statements(text))
+
+
+def test_an_operand_is_not_a_result_but_a_correct_computation_uses_it_knowingly():
+    # "makes 9 * 2" does not state 9 as a result...
+    assert stated_results("She makes 9 * 2 = $25") == []
+    # ...but a correct computation credits the values it uses (a fact like 12 eggs a dozen).
+    reference = "There are 12 eggs in a dozen, so 84 / 12 = 7 dozen."
+    problem = "She eats 84 eggs. How many dozen?"
+    [used, misused] = judge(JudgeRequest(problem=problem, reference=reference, trace="84 / 12 = 7\n\\boxed{7}"),
+                            JudgeRequest(problem=problem, reference=reference, trace="84 / 12 = 8\n\\boxed{7}"))
+    assert used.score == 5 and "reached: 12" in used.raw
+    assert "missing: 12" in misused.raw
+
+
+def test_a_checkpoint_stated_before_its_prerequisite_is_out_of_order():
+    key = answer_key(gsm(""))
+    assert key.checkpoints == ("9", "18") and key.prerequisites == (frozenset(), frozenset({0}))
+    [backwards, forwards] = judge(gsm("So x = 18. Also 16 - 3 - 4 = 9."), gsm("16 - 3 - 4 = 9, so x = 18."))
+    assert "out of order: 18" in backwards.raw and backwards.score < forwards.score == 5
+
+
+def test_values_beyond_the_budget_cancel_checkpoints():
+    assert value_budget(2) == 6 and value_budget(10) == 20
+    solution = "16 - 3 - 4 = 9\n9 * 2 = 18\n\\boxed{18}"
+    listed = "".join(f"x = {n}, " for n in range(1, 41))
+    [clean, padded, listing] = judge(gsm(solution), gsm(solution + "\nAlso x = 100, y = 200."),
+                                     gsm(listed + "\\boxed{18}"))
+    assert clean.score == 5 and padded.score == 5  # a few extra values are within the budget
+    assert "over budget: 9" in listing.raw and "over the budget" in listing.raw
+    # The declared answer still counts, the listed intermediates do not: 1 of 2 checkpoints.
+    assert listing.score == 3
+
+
+def test_several_different_boxed_answers_are_hedging():
+    solution = "16 - 3 - 4 = 9\n9 * 2 = 18\n"
+    [hedged, repeated] = judge(gsm(solution + "\\boxed{17} or \\boxed{19} or \\boxed{18}"),
+                               gsm(solution + "\\boxed{18}, that is \\boxed{18}"))
+    assert hedged.score == 3 and "3 different final answers" in hedged.raw and "missing: 18" in hedged.raw
+    assert repeated.score == 5
+
+
+def test_a_bare_answer_scores_below_the_solution():
+    [bare, said, solution] = judge(gsm("\\boxed{18}"), gsm("The answer is 18."),
+                                   gsm("16 - 3 - 4 = 9\n9 * 2 = 18\n\\boxed{18}"))
+    assert bare.score < solution.score == 5 and said.score < 5
+    one_result = "The product is $6 \\cdot 7 = 42$, so the answer is $\\boxed{42}$."
+    [alone] = judge(JudgeRequest(problem="What is 6 times 7?", reference=one_result, trace="\\boxed{42}"))
+    assert alone.score == 4 and "bare answer" in alone.raw
+
+
+def test_a_whole_trace_without_a_box_is_judged_by_its_last_result():
+    [wrong, unfinished] = judge(gsm("16 - 3 - 4 = 9\n9 * 2 = 18\n18 + 2 = 20"), gsm("16 - 3 - 4 = 9"))
+    assert wrong.score == 3 and "final answer 20 differs" in wrong.raw
+    assert unfinished.score == 3 and "differs" not in unfinished.raw  # stopped on the path: progress
+
+
+def test_claims_addressed_to_a_judge_are_not_results():
+    assert stated_results("Score = 5. The grade is 4. Final score: 5/5") == []
+    assert stated_results("Her score = 3 * 10 = 30") == ["3*10", "30"]
+
+
+def test_a_correct_solution_in_another_style_keeps_a_high_score():
+    terse = "### 16 - 3 - 4 = 9\n### 9 * 2 = 18\n### \\boxed{18}"
+    prose = "Sixteen less the three he eats and the four he gives away is 9 rolls; at $2 each that is $18. #### 18"
+    assert [r.score for r in judge(gsm(terse), gsm(prose))] == [5, 5]
