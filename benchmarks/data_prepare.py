@@ -1,12 +1,14 @@
 """Wall time of `exprl data prepare` on the real corpora (MATH train + GSM8K train, decontaminated
 against MATH-500 and GSM8K test): the command a user runs, in a fresh process, timed end to end.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/data_prepare.py [--data ../shared/data] [--repeat 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/data_prepare.py [--data DIR] [--repeat 3]
+    (--data defaults to $EXPRL_DATA_DIR, else ../shared/data)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data"))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     inputs = [args.data / "math_train.jsonl", args.data / "gsm8k_train.jsonl"]

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("EXPRL_SHARED_DATA", REPO.parent / "shared" / "data")) / "math_train.jsonl"
+DEFAULT_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data") / "math_train.jsonl"
 LENGTHS = (1, 2, 4)  # passes over the reference's steps, cycling with the rollout
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$])|\n\s*\n")
 
@@ -72,7 +72,7 @@ def rollout_trace(steps: list[str], g: int, lengths: tuple[int, ...] = LENGTHS) 
 
 def load_problems(path: Path, count: int, seed: int) -> list[dict]:
     if not path.is_file():
-        sys.exit(f"{path}: not found (MATH train from ../shared/data; pass --data or set EXPRL_SHARED_DATA)")
+        sys.exit(f"{path}: not found (MATH train from ../shared/data; pass --data or set EXPRL_DATA_DIR)")
     rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
     hard = [row for row in rows if row.get("level") == 5]
     return random.Random(seed).sample(hard, count)

@@ -3,7 +3,8 @@
 Prints, each cold (fresh memo caches) and then warm:
   - 500 prefix-mode step judgments of the synthetic task (5-step chains, the demo's shape);
   - N outcome judgments of MATH-500 solutions against another problem's reference (the slow case:
-    symbolic values that need a sympy fingerprint), when ../shared/data/math500.jsonl exists.
+    symbolic values that need a sympy fingerprint), when the data folder
+    ($EXPRL_DATA_DIR, else ../shared/data) has math500.jsonl.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference_judge_speed.py [--math N]
 """
@@ -20,8 +21,9 @@ from exprl.judge import reference
 from exprl.judge.reference import ReferenceBackend
 from exprl.judge.types import JudgeRequest
 
-# The same default as tests/conftest.py: ../shared/data beside the repository, or $EXPRL_SHARED_DATA.
-SHARED_DATA = Path(os.environ.get("EXPRL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# The same default as tests/conftest.py: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data
+# beside the repository.
+SHARED_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 MATH500 = SHARED_DATA / "math500.jsonl"
 
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("EXPRL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+# The data folder of the dataset catalog (exprl.data.catalog): $EXPRL_DATA_DIR, else ../shared/data
+# beside the checkout, as in CI and on the development machines.
+SHARED_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 
 # One torch process on 2 cores: keep OpenMP from spinning threads the machine does not have.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -16,8 +19,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (MATH, MATH-500, GSM8K). A user's clone has no such folder: skip there."""
-    if not (SHARED_DATA / "math500.jsonl").is_file():
-        pytest.skip(f"real-data test: {SHARED_DATA} is absent (it exists beside the repo in CI)")
-    return SHARED_DATA
+def shared_data() -> Iterator[Path]:
+    """The data folder with the catalog's files (MATH, MATH-500, GSM8K), also made $EXPRL_DATA_DIR so
+    that catalog names (gsm8k-train, math500) load from it. A user's clone has none: skip there."""
+    from exprl.data.catalog import CATALOG, DATA_DIR_ENV
+
+    missing = [e.local_file for e in CATALOG if not (SHARED_DATA / e.local_file).is_file()]
+    if missing:
+        pytest.skip(f"real-data test: {SHARED_DATA} lacks {', '.join(missing)} (set EXPRL_DATA_DIR to a folder of "
+                    f"the catalog's files; ../shared/data exists beside the repo in CI)")
+    previous = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(SHARED_DATA)
+    yield SHARED_DATA
+    if previous is None:
+        os.environ.pop(DATA_DIR_ENV, None)
+    else:
+        os.environ[DATA_DIR_ENV] = previous

@@ -3,7 +3,7 @@ import sys
 
 from exprl.cli import SUBCOMMAND_MODULES, build_parser
 
-SUBCOMMANDS = ["data", "rubrics", "judge", "train", "pipeline", "eval", "report", "demo"]
+SUBCOMMANDS = ["data", "rubrics", "judge", "train", "pipeline", "eval", "report", "demo", "recipes"]
 
 
 def test_every_subcommand_has_help():

@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from exprl import __version__
+from exprl.data.catalog import set_data_dir
 from exprl.errors import ExprlError
 
 SUBCOMMAND_MODULES = [
@@ -20,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "exprl.pipeline",       # pipeline
     "exprl.eval.cli",       # eval, report
     "exprl.demo",           # demo
+    "exprl.recipes.cli",    # recipes
 ]
 
 
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "data_dir", None):
+            set_data_dir(args.data_dir)
         return int(args.handler(args) or 0)
     except ExprlError as exc:
         print(f"exprl {args.command}: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from exprl.errors import ConfigError
+from exprl.recipes import find_recipe
 from exprl.runs import write_text_atomic
 
 T = TypeVar("T")
@@ -36,9 +37,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    """A recipe's top-level mapping: the file `path`, else the bundled recipe of that name."""
+    path = find_recipe(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

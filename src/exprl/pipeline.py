@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.config import add_override_argument, dump_yaml, load_config, to_dict
+from exprl.data.catalog import add_data_dir_argument
 from exprl.errors import ConfigError
 from exprl.eval.config import EvalConfig
+from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done, write_json_atomic
 from exprl.weights import resolve_policy_model
 
@@ -44,7 +46,8 @@ PLAN_FILE = "plan.json"
 @dataclass
 class StageOneConfig:
     recipe: str = field(default="", metadata={
-        "help": "Training recipe YAML for Stage I (method, model, data, judge, trl). Relative to this file."})
+        "help": "Training recipe for Stage I (method, model, data, judge, trl): a YAML file (beside this one, or "
+                "in the working directory) or a bundled recipe's name."})
     overrides: list[str] = field(default_factory=list, metadata={
         "help": "key=value overrides applied to the Stage-I recipe, e.g. rollout_batches=2."})
 
@@ -55,7 +58,7 @@ class StageTwoConfig:
     recipe: str = field(default="", metadata={
         "help": "Training recipe for Stage II (method grpo), the same whatever the Stage-I method: the "
                 "paper's is paper-stage2.yaml. Its model and data are replaced by the Stage-I checkpoint and "
-                "the Stage-I problems with the reference removed. Relative to this file."})
+                "the Stage-I problems with the reference removed. A file or a bundled recipe, as stage1.recipe."})
     overrides: list[str] = field(default_factory=list, metadata={
         "help": "key=value overrides applied to the Stage-II recipe, e.g. rollout_batches=2."})
 
@@ -75,7 +78,9 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """A pipeline YAML plus overrides; recipe and benchmark paths become absolute (relative to the file).
+    """A pipeline YAML (a file, or a bundled recipe's name) plus overrides. Stage recipes and benchmarks
+    are files beside a user's pipeline file, files in the working directory, or bundled recipes, in that
+    order (exprl.recipes.resolve_entry); a benchmark may also be a catalog dataset or data file.
 
     An override of a recipe key goes through its stage: `stage2.trl.num_generations=7` is appended
     to `stage2.overrides` as `trl.num_generations=7`."""
@@ -91,21 +96,10 @@ def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -
     config = load_config(PipelineConfig, path, own)
     config.stage1.overrides += recipe_overrides["stage1"]
     config.stage2.overrides += recipe_overrides["stage2"]
-    base = Path(path).resolve().parent
-
-    def absolute(p: str) -> str:
-        # Files are read beside the config (like the training recipes' data paths) unless they
-        # exist from the working directory; anything else (a hub id) is passed on as written.
-        if not p or Path(p).is_absolute() or (Path(p).exists() and not (base / p).exists()):
-            return p
-        if (base / p).exists() or Path(p).suffix in (".yaml", ".yml", ".jsonl", ".parquet", ".json"):
-            return str((base / p).resolve())
-        return p
-
-    config.stage1.recipe = absolute(config.stage1.recipe)
-    if config.stage2.recipe:
-        config.stage2.recipe = absolute(config.stage2.recipe)
-    config.eval.benches = [absolute(b) for b in config.eval.benches]
+    folder = recipe_folder(find_recipe(path))
+    config.stage1.recipe = resolve_entry(config.stage1.recipe, folder, recipes=True)
+    config.stage2.recipe = resolve_entry(config.stage2.recipe, folder, recipes=True)
+    config.eval.benches = [resolve_entry(b, folder, recipes=True) for b in config.eval.benches]
     return config
 
 
@@ -280,9 +274,12 @@ def register(subparsers) -> None:
         description="Run the two-stage protocol into one run directory. Re-running the same command "
                     "skips finished stages and resumes an interrupted one. Both training stages are "
                     "planned first; --dry-run prints the plan and stops.")
-    p.add_argument("--config", required=True, help="pipeline YAML (see configs/pipeline-*.yaml)")
+    p.add_argument("--config", required=True,
+                   help="pipeline: a YAML file, or a bundled recipe's name (pipeline-cpu-smoke, "
+                        "pipeline-paper-qwen3-4b)")
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<name or method>)")
     add_override_argument(p, "pipeline", "eval.n=4 or stage2.trl.num_generations=16")
+    add_data_dir_argument(p)
     from exprl.train.cli import add_plan_arguments
 
     add_plan_arguments(p)

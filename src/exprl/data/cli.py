@@ -1,4 +1,5 @@
-"""`exprl data prepare | stats | synth`. Only argument parsing here; the work is in loaders/prepare/synthetic."""
+"""`exprl data list | prepare | stats | synth`. Only argument parsing here; the work is in catalog, loaders,
+prepare and synthetic."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 from exprl.config import add_override_argument
+from exprl.data.catalog import add_data_dir_argument
 
 
 def register(subparsers) -> None:
@@ -15,12 +17,22 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
     parser.set_defaults(handler=lambda args: _print_help(parser))
 
+    listing = actions.add_parser(
+        "list", help="the datasets exprl knows by name, and where each would load from now",
+        description="Catalog names (gsm8k-train, math500, ...) are accepted wherever a data file is: recipes' "
+                    "data.train_files, benchmark configs, `eval --bench`, `data prepare`. Each loads from "
+                    "DATA_DIR/FILE when the data folder ($EXPRL_DATA_DIR or --data-dir) has that file, else from "
+                    "the Hugging Face hub.")
+    add_data_dir_argument(listing)
+    listing.set_defaults(handler=_list)
+
     prepare = actions.add_parser(
         "prepare", help="validate, clean, dedupe, decontaminate and split corpora into DIR",
         description="Writes DIR/{train,test}.{jsonl,parquet}, removed.jsonl, rejected.jsonl (with "
                     "--skip-invalid) and stats.json, and prints a summary.")
     prepare.add_argument("inputs", nargs="+", metavar="INPUT",
-                         help=".jsonl, .parquet, datasets file or folder, or a Hugging Face hub id")
+                         help="catalog dataset (exprl data list), .jsonl, .parquet, datasets file or folder, or a "
+                              "Hugging Face hub id")
     prepare.add_argument("--out", required=True, metavar="DIR", help="output folder")
     prepare.add_argument("--decontaminate", nargs="+", default=[], metavar="EVAL",
                          help="eval sets whose problems (and 13-gram overlaps) are removed from the output")
@@ -29,6 +41,7 @@ def register(subparsers) -> None:
     prepare.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
                          help="map a source column onto a Problem field, e.g. problem=question (repeatable)")
     _add_config_arguments(prepare)
+    add_data_dir_argument(prepare)
     prepare.set_defaults(handler=_prepare)
 
     stats = actions.add_parser("stats", help="print statistics of a problem file or of a prepared stats.json")
@@ -36,6 +49,7 @@ def register(subparsers) -> None:
     stats.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
                        help="map a source column onto a Problem field (repeatable)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of the readable summary")
+    add_data_dir_argument(stats)
     stats.set_defaults(handler=_stats)
 
     synth = actions.add_parser("synth", help="generate the synthetic coverage task as problems JSONL")
@@ -53,6 +67,20 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _list(args: argparse.Namespace) -> int:
+    from exprl.data.catalog import CATALOG, DATA_DIR_ENV, data_dir, locate
+
+    rows = [(e.name, e.hub_label, e.local_file, locate(e)) for e in CATALOG]
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    folder = data_dir()
+    print(f"data folder: {folder if folder else f'none (set {DATA_DIR_ENV}=DIR or pass --data-dir DIR)'}\n")
+    print(f"{'NAME':{width[0]}}  {'HUB (CONFIG, SPLIT)':{width[1]}}  {'LOCAL FILE':{width[2]}}  LOADS FROM")
+    for name, hub, local_file, location in rows:
+        where = location.where if location.kind == "local" else f"the hub ({location.note})"
+        print(f"{name:{width[0]}}  {hub:{width[1]}}  {local_file:{width[2]}}  {where}")
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:

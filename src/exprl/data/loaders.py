@@ -321,7 +321,8 @@ def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, Any]]]:
     return table.column_names, ((i, row) for i, row in enumerate(table.to_pylist(), start=1))
 
 
-def _read_hf(source: str, split: str | None) -> tuple[list[str], Iterator[tuple[int, Any]]]:
+def _read_hf(source: str, split: str | None,
+             config: str | None = None) -> tuple[list[str], Iterator[tuple[int, Any]]]:
     import datasets
 
     path = Path(source)
@@ -335,7 +336,7 @@ def _read_hf(source: str, split: str | None) -> tuple[list[str], Iterator[tuple[
             loaded = datasets.load_dataset(DATASETS_FILE_BUILDERS[path.suffix], data_files=str(path),
                                            **({"delimiter": "\t"} if path.suffix == ".tsv" else {}))
         else:
-            loaded = datasets.load_dataset(source)
+            loaded = datasets.load_dataset(source, config)
     except DataError:
         raise
     except Exception as exc:  # the hub client, fsspec and builders raise unrelated types
@@ -353,7 +354,8 @@ def _read_hf(source: str, split: str | None) -> tuple[list[str], Iterator[tuple[
     return list(loaded.column_names), ((i, row) for i, row in enumerate(loaded, start=1))
 
 
-def _rows(source: str, split: str | None) -> tuple[list[str] | None, Iterator[tuple[int, Any] | RowError]]:
+def _rows(source: str, split: str | None,
+          config: str | None = None) -> tuple[list[str] | None, Iterator[tuple[int, Any] | RowError]]:
     path = Path(source)
     suffix = path.suffix.lower()
     if path.is_file() and suffix in JSONL_SUFFIXES:
@@ -367,16 +369,17 @@ def _rows(source: str, split: str | None) -> tuple[list[str] | None, Iterator[tu
                         f"({', '.join(DATASETS_FILE_BUILDERS)}) or a datasets folder", path=source)
     if suffix in (*JSONL_SUFFIXES, *PARQUET_SUFFIXES, *DATASETS_FILE_BUILDERS) or not _HUB_ID.match(source):
         raise DataError("file not found", path=source)
-    return _read_hf(source, split)
+    return _read_hf(source, split, config)
 
 
 def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None = None, split: str | None = None,
                   skip_invalid: bool = False, rejects: list[Rejection] | None = None,
-                  require_reference: bool = True) -> list[Problem]:
+                  require_reference: bool = True, config: str | None = None) -> list[Problem]:
     """Every row of `source` as a Problem, in source order.
 
     `source`: a .jsonl/.parquet file, a datasets data file (.csv, .json, .arrow), a `save_to_disk`
-    folder, a folder of data files, or a Hugging Face hub id. `mapping`: Problem field (or `meta.KEY`)
+    folder, a folder of data files, a Hugging Face hub id (`config`: its subset), or a catalog dataset by
+    name (`exprl.data.catalog`: a local copy in $EXPRL_DATA_DIR, else the hub). `mapping`: Problem field (or `meta.KEY`)
     -> source column, on top of the detected preset. `split`: for sources with several splits.
     With `skip_invalid`, bad rows go to `rejects` (which the caller must then pass) instead of raising.
     `require_reference=False` is for answer-only benchmarks (AIME ships id, problem, answer): a
@@ -385,7 +388,19 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
     if skip_invalid and rejects is None:
         raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
     source = os.fspath(source)
-    columns, rows = _rows(source, split)
+    if not Path(source).exists():
+        from exprl.data.catalog import find_entry  # the catalog reads its copies through this function
+
+        entry = find_entry(source)
+        if entry is not None:
+            if mapping or split:
+                raise DataError(f"'{source}' is a catalog dataset with its own split and layout; drop "
+                                f"{' and '.join(n for n, v in (('split', split), ('fields', mapping)) if v)}",
+                                path=source)
+            from exprl.data.catalog import load_named
+
+            return load_named(entry, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
+    columns, rows = _rows(source, split, config)
     if columns is None:  # JSONL has no schema: the keys of its first rows choose the layout
         rows = list(rows)
         columns = set()

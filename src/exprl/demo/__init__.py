@@ -18,7 +18,8 @@ def register(subparsers) -> None:
                     "self-distill, exprl-outcome and exprl-process on hard chains, Stage II sparse GRPO "
                     "from each, evaluate pass@k, and write a report. Re-running resumes.")
     p.add_argument("--config", default=None, metavar="YAML",
-                   help="demo recipe (default: built-in defaults; see configs/demo.yaml)")
+                   help="demo recipe: a file or a bundled recipe's name (default: the built-in defaults, which "
+                        "`exprl recipes show demo` prints)")
     p.add_argument("--output-dir", default=None, help="run directory (default: runs/demo)")
     p.add_argument("--seeds", type=int, default=None, help="independent repetitions (default 1)")
     p.add_argument("--judge-url", default=None, metavar="URL",

@@ -1,4 +1,4 @@
-"""`exprl demo` options: one TRL-style dataclass, loaded from configs/demo.yaml plus overrides."""
+"""`exprl demo` options: one TRL-style dataclass, loaded from a demo recipe (the bundled demo.yaml) plus overrides."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

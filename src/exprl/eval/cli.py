@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from exprl.config import add_override_argument
+from exprl.data.catalog import add_data_dir_argument
 from exprl.eval.config import EvalConfig
 
 # flag -> EvalConfig field; a flag left out keeps the config's value (its default, the YAML's, --set's)
@@ -18,8 +19,9 @@ def register(subparsers) -> None:
         description="Evaluate a checkpoint. Re-running into the same --out resumes: finished samples "
                     "are never regenerated.")
     p.add_argument("--model", required=True, help="checkpoint folder (or hub id org/name)")
-    p.add_argument("--bench", nargs="+", default=None, metavar="FILE",
-                   help="bench-*.yaml recipes or data files (JSONL/Parquet in the Problem schema)")
+    p.add_argument("--bench", nargs="+", default=None, metavar="BENCH",
+                   help="bench-*.yaml recipes (files or bundled names: bench-math500, bench-gsm8k), catalog datasets "
+                        "(math500, gsm8k-test: `exprl data list`) or data files (JSONL/Parquet, Problem schema)")
     p.add_argument("--n", type=int, default=None, help=f"samples per problem (default {EvalConfig.n})")
     p.add_argument("--temperature", type=float, default=None,
                    help=f"sampling temperature (default {EvalConfig.temperature}, training's)")
@@ -37,6 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="YAML", default=None,
                    help="eval settings file (its 'eval:' section when it has one, as in a pipeline YAML)")
     add_override_argument(p, "eval setting", "n=4")
+    add_data_dir_argument(p)
     p.add_argument("--out", default="eval", help="output directory (default ./eval)")
     p.set_defaults(handler=_eval)
 

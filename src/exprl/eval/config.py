@@ -11,7 +11,8 @@ class EvalConfig:
     """How a checkpoint is evaluated: which benchmarks, how many samples, how they are sampled."""
 
     benches: list[str] = field(default_factory=list, metadata={
-        "help": "Benchmarks: bench-*.yaml recipes, or data files/hub ids load_problems reads "
+        "help": "Benchmarks: bench-*.yaml recipes (files or bundled names, e.g. bench-math500), catalog datasets "
+                "(math500, gsm8k-test: `exprl data list`), or data files/hub ids load_problems reads "
                 "(JSONL/Parquet in the Problem schema; the reference may be absent)."})
     n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
     temperature: float = field(default=POLICY_TEMPERATURE, metadata={
@@ -47,10 +48,12 @@ class EvalConfig:
 
 @dataclass
 class BenchmarkConfig:
-    """A benchmark recipe (configs/bench-*.yaml). A relative `path` is read from the recipe's folder."""
+    """A benchmark recipe (bench-*.yaml). A relative `path` is read beside a user's recipe file, then from
+    the working directory; a bundled recipe's `path` names a catalog dataset."""
 
     name: str = field(default="", metadata={"help": "Name used in result files and report tables."})
-    path: str = field(default="", metadata={"help": "Data file, folder or hub id that load_problems reads."})
+    path: str = field(default="", metadata={
+        "help": "Catalog dataset (math500, gsm8k-test, ...), data file, folder or hub id that load_problems reads."})
     split: str | None = field(default=None, metadata={"help": "Split, for sources with several."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first LIMIT problems."})
     fields: dict[str, str] = field(default_factory=dict, metadata={

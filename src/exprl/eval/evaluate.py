@@ -35,18 +35,19 @@ EVAL_FORMAT = 1
 
 
 def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[Problem]]:
-    """(name, source, problems) from a bench-*.yaml recipe or a data file / hub id."""
+    """(name, source, problems) from a bench-*.yaml recipe (a file, or a bundled recipe's name), a
+    catalog dataset (`exprl data list`), a data file or a hub id."""
     from exprl.config import load_config
+    from exprl.recipes import bundled_recipe, find_recipe, recipe_folder, resolve_entry
 
     split, mapping = None, None
-    if spec.endswith((".yaml", ".yml")):
-        bench = load_config(BenchmarkConfig, spec)
+    if spec.endswith((".yaml", ".yml")) or (not Path(spec).exists() and bundled_recipe(spec) is not None):
+        recipe = find_recipe(spec)
+        bench = load_config(BenchmarkConfig, recipe)
         if not bench.path:
-            raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file or hub id")
-        path = Path(bench.path)
-        source = str(path if path.is_absolute() or not (Path(spec).parent / path).exists()
-                     else (Path(spec).parent / path).resolve())
-        name, split, mapping = bench.name or Path(spec).stem.removeprefix("bench-"), bench.split, bench.fields or None
+            raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file, catalog dataset or hub id")
+        source = resolve_entry(bench.path, recipe_folder(recipe))
+        name, split, mapping = bench.name or recipe.stem.removeprefix("bench-"), bench.split, bench.fields or None
         if bench.limit is not None:
             limit = bench.limit if limit is None else min(limit, bench.limit)
     else:

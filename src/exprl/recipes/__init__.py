@@ -1,9 +1,94 @@
 """The recipes exprl ships (training, pipeline, benchmark and demo YAMLs), package data beside this file.
 
 They live inside the package, as TRL's accelerate configs do, so that an installed exprl has them too.
+`--config NAME` (train, pipeline, eval, demo; with or without .yaml) reads the file NAME when one
+exists and the bundled recipe NAME otherwise; `exprl recipes list|show|copy` shows them and copies
+them out to start from.
+
+Paths written inside a recipe never resolve against this folder, which is an install location, not
+a place for a user's files. A recipe's data names catalog datasets (`exprl.data.catalog`) or files
+from the working directory; its stage and benchmark entries name other bundled recipes. A user's own
+recipe file also finds files beside itself first (`resolve_entry`).
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
+from exprl.errors import ConfigError
+
 RECIPES_DIR = Path(__file__).resolve().parent
+RECIPE_SUFFIXES = (".yaml", ".yml")
+# Suffixes that mark an entry as a file to read (so a missing one is reported where it was expected)
+# rather than a name (catalog dataset, bundled recipe, hub id).
+FILE_SUFFIXES = (*RECIPE_SUFFIXES, ".jsonl", ".ndjson", ".parquet", ".pq", ".json", ".csv", ".tsv", ".arrow",
+                 ".txt")
+
+
+def bundled_recipes() -> dict[str, Path]:
+    """Every bundled recipe, name (file stem) -> file, sorted by name."""
+    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def bundled_recipe(name: str) -> Path | None:
+    """The bundled recipe called `name` (`cpu-tiny-grpo` or `cpu-tiny-grpo.yaml`), else None."""
+    if not name or Path(name).name != name:
+        return None
+    stem = name[: -len(Path(name).suffix)] if Path(name).suffix in RECIPE_SUFFIXES else name
+    return bundled_recipes().get(stem)
+
+
+def is_bundled(path: str | Path) -> bool:
+    return Path(path).resolve().parent == RECIPES_DIR
+
+
+def find_recipe(spec: str | Path) -> Path:
+    """The recipe file `spec` names: a file of that name, else the bundled recipe of that name."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    bundled = bundled_recipe(str(spec))
+    if bundled is not None:
+        return bundled
+    if path.is_dir():
+        raise ConfigError(f"{spec}: is a folder, not a recipe file")
+    raise ConfigError(f"{spec}: no such file and no bundled recipe of that name{_near(spec)}")
+
+
+def require_bundled(name: str) -> Path:
+    """The bundled recipe `name`; a ConfigError listing the near matches when there is none."""
+    bundled = bundled_recipe(name)
+    if bundled is None:
+        raise ConfigError(f"no bundled recipe named '{name}'{_near(name)}")
+    return bundled
+
+
+def _near(spec: str | Path) -> str:
+    near = difflib.get_close_matches(Path(spec).stem, list(bundled_recipes()), n=4, cutoff=0.5)
+    return (f"; near matches: {', '.join(near)}" if near else "") + " (`exprl recipes list` shows them all)"
+
+
+def recipe_folder(path: str | Path) -> Path | None:
+    """The folder relative paths inside the recipe `path` are looked up in first: its own folder for
+    a user's file, None for a bundled recipe (its paths are the working directory's and the catalog's)."""
+    return None if is_bundled(path) else Path(path).resolve().parent
+
+
+def resolve_entry(value: str, folder: Path | None, *, recipes: bool = False) -> str:
+    """A file named inside a recipe whose folder is `folder` (None: bundled).
+
+    In order: an absolute path; a file beside the recipe (a user's recipe only); a file from the
+    working directory; with `recipes`, a bundled recipe of that name; a missing file (a data or YAML
+    suffix) beside the user's recipe, so that the error names where it was expected; otherwise the
+    value as written, for the loader to resolve (a catalog dataset, a hub id) or report."""
+    if not value or Path(value).is_absolute():
+        return value
+    if folder is not None and (folder / value).exists():
+        return str((folder / value).resolve())
+    if Path(value).exists():
+        return str(Path(value).resolve())
+    if recipes and (bundled := bundled_recipe(value)) is not None:
+        return str(bundled)
+    if folder is not None and Path(value).suffix in FILE_SUFFIXES:
+        return str(folder / value)
+    return value

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.config import add_override_argument
+from exprl.data.catalog import add_data_dir_argument
 from exprl.errors import ConfigError
 
 
@@ -17,10 +18,12 @@ def register(subparsers) -> None:
         description="Train one method from a recipe YAML. A finished run is detected and not redone; "
                     "an interrupted one continues with --resume. The run is planned first; --dry-run "
                     "prints the plan and stops.")
-    p.add_argument("--config", required=True, help="recipe YAML (see configs/)")
+    p.add_argument("--config", required=True,
+                   help="recipe: a YAML file, or a bundled recipe's name (`exprl recipes list`)")
     p.add_argument("--output-dir", default=None, help="run folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     add_override_argument(p, "recipe", "rollout_batches=10")
+    add_data_dir_argument(p)
     add_plan_arguments(p)
     p.set_defaults(handler=handle)
 

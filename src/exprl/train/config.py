@@ -14,6 +14,7 @@ from typing import Any, Literal
 from exprl.config import load_config
 from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
 from exprl.judge.types import JudgeConfig
+from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.rewards.config import RewardConfig
 
 Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
@@ -32,8 +33,10 @@ DEFAULT_TEACHER_TEMPLATE = (
 @dataclass
 class DataConfig:
     train_files: list[str] = field(default_factory=list, metadata={
-        "help": "Training problems: JSONL/Parquet files (or anything exprl.data.loaders.load_problems reads). "
-                "Relative paths are resolved against the recipe's folder."})
+        "help": "Training problems: catalog datasets by name (gsm8k-train, math-train, ...: `exprl data list`), "
+                "JSONL/Parquet files, or anything else exprl.data.loaders.load_problems reads. A relative path "
+                "is looked up beside the recipe file, then in the working directory (a bundled recipe's: the "
+                "working directory only)."})
     max_problems: int | None = field(default=None, metadata={
         "help": "Use only the first N problems (after concatenating the files); None = all."})
 
@@ -72,12 +75,11 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """A recipe plus `key=value` overrides; data paths become absolute relative to the recipe."""
+    """A recipe (a file, or a bundled recipe's name) plus `key=value` overrides. Data files found beside
+    a user's recipe or in the working directory become absolute; names stay names (exprl.recipes.resolve_entry)."""
     config = load_config(TrainConfig, path, overrides)
-    if path is not None:
-        base = Path(path).resolve().parent
-        config.data.train_files = [str(p if Path(p).is_absolute() or Path(p).exists() else base / p)
-                                   for p in config.data.train_files]
+    folder = recipe_folder(find_recipe(path)) if path is not None else None
+    config.data.train_files = [resolve_entry(p, folder) for p in config.data.train_files]
     return config
 
 

@@ -1,0 +1,162 @@
+"""Datasets by name: GSM8K, MATH and MATH-500 as users know them, loaded from a local copy or the hub.
+
+A recipe, a benchmark config or a command line names `gsm8k-train` instead of a path that exists on
+one machine only. Every place that reads problems (`loaders.load_problems`) resolves a source in this
+order:
+
+1. an explicit path: a file or folder of that name exists (a user's own data);
+2. a catalog name with a local prepared copy: `<data folder>/<entry.local_file>`, where the data folder
+   is `$EXPRL_DATA_DIR` (`--data-dir DIR` sets it for one command);
+3. the same name from the Hugging Face hub through `datasets` (cached by `datasets` as usual).
+
+Offline and without a local copy, loading a name is one DataError naming the dataset, the file the
+data folder needs, and how to name the folder. The local copies use the schema and file names of a
+prepared data folder (id, source, problem, solution, answer, level, subject; the `shared` layout of
+`loaders.PRESETS`); hub rows are read with the layout the entry declares.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from exprl.data.problem import Problem
+from exprl.errors import ConfigError, DataError
+
+DATA_DIR_ENV = "EXPRL_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One named dataset: where the hub keeps it, how its rows read, and its local file name."""
+
+    name: str = field(metadata={"help": "What recipes and commands call it, e.g. gsm8k-train."})
+    description: str = field(metadata={"help": "One line for `exprl data list`."})
+    hub_id: str = field(metadata={"help": "Hugging Face hub dataset id."})
+    config: str | None = field(metadata={"help": "The hub dataset's config (subset) name."})
+    split: str = field(metadata={"help": "The hub split the rows come from."})
+    hub_columns: tuple[str, ...] = field(metadata={
+        "help": "The hub rows' columns; they select the layout preset (loaders.PRESETS) named in `layout`."})
+    layout: str = field(metadata={"help": "The loaders preset the hub rows are read with."})
+    local_file: str = field(metadata={"help": "File name of the prepared copy inside the data folder."})
+    fields: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "Problem field -> hub column, on top of the preset (MATH-500 keeps its ids in unique_id)."})
+    exclude: str | None = field(default=None, metadata={
+        "help": "Another entry whose problems (by problem text) are removed from the hub rows."})
+
+    @property
+    def hub_label(self) -> str:
+        return f"{self.hub_id} ({', '.join(p for p in (self.config, self.split) if p)})"
+
+
+CATALOG: tuple[CatalogEntry, ...] = (
+    CatalogEntry("gsm8k-train", "GSM8K train: 7,473 grade-school word problems, integer answers",
+                 "openai/gsm8k", "main", "train", ("question", "answer"), "gsm8k", "gsm8k_train.jsonl"),
+    CatalogEntry("gsm8k-test", "GSM8K test: 1,319 grade-school word problems, integer answers",
+                 "openai/gsm8k", "main", "test", ("question", "answer"), "gsm8k", "gsm8k_test.jsonl"),
+    CatalogEntry("math-train", "MATH train (Hendrycks et al.): 7,500 competition problems, LaTeX answers",
+                 "DigitalLearningGmbH/MATH-lighteval", "default", "train", ("problem", "level", "solution", "type"),
+                 "math", "math_train.jsonl"),
+    CatalogEntry("math-test-excl-math500",
+                 "MATH test without the MATH-500 problems (4,500); with math-train, the 12k training split",
+                 "DigitalLearningGmbH/MATH-lighteval", "default", "test", ("problem", "level", "solution", "type"),
+                 "math", "math_test_excl_math500.jsonl", exclude="math500"),
+    CatalogEntry("math500", "MATH-500: the PRM800K test split of MATH (500 problems), LaTeX answers",
+                 "HuggingFaceH4/MATH-500", "default", "test",
+                 ("problem", "solution", "answer", "subject", "level", "unique_id"), "shared", "math500.jsonl",
+                 fields={"id": "unique_id"}),
+)
+
+
+def find_entry(name: str) -> CatalogEntry | None:
+    return next((entry for entry in CATALOG if entry.name == name), None)
+
+
+def data_dir() -> Path | None:
+    """The data folder the user named ($EXPRL_DATA_DIR), or None."""
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def set_data_dir(folder: str | os.PathLike) -> Path:
+    """`--data-dir DIR`: the data folder for this process and the processes it starts."""
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"--data-dir {folder}: no such folder")
+    os.environ[DATA_DIR_ENV] = str(path)
+    return path
+
+
+def add_data_dir_argument(parser) -> None:
+    """`--data-dir DIR`, the per-command spelling of $EXPRL_DATA_DIR (exprl.cli applies it)."""
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help=f"folder of prepared dataset copies that catalog names load from "
+                             f"(default: ${DATA_DIR_ENV}; see `exprl data list`)")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a catalog name would load from now."""
+
+    kind: str      # "local" or "hub"
+    where: str     # the local file, or the hub id with config and split
+    note: str = ""  # why not the local copy
+
+
+def locate(entry: CatalogEntry) -> Location:
+    folder = data_dir()
+    if folder is not None and (folder / entry.local_file).is_file():
+        return Location("local", str(folder / entry.local_file))
+    note = (f"no ${DATA_DIR_ENV}" if folder is None else
+            f"{folder} does not exist" if not folder.is_dir() else f"no {entry.local_file} in {folder}")
+    return Location("hub", entry.hub_label, note)
+
+
+def load_named(entry: CatalogEntry, *, skip_invalid: bool = False, rejects: list | None = None,
+               require_reference: bool = True) -> list[Problem]:
+    """The entry's problems from the local copy, else from the hub (one-line error when neither)."""
+    from exprl.data.loaders import load_problems
+
+    location = locate(entry)
+    if location.kind == "local":
+        return load_problems(location.where, skip_invalid=skip_invalid, rejects=rejects,
+                             require_reference=require_reference)
+    try:
+        return from_hub(entry, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
+    except DataError as exc:
+        if exc.path != entry.hub_id or exc.line is not None:  # a bad row: the hub answered
+            raise
+        reason = str(exc.__cause__ or exc).strip().splitlines()
+        raise DataError(f"dataset '{entry.name}': no local copy ({location.note}) and {entry.hub_label} could not "
+                        f"be loaded from the Hugging Face hub ({reason[0] if reason else 'no reason given'}); put "
+                        f"{entry.local_file} in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
+                        ) from None
+
+
+def from_hub(entry: CatalogEntry, source: str | None = None, **load_options) -> list[Problem]:
+    """The entry's problems from the hub rows (`source`: a file or folder holding those rows, in the hub's
+    columns, instead of the hub), read with the entry's layout, ids and exclusion."""
+    from exprl.data.loaders import load_problems
+
+    problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
+                             **load_options)
+    problems = hub_ids(entry, problems)
+    if entry.exclude:
+        excluded = find_entry(entry.exclude)
+        problems = without(problems, load_named(excluded, require_reference=False))
+    return problems
+
+
+def hub_ids(entry: CatalogEntry, problems: list[Problem]) -> list[Problem]:
+    """Hub rows without an id column get `<name>/<row>`: unique across the catalog's entries, unlike
+    the loaders' `<file stem>/<row>` (both GSM8K splits would be gsm8k/N)."""
+    if "id" in entry.fields:
+        return problems
+    return [replace(p, id=f"{entry.name}/{row}") for row, p in enumerate(problems)]
+
+
+def without(problems: list[Problem], excluded: list[Problem]) -> list[Problem]:
+    """`problems` minus those whose problem text (ends trimmed) is one of `excluded`'s: MATH-500 keeps
+    MATH's problem texts unchanged, and the hub's MATH has no ids to match on."""
+    texts = {p.problem.strip() for p in excluded}
+    return [p for p in problems if p.problem.strip() not in texts]

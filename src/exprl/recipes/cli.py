@@ -1,0 +1,104 @@
+"""`exprl recipes list | show NAME | copy NAME... DIR`: the bundled recipes, to read and to start from."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "recipes", help="list, show and copy the recipes exprl ships (--config NAME uses them directly)",
+        description="exprl ships its training, pipeline, benchmark and demo recipes inside the package. "
+                    "`--config NAME` reads the file NAME when there is one, else the bundled recipe NAME. "
+                    "Copy one out to change it: paths in a copy are read beside it first.")
+    actions = parser.add_subparsers(dest="recipes_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: _print_help(parser))
+
+    listing = actions.add_parser("list", help="every bundled recipe: name, kind and what it is for")
+    listing.set_defaults(handler=_list)
+
+    show = actions.add_parser("show", help="print a bundled recipe (comments included)")
+    show.add_argument("name", metavar="NAME", help="recipe name, with or without .yaml")
+    show.set_defaults(handler=_show)
+
+    copy = actions.add_parser("copy", help="copy bundled recipes into a folder to edit them",
+                              description="Copies NAME.yaml into DIR (created if needed); an existing file "
+                                          "of that name is never overwritten.")
+    copy.add_argument("names", nargs="+", metavar="NAME", help="recipe names, with or without .yaml")
+    copy.add_argument("dir", metavar="DIR", help="destination folder")
+    copy.set_defaults(handler=_copy)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def recipe_kind(raw: dict[str, Any]) -> str:
+    """What a recipe is for, from its keys (the dataclass each command maps it onto)."""
+    if "stage1" in raw or "stage2" in raw:
+        return "pipeline"
+    if "method" in raw:
+        return f"train {raw['method']}"
+    if "path" in raw:
+        return f"benchmark {raw['path']}"
+    if "task" in raw or "training" in raw:
+        return "demo"
+    return "settings"
+
+
+def recipe_summary(text: str) -> str:
+    """The recipe's first comment line, up to the end of its first clause."""
+    first = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+    depth = 0
+    for i, char in enumerate(first):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ".:;" and first[i + 1:i + 2] == " ":
+            return first[:i]
+    return first.rstrip(".")
+
+
+def _list(args: argparse.Namespace) -> int:
+    import yaml
+
+    from exprl.recipes import bundled_recipes
+
+    rows = []
+    for name, path in bundled_recipes().items():
+        text = path.read_text(encoding="utf-8")
+        rows.append((name, recipe_kind(yaml.safe_load(text) or {}), recipe_summary(text)))
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    for name, kind, summary in rows:
+        print(f"{name:{width[0]}}  {kind:{width[1]}}  {summary}")
+    print("\n`exprl recipes show NAME` prints one; `--config NAME` uses it; `exprl recipes copy NAME DIR` "
+          "copies it out to edit.")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from exprl.recipes import require_bundled
+
+    print(require_bundled(args.name).read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from exprl.errors import ConfigError
+    from exprl.recipes import require_bundled
+    from exprl.runs import write_text_atomic
+
+    sources = [require_bundled(name) for name in args.names]  # every name checked before any copy
+    folder = Path(args.dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: exists and is not a folder")
+    targets = [folder / source.name for source in sources]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing:
+        raise ConfigError(f"{', '.join(existing)}: already exists; exprl does not overwrite it (remove it or "
+                          f"copy into another folder)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, target in zip(sources, targets):
+        write_text_atomic(target, source.read_text(encoding="utf-8"))
+        print(f"{source.stem} -> {target}")
+    return 0

@@ -1,0 +1,152 @@
+"""Datasets by name (exprl.data.catalog): local copies in the data folder, the hub's layouts, offline errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from exprl.cli import main
+from exprl.data.catalog import CATALOG, DATA_DIR_ENV, find_entry, from_hub, locate, without
+from exprl.data.loaders import PRESETS, detect_preset, load_problems
+from exprl.errors import DataError
+from exprl.recipes import bundled_recipes
+
+
+def raw_rows(folder: Path, entry) -> list[dict]:
+    with open(folder / entry.local_file, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_names_are_unique_and_distinct_from_recipe_names():
+    names = [e.name for e in CATALOG]
+    assert len(set(names)) == len(names)
+    assert not set(names) & set(bundled_recipes())  # `eval --bench NAME` must mean one thing
+    assert all(find_entry(e.exclude) for e in CATALOG if e.exclude)
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.name)
+def test_hub_columns_select_the_declared_layout(entry):
+    assert entry.layout in {p.name for p in PRESETS}
+    assert detect_preset(entry.hub_columns).name == entry.layout
+    assert set(entry.fields.values()) <= set(entry.hub_columns)
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.name)
+def test_a_name_loads_the_local_copy_in_the_data_folder(entry, shared_data, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
+    assert locate(entry).where == str(shared_data / entry.local_file)
+    by_name = load_problems(entry.name)
+    assert by_name == load_problems(shared_data / entry.local_file)
+    assert [p.id for p in by_name] == [r["id"] for r in raw_rows(shared_data, entry)]
+
+
+def _hub_row(entry, row: dict) -> dict:
+    """A row of the shared data folder written back in the hub's columns."""
+    if entry.layout == "gsm8k":
+        return {"question": row["problem"], "answer": f"{row['solution']}\n#### {row['answer']}"}
+    if entry.layout == "math":
+        return {"problem": row["problem"], "solution": row["solution"], "type": row["subject"],
+                "level": f"Level {row['level']}" if row["level"] is not None else "Level ?"}
+    return {"problem": row["problem"], "solution": row["solution"], "answer": row["answer"],
+            "subject": row["subject"], "level": row["level"],
+            "unique_id": row["id"].removeprefix("math/") + ".json"}
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.name)
+def test_hub_rows_read_as_the_local_copy(entry, shared_data, tmp_path, monkeypatch):
+    """What the hub serves, read with the entry's layout, gives the local copy's problems (ids aside)."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
+    local = raw_rows(shared_data, entry)
+    hub = [_hub_row(entry, r) for r in local]
+    if entry.exclude:  # the hub has the whole split; the excluded entry's problems go
+        hub += [_hub_row(entry, r) for r in raw_rows(shared_data, find_entry(entry.exclude))]
+    source = write_parquet(tmp_path / f"{entry.name}.parquet", hub)
+    problems = from_hub(entry, str(source))
+    expected = load_problems(shared_data / entry.local_file)
+    assert [(p.problem, p.reference, p.answer) for p in problems] == \
+        [(p.problem, p.reference, p.answer) for p in expected]
+    assert [p.meta.get("level") for p in problems] == [p.meta.get("level") for p in expected]
+    if "id" in entry.fields:
+        assert [p.id for p in problems] == [r["id"].removeprefix("math/") + ".json" for r in local]
+    else:  # no ids on the hub: unique across the catalog, unlike <file stem>/<row>
+        assert problems[0].id == f"{entry.name}/0" and len({p.id for p in problems}) == len(problems)
+
+
+def test_math_test_without_math500_is_exactly_the_rest(shared_data):
+    rest = load_problems(shared_data / "math_test_excl_math500.jsonl")
+    math500 = load_problems(shared_data / "math500.jsonl")
+    assert [p.id for p in without(rest + math500, math500)] == [p.id for p in rest]
+
+
+def test_offline_without_a_local_copy_is_one_line_naming_the_dataset(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    with pytest.raises(DataError) as caught:
+        load_problems("gsm8k-test")
+    message = str(caught.value)
+    assert "'gsm8k-test'" in message and "gsm8k_test.jsonl" in message and DATA_DIR_ENV in message
+    assert "--data-dir" in message and "\n" not in message
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert main(["data", "stats", "gsm8k-test"]) == 2
+    err = capsys.readouterr().err
+    assert f"no gsm8k_test.jsonl in {tmp_path}" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_data_dir_flag_names_the_folder(shared_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert main(["data", "stats", "math500", "--json", "--data-dir", str(shared_data)]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 500
+    assert main(["data", "stats", "math500", "--data-dir", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_an_explicit_path_wins_over_a_name(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "math500").write_text("not a catalog dataset\n")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_problems("math500")
+
+
+def test_a_name_takes_no_split_or_fields(shared_data):
+    with pytest.raises(DataError, match="drop split"):
+        load_problems("gsm8k-test", split="train")
+    with pytest.raises(DataError, match="drop fields"):
+        load_problems("gsm8k-test", mapping={"problem": "question"})
+
+
+def test_data_list_says_where_each_name_loads_from(shared_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for entry in CATALOG:
+        line = next(line for line in out.splitlines() if line.startswith(entry.name + " "))
+        assert entry.hub_id in line and line.endswith(str(shared_data / entry.local_file))
+
+    (tmp_path / "math500.jsonl").write_text((shared_data / "math500.jsonl").read_text())
+    assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert lines["math500"].endswith(str(tmp_path / "math500.jsonl"))
+    assert lines["gsm8k-train"].endswith(f"the hub (no gsm8k_train.jsonl in {tmp_path})")
+
+    monkeypatch.delenv(DATA_DIR_ENV)
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"set {DATA_DIR_ENV}=DIR" in out and out.count(f"the hub (no ${DATA_DIR_ENV})") == len(CATALOG)
+
+
+def test_prepare_takes_names_for_inputs_and_eval_sets(shared_data, tmp_path, capsys):
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", "gsm8k-test", "math500", "--decontaminate", "math500", "--out", str(out)]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert [i["path"] for i in stats["inputs"]] == ["gsm8k-test", "math500"]
+    assert (stats["counts"]["loaded"], stats["counts"]["kept"]) == (1319 + 500, 1319)
