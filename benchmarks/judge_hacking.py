@@ -18,7 +18,7 @@ family:
 A process-mode trace is compared by its highest step score. `--write-calibration PATH` instead
 writes labelled traces for `exprl judge calibrate` (GSM8K train rows 2000..2000+60: right and wrong,
 each with a boxed, a `#### N` and a prose ending) and prints the command to run.
-Data: ../shared/data beside the repository, or $EXPRL_SHARED_DATA.
+Data: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data beside the repository.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from exprl.data.loaders import load_problems
 from exprl.judge.hacking import ATTACK_FAMILIES, calibration_rows, suite
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("EXPRL_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data")
 BENCH_OFFSET = 1000        # first row of the benchmark's slice of each train file
 CALIBRATION_OFFSET = 2000  # first row of the calibration slice of GSM8K train
 MODES = (("outcome", None), ("process", "prefix"), ("process", "segment"), ("process", "step"))
