@@ -89,15 +89,13 @@ def test_group_norm_subtracts_group_mean_of_per_trace_means():
 def test_single_step_policies():
     steps = [[0.75], [0.25, 0.5], [1.0, 0.0, 0.25]]  # final-step scores 0.75, 0.5, 0.25
     groups = [0, 0, 0]
-    outcome = outcome_advantages([0.75, 0.5, 0.25], groups)
     got = process_advantages(steps, groups, mode="delta", single_step="outcome")
-    assert got[0] == pytest.approx([outcome[0]])
-    assert got[0][0] == pytest.approx(0.25 / (0.25 + EPSILON))
+    # the centred outcome reward, 0.75 - mean(0.75, 0.5, 0.25): reward units, like DeltaNorm's steps
+    assert got[0] == pytest.approx(outcome_advantages([0.75, 0.5, 0.25], groups, "mean")[:1])
+    assert got[0][0] == pytest.approx(0.25)
     approx(got[1:], [[-0.25, 0.25], [0.75, -1.0, 0.25]])
     assert process_advantages(steps, groups, single_step="zero")[0] == [0.0]
     assert process_advantages(steps, groups, single_step="raw")[0] == [0.75]
-    # mean-only outcome normalisation carries over
-    assert process_advantages(steps, groups, single_step="outcome", normalize="mean")[0] == pytest.approx([0.25])
     # EndNorm with T = 1 follows the same single-step policy
     assert process_advantages(steps, groups, mode="end", single_step="zero")[0] == [0.0]
 
@@ -110,9 +108,8 @@ def test_unscorable_step_drops_the_whole_trace_and_its_stats():
     steps = [[0.5, None], [1.0], [0.0], None]
     got = process_advantages(steps, [0, 0, 0, 0], mode="delta", single_step="outcome")
     assert got[0] is None and got[3] is None
-    # only [1.0] and [0.0] enter the outcome group stats: mean 0.5, std 0.7071
-    std = math.sqrt(0.5)
-    approx(got[1:3], [[0.5 / (std + EPSILON)], [-0.5 / (std + EPSILON)]])
+    # only [1.0] and [0.0] enter the outcome group mean, 0.5
+    approx(got[1:3], [[0.5], [-0.5]])
     got = process_advantages(steps, [0, 0, 0, 0], mode="group")
     approx(got, [None, [0.5], [-0.5], None])
 

@@ -60,20 +60,21 @@ def outcome_advantages(rewards: Sequence[float | None], group_ids: Sequence[Hash
 
 def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
                        group_ids: Sequence[Hashable], mode: ProcessMode = "delta",
-                       single_step: SingleStep = "outcome",
-                       normalize: Normalize = "std") -> list[list[float] | None]:
+                       single_step: SingleStep = "outcome") -> list[list[float] | None]:
     """Per-step advantages A_1..A_T for every rollout (paper Eq. 2 and the A.2 ablations).
 
     delta (DeltaNorm, the paper's main method): A_1 = s_1 - s_T, A_t = s_t - s_{t-1}; they sum to 0.
     end (EndNorm): A_t = s_t - s_T for t < T, A_T = s_T.
     group (GroupNorm): A_t = s_t - b, b = mean over the group's scorable rollouts of each rollout's
-    mean step score. No further normalisation in any mode, as in the paper.
+    mean step score. No further normalisation in any mode, as in the paper: every advantage is a
+    difference of rewards in [0, 1].
 
     A single-step rollout (T = 1) under delta or end, per `single_step`:
-      outcome: the advantage ExpRL-Outcome would give it: `outcome_advantages` (with `normalize`)
-               over the final-step score s_T of every scorable rollout of its group (T = 1 or not).
-               Under prefix judging s_T is the whole trace's score. Dropping every delimiter then
-               earns nothing the outcome method would not pay anyway.
+      outcome: its final-step score s_T minus the mean s_T of its group's scorable rollouts (T = 1 or
+               not): the centred outcome reward, in the same reward units as DeltaNorm's step
+               differences. Under prefix judging s_T is the whole trace's score. Dropping every
+               delimiter then earns no more than the trace's standing in its group; a group-std
+               z-score here would weigh each one-step token about four times a multi-step one.
       zero:    0, the letter of Eq. 2 (A_1 = s_1 - s_T = 0).
       raw:     s_1 >= 0, what the official code computes (uncentred).
     GroupNorm is centred already, so a T = 1 rollout there follows the GroupNorm formula.
@@ -102,7 +103,7 @@ def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
                     advantages[i] = [s - baseline for s in scores[i]]  # type: ignore[union-attr]
         return advantages
 
-    outcome = (outcome_advantages([s[-1] if s is not None else None for s in scores], group_ids, normalize)
+    outcome = (outcome_advantages([s[-1] if s is not None else None for s in scores], group_ids, "mean")
                if single_step == "outcome" else None)
     for i, s in enumerate(scores):
         if s is None:

@@ -19,11 +19,11 @@ class RewardConfig:
     process_mode: ProcessMode = field(default="delta", metadata={
         "help": "ExpRL-Process advantage: delta (DeltaNorm, the paper), end (EndNorm), group (GroupNorm)."})
     single_step: SingleStep = field(default="outcome", metadata={
-        "help": "ExpRL-Process advantage of a rollout with one step: outcome (its group-normalised "
-                "final-step score), zero (paper Eq. 2), raw (s_1, the official code)."})
+        "help": "ExpRL-Process advantage of a rollout with one step: outcome (its final-step score minus "
+                "its group's mean, in DeltaNorm's reward units), zero (paper Eq. 2), raw (s_1, the official code)."})
     outcome_normalize: Normalize = field(default="std", metadata={
-        "help": "Group normalisation of outcome rewards (ExpRL-Outcome, GRPO, single-step process "
-                "rollouts): std = (s - mean)/(std + 1e-6); mean = s - mean (Stage II in the paper)."})
+        "help": "Group normalisation of outcome rewards (ExpRL-Outcome, GRPO): std = (s - mean)/(std + 1e-6); "
+                "mean = s - mean (Stage II in the paper)."})
     overlong: OverlongPolicy = field(default="zero", metadata={
         "help": "A rollout that hit max_completion_length: zero = reward 0 without asking the judge "
                 "(the paper's ExpRL); mask = dropped from the loss; keep = its reward stands (the official "

@@ -91,8 +91,8 @@ def advantages(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable], signa
     overlong = [r.overlong for r in rollouts]
     if signal == "process":
         steps = apply_overlong_steps([r.step_rewards for r in rollouts], overlong, config.overlong)
-        return process_advantages(steps, group_ids, mode=config.process_mode, single_step=config.single_step,
-                                  normalize=config.outcome_normalize)  # type: ignore[return-value]
+        return process_advantages(steps, group_ids, mode=config.process_mode,
+                                  single_step=config.single_step)  # type: ignore[return-value]
     if signal == "outcome":
         rewards = [r.dense_reward for r in rollouts]
     elif signal == "sparse":

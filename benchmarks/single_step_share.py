@@ -1,0 +1,83 @@
+"""How much of ExpRL-Process's Stage I goes to rollouts with a single step (no `###`), on the demo task.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/single_step_share.py --output-dir runs/single-step \
+        --label after [--steps 100] [--seed 0] [--set demo.key=value ...]
+
+Pre-trains (or reuses, from OUTPUT_DIR/cache) the demo's base model for the seed, runs only Stage I of
+exprl-process with the demo's settings, and records at every rollout batch:
+
+- the share of rollouts with one step (T = 1);
+- the share of the gradient's weight they carry: sum over their tokens of |advantage| divided by the
+  same sum over every rollout (the token-mean loss weighs each token's |advantage| alike).
+
+It prints both for the first and last 10 batches and the whole of Stage I. Run it once on a tree with
+the old single-step rule and once on one with the new (`--label` names the run folder), with the same
+output directory so both start from the same base model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/single-step"))
+    parser.add_argument("--label", required=True, help="run folder name under OUTPUT_DIR (e.g. before, after)")
+    parser.add_argument("--steps", type=int, default=None, help="Stage-I rollout batches (default: the demo's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="demo config override (exprl.demo.config.DemoConfig)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from exprl.config import load_config
+    from exprl.demo.config import DemoConfig
+    from exprl.demo.runner import base_model, stage1_config, write_task_data
+    from exprl.train.runner import run_training
+    from exprl.train.trainer import ExpRLTrainer
+
+    config = load_config(DemoConfig, overrides=args.overrides)
+    run_dir = args.output_dir / args.label / f"seed-{args.seed}"
+    data = write_task_data(config, args.seed, args.output_dir / f"data-seed-{args.seed}")
+    model = base_model(config, args.seed, args.output_dir / "cache", log=print)
+    train = stage1_config(config, "exprl-process", str(model), data["train-hard"], args.seed, run_dir)
+    if args.steps is not None:
+        train.trl["max_steps"] = args.steps
+        train.trl["save_steps"] = args.steps
+
+    records: list[dict[str, float]] = []
+    original = ExpRLTrainer._generate_and_score_completions
+
+    def observe(self, inputs):
+        output = original(self, inputs)
+        steps = self._gathered["num_steps"]  # one process: the local batch is the whole batch
+        weight = (output["advantages"].abs() * output["completion_mask"]).sum(dim=1)
+        single = torch.tensor([n == 1 for n in steps])
+        records.append({"single_share": single.float().mean().item(),
+                        "single_weight": (weight[single].sum() / weight.sum().clamp(min=1e-12)).item(),
+                        "steps_mean": sum(steps) / len(steps)})
+        return output
+
+    ExpRLTrainer._generate_and_score_completions = observe
+    run_training(train, run_dir / "stage1")
+    (run_dir / "single_step.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+
+    def mean(rows, key):
+        return sum(r[key] for r in rows) / max(len(rows), 1)
+
+    print(f"exprl-process Stage I on the demo task, seed {args.seed}, {len(records)} rollout batches, "
+          f"single_step={train.reward.single_step}, label {args.label}")
+    print("| batches | one-step rollouts | their share of sum |A| over tokens | steps per trace |")
+    print("| --- | --- | --- | --- |")
+    for name, rows in (("first 10", records[:10]), ("last 10", records[-10:]), ("all", records)):
+        print(f"| {name} | {100 * mean(rows, 'single_share'):.1f}% | {100 * mean(rows, 'single_weight'):.1f}% | "
+              f"{mean(rows, 'steps_mean'):.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
