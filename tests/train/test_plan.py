@@ -56,6 +56,18 @@ def test_max_steps_is_rollout_batches_times_optimiser_steps_per_batch():
     assert plan_stage(legacy, world_size=1).rollout_batches == 3
 
 
+def test_an_sft_epoch_budget_counts_optimiser_steps_from_the_data(tmp_path):
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"id": str(i), "problem": "p", "reference": "r"}) + "\n" for i in range(100)))
+    config = TrainConfig(method="sft", data=DataConfig(train_files=[str(data)]),
+                         trl={"num_train_epochs": 2, "per_device_train_batch_size": 4})
+    plan = plan_stage(config, world_size=8)  # 13 problems per process -> 4 batches of 4, twice
+    assert (plan.sequences_per_optimizer_step, plan.epochs, plan.optimizer_steps) == (32, 2.0, 8)
+    absent = TrainConfig(method="sft", data=DataConfig(train_files=[str(tmp_path / "absent.jsonl")]),
+                         trl={"num_train_epochs": 2})
+    assert plan_stage(absent, world_size=8).optimizer_steps is None  # a plan never needs the data
+
+
 def test_budget_refusals_name_the_key():
     with pytest.raises(ConfigError, match="rollout_batches or trl.max_steps"):
         plan_stage(rl_config(max_steps=5), world_size=1)
@@ -81,6 +93,33 @@ def test_paper_rl_recipes_get_the_papers_rollout_budget(world_size):
         budgets[method] = plan.rollout_batches
         assert plan.optimizer_steps == plan.rollout_batches * plan.optimizer_steps_per_batch
     assert set(budgets.values()) == {230}, budgets  # method.md §7: 230 Stage-I steps, one rollout batch each
+
+
+def test_paper_recipes_and_eval_prompt_the_policy_as_the_paper_does():
+    from exprl.data.prompts import POLICY_SYSTEM_PROMPT
+    from exprl.eval.config import EvalConfig
+
+    assert "###" not in POLICY_SYSTEM_PROMPT and "\\boxed{}" in POLICY_SYSTEM_PROMPT  # method.md §2.1
+    assert EvalConfig().system_prompt == POLICY_SYSTEM_PROMPT
+    for recipe in sorted(CONFIGS.glob("paper-*.yaml")):
+        plan = plan_stage(load_train_config(recipe), 8)
+        assert plan.policy_prompt == {"name": "paper", "text": POLICY_SYSTEM_PROMPT}, recipe.name
+
+
+def test_trls_silent_defaults_are_set_to_what_the_papers_trainers_do():
+    for method in ("exprl-outcome", "exprl-process", "grpo"):  # verl (method.md §3)
+        loss = plan_stage(load_train_config(CONFIGS / f"paper-{method}.yaml"), 8).loss
+        assert loss["importance_sampling"] == "off", method  # TRL: a sequence_mask weight on by default
+        assert loss["dual_clip"] == 3.0 and loss["kl_weighted_by_ratio"] is False
+        assert (loss["loss_type"], loss["entropy_coef"], loss["num_iterations"]) == ("dapo", 0.0, 1)
+    stage2 = plan_stage(load_train_config(CONFIGS / "paper-stage2.yaml"), 8)  # PipelineRL (method.md §7)
+    assert stage2.loss["importance_sampling"] == "token_truncate [None, 5.0]"
+    assert (stage2.loss["dual_clip"], stage2.loss["entropy_coef"], stage2.loss["beta"]) == (None, 1e-4, 0.0)
+    assert plan_stage(load_train_config(CONFIGS / "paper-self-distill.yaml"), 8).sampling["max_prompt_length"] is None
+    sft = plan_stage(load_train_config(CONFIGS / "paper-sft.yaml"), 8)
+    assert (sft.optimizer["lr_scheduler_type"], sft.optimizer["warmup_steps"], sft.optimizer["adam_betas"]) == \
+        ("cosine", 0.1, [0.9, 0.95])
+    assert (sft.sequences_per_optimizer_step, sft.epochs) == (32, 2.0)
 
 
 def test_paper_rollout_batches_have_the_papers_shape_on_their_layout():

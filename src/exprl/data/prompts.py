@@ -6,10 +6,11 @@ reference solution could reach the policy (see tests/test_reference_leak.py).
 """
 from __future__ import annotations
 
-POLICY_SYSTEM_PROMPT = (
-    "Solve the problem. Work step by step, starting each step with '###', "
-    "and write the final answer as \\boxed{ANSWER}."
-)
+POLICY_SYSTEM_PROMPT = "Think the problem through step by step, then give the final answer inside \\boxed{}."
+"""The paper's policy prompt (method.md §2.1, from the official code), in our own words: reason step
+by step, final answer in \\boxed{}. It asks for no `###`: the paper's models write `###` headings on
+their own, and what training does to them (the delimiter collapse of method.md §9) is a result an
+instruction would hide. A recipe that wants the markers asks for them in its own system_prompt."""
 
 POLICY_TEMPERATURE = 0.8
 """The sampling temperature of rollouts and evaluation (method.md §3 and §5.2: 0.8, top-p 1.0)."""
@@ -23,7 +24,7 @@ def policy_messages(problem_text: str, system_prompt: str | None = POLICY_SYSTEM
 
 
 def policy_prompt_name(system_prompt: str | None) -> str:
-    """How plans and reports name a policy system prompt: `default`, `none` or `custom`."""
-    if system_prompt is None or not system_prompt:
+    """How plans name a policy system prompt: `paper` (POLICY_SYSTEM_PROMPT), `none` or `custom`."""
+    if not system_prompt:
         return "none"
-    return "default" if system_prompt == POLICY_SYSTEM_PROMPT else "custom"
+    return "paper" if system_prompt == POLICY_SYSTEM_PROMPT else "custom"

@@ -25,7 +25,8 @@ class EvalConfig:
         "help": "Requests per generate call, and per cache commit (use hundreds with vLLM)."})
     seed: int = field(default=0, metadata={"help": "Base seed; every (problem, sample) derives its own."})
     system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
-        "help": "Policy system prompt (null: none). Must match the one used in training."})
+        "help": "Policy system prompt (null: none); default: the paper's (exprl.data.prompts.POLICY_SYSTEM_PROMPT). "
+                "Must match the one used in training (exprl pipeline checks it)."})
     engine: str = field(default="auto", metadata={
         "help": "auto (vLLM if installed and a GPU is present, else HF generate), hf, or vllm."})
 

@@ -53,7 +53,8 @@ class TrainConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={
         "help": "The judge (ExpRL methods only): exprl.judge.types.JudgeConfig."})
     system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
-        "help": "Policy system prompt (exprl.data.prompts.policy_messages); null = no system message."})
+        "help": "Policy system prompt; default: the paper's (exprl.data.prompts.POLICY_SYSTEM_PROMPT, no `###` "
+                "instruction); null = no system message."})
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={
         "help": "How judge scores and verifier verdicts become advantages (RL methods): "
                 "exprl.rewards.config.RewardConfig."})
@@ -84,7 +85,10 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
 
 
 def method_defaults(method: str) -> dict[str, Any]:
-    """The paper's Stage-I hyper-parameters (method.md §3), as TRL config keys."""
+    """The paper's Stage-I values for a method (method.md §3: the paper, else the official qwen4b
+    scripts), as TRL config keys. They sit over TRL's own defaults and under the recipe's `trl`
+    section. A key is here when TRL's default is not what the paper's trainer (verl) does; the
+    comments say what TRL would do otherwise (docs/architecture.md, protocol decisions)."""
     common: dict[str, Any] = {
         "learning_rate": 1e-6, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.01,
         "max_grad_norm": 1.0, "logging_steps": 1, "save_strategy": "steps", "save_steps": 30,
@@ -95,7 +99,20 @@ def method_defaults(method: str) -> dict[str, Any]:
                 "epsilon_high": 0.28 if method == "exprl-outcome" else 0.26, "loss_type": "dapo",
                 "num_generations": 10 if method == "exprl-outcome" else 16,
                 # exprl masks truncated rollouts itself, per the overlong policy
-                "mask_truncated_completions": False}
+                "mask_truncated_completions": False,
+                # verl's dual-clip PPO bound (clip_ratio_c = 3). TRL's delta caps the ratio at 3: for a
+                # negative advantage that is verl's bound, for a positive one it never binds (1 +
+                # epsilon_high < 3), so the two losses are equal.
+                "delta": 3.0,
+                # verl adds the k3 KL to the loss as it is; TRL would also multiply it by the ratio.
+                "use_bias_correction_kl": False,
+                # verl recomputes the old log-probs with the trainer and never uses the sampler's; TRL
+                # would weight the loss by a sequence-level trainer/vLLM ratio and mask past 3.
+                "vllm_importance_sampling_correction": False}
     if method == "self-distill":
-        return {**common, "learning_rate": 1e-7, "temperature": POLICY_TEMPERATURE, "num_generations": 16}
-    return common
+        return {**common, "learning_rate": 1e-7, "temperature": POLICY_TEMPERATURE, "num_generations": 16,
+                # TRL's 512 would cut the teacher's prompt (problem, then reference) from the left.
+                "max_prompt_length": None}
+    # sft: verl's fsdp_sft_trainer, whose defaults the official sft.sh keeps: cosine decay after a
+    # 10% warmup, Adam beta2 0.95.
+    return {**common, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "adam_beta2": 0.95}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib.util
+import math
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -248,8 +249,13 @@ class StagePlan:
                              + (f" ({self.epochs:.2f} epochs)" if self.epochs is not None else ""))
         else:
             lines.append(f"  batch            {self.sequences_per_optimizer_step} sequences per optimiser step")
-            lines.append(f"  budget           {_number(self.optimizer_steps)} optimiser steps (trl.max_steps)"
-                         + (f", {self.epochs:.2f} epochs" if self.epochs is not None else ""))
+            if "max_steps" in self.trl:
+                lines.append(f"  budget           {_number(self.optimizer_steps)} optimiser steps (trl.max_steps)"
+                             + (f", {self.epochs:.2f} epochs" if self.epochs is not None else ""))
+            else:
+                steps = (f"{_number(self.optimizer_steps)} optimiser steps" if self.optimizer_steps is not None
+                         else "optimiser steps counted once the data is at hand")
+                lines.append(f"  budget           {_number(self.epochs)} epochs (trl.num_train_epochs) = {steps}")
         judge = self.judge
         if judge["calls_per_completion"]:
             per = judge["calls_per_completion"]
@@ -339,7 +345,14 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
                             optimizer_steps_per_batch=None, sequences_per_optimizer_step=batch,
                             rollout_batches=None, total_prompts=None, total_completions=None)
         seen = optimizer_steps * batch if optimizer_steps is not None else None
-    epochs = seen / problems if seen is not None and problems else None
+        if optimizer_steps is None:
+            # An epoch budget: the Trainer's count of optimiser steps, when the data is at hand.
+            epochs = float(get("num_train_epochs"))
+            if problems:
+                micro_batches = math.ceil(math.ceil(problems / world_size) / per_device)
+                optimizer_steps = math.ceil(epochs * max(math.ceil(micro_batches / accumulation), 1))
+    if seen is not None or config.method in SAMPLING_METHODS:
+        epochs = seen / problems if seen is not None and problems else None
 
     loss: dict[str, Any] = {}
     sampling: dict[str, Any] = {}
@@ -378,8 +391,8 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
                     "max_completion_length": get("max_completion_length"), **sampling,
                     "vllm": get("vllm_mode") if get("use_vllm") else False}
     optimizer = {"learning_rate": get("learning_rate"), "lr_scheduler_type": get("lr_scheduler_type"),
-                 "warmup_steps": get("warmup_steps"), "weight_decay": get("weight_decay"),
-                 "max_grad_norm": get("max_grad_norm")}
+                 "warmup_steps": get("warmup_steps"), "adam_betas": [get("adam_beta1"), get("adam_beta2")],
+                 "weight_decay": get("weight_decay"), "max_grad_norm": get("max_grad_norm")}
     return StagePlan(
         name=name, method=config.method, world_size=world_size, recipe=_shown_path(recipe) or "given in code",
         model=model if model is not None else config.model,
