@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def observe(self, inputs):
         output = original(self, inputs)
-        steps = self._gathered["num_steps"]  # one process: the local batch is the whole batch
+        # One process: the local batch is the whole batch. Trees before exprl.rewards.record kept the
+        # step counts in `_gathered`.
+        steps = ([r.num_steps for r in self._rollouts] if hasattr(self, "_rollouts")
+                 else self._gathered["num_steps"])
         weight = (output["advantages"].abs() * output["completion_mask"]).sum(dim=1)
         single = torch.tensor([n == 1 for n in steps])
         records.append({"single_share": single.float().mean().item(),
