@@ -81,33 +81,16 @@ class ExpRLTrainer(GRPOTrainer):
 
     def _find_rewards(self, inputs: list[dict[str, Any]], completions: list[Any],
                       completion_ids: list[list[int]]) -> list[Rollout]:
-        answers = [row["answer"] for row in inputs]
-        rollouts = [Rollout(overlong=cut, correct=correct) for cut, correct in
-                    zip(self._is_overlong(completion_ids), sparse_rewards(completions, answers))]
+        overlong = overlong_flags(completion_ids, set(self.eos_token_ids) | {self._tokenizer.pad_token_id},
+                                  self.max_completion_length)
+        correct = sparse_rewards(completions, [row["answer"] for row in inputs])
         if self.judge is None:
-            return rollouts
-        # Under `overlong: zero` the judge's verdict on a cut rollout does not matter: it is not asked.
-        asked = [not (r.overlong and self.reward.overlong == "zero") for r in rollouts]
-        requests: list[list[JudgeRequest]] = []
-        for row, completion, ids, rollout in zip(inputs, completions, completion_ids, rollouts):
-            common = dict(problem=row["problem_text"], reference=row["reference"], answer=row["answer"],
-                          domain=row["domain"], problem_id=row["problem_id"])
-            if self.signal == "outcome":
-                requests.append([JudgeRequest(trace=completion_text(completion), mode="outcome", **common)])
-                continue
-            text, offsets = decoded_offsets(ids, self._tokenizer)
-            steps = split_steps(text, self.reward.delimiter)
-            rollout.tokens_per_step = tokens_per_step(token_step_ids(steps, offsets), len(steps))
-            requests.append(process_requests(text, steps, self.process_view, **common))
-        results = iter(self._judge_all([r for mine, ask in zip(requests, asked) if ask for r in mine]))
-        for rollout, mine, ask in zip(rollouts, requests, asked):
-            if not ask:
-                rollout.step_rewards = [0.0] * len(mine)
-                continue
-            judged = [next(results) for _ in mine]
-            rollout.step_rewards = [result.reward for result in judged]
-            rollout.judgments = [Judgment(result.status.value, result.cached, result.latency_s) for result in judged]
-        return rollouts
+            return record_rollouts(overlong, correct)
+        requests, step_tokens = judge_requests(inputs, completions, completion_ids, self.signal,
+                                               self.reward.delimiter, self.process_view, self._tokenizer)
+        asked = asked_rollouts(overlong, self.reward)
+        results = self._judge_all([r for mine, ask in zip(requests, asked) if ask for r in mine])
+        return record_rollouts(overlong, correct, requests, step_tokens, asked, results)
 
     def _judge_all(self, requests: list[JudgeRequest]) -> list[JudgeResult]:
         """Every judgment of the local batch in one `judge_many`, on the judge's event loop."""
@@ -115,11 +98,6 @@ class ExpRLTrainer(GRPOTrainer):
             return []
         assert self.judge is not None
         return asyncio.run_coroutine_threadsafe(self.judge.judge_many(requests), self._judge_loop).result()
-
-    def _is_overlong(self, completion_ids: Sequence[Sequence[int]]) -> list[bool]:
-        stop = set(self.eos_token_ids) | {self._tokenizer.pad_token_id}
-        return [len(ids) >= self.max_completion_length and (not ids or ids[-1] not in stop)
-                for ids in completion_ids]
 
     # ------------------------------------------------------------------ 2. the advantages
     def _generate_and_score_completions(self, inputs):
@@ -137,12 +115,7 @@ class ExpRLTrainer(GRPOTrainer):
         keep = torch.tensor([a is not None for a in all_advantages[local]], device=mask.device)
         mask = mask * keep.unsqueeze(1).to(mask.dtype)
         if self.signal == "process":
-            per_token = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
-            for row, (rollout, step_advantages) in enumerate(zip(rollouts[local], all_advantages[local])):
-                if step_advantages is not None:
-                    values = rollout.token_advantages(step_advantages)  # type: ignore[arg-type]
-                    per_token[row, :len(values)] = torch.tensor(values, dtype=torch.float32)
-            output["advantages"] = per_token
+            output["advantages"] = token_advantage_tensor(rollouts[local], all_advantages[local], mask)
         else:
             output["advantages"] = torch.tensor([0.0 if a is None else a for a in all_advantages[local]],
                                                 dtype=torch.float32, device=mask.device)
@@ -179,6 +152,73 @@ class ExpRLTrainer(GRPOTrainer):
         metrics["exprl/steps_per_trace_mean"].append(statistics.fmean(steps))
         for label, low, high in (("1", 1, 1), ("2-3", 2, 3), ("4-7", 4, 7), ("8+", 8, 10**9)):
             metrics[f"exprl/steps_per_trace_{label}"].append(sum(low <= s <= high for s in steps) / len(steps))
+
+
+# The reward path as plain functions, in the order the trainer calls them; benchmarks/reward_path.py
+# times these same functions at the paper's batch and lengths.
+def overlong_flags(completion_ids: Sequence[Sequence[int]], stop_ids: set[int], max_length: int) -> list[bool]:
+    """Whether each rollout hit the completion-length cap without an end token."""
+    return [len(ids) >= max_length and (not ids or ids[-1] not in stop_ids) for ids in completion_ids]
+
+
+def judge_requests(rows: Sequence[dict[str, Any]], completions: Sequence[Any],
+                   completion_ids: Sequence[Sequence[int]], signal: Signal, delimiter: str,
+                   process_view: ProcessView, tokenizer: Any) -> tuple[list[list[JudgeRequest]], list[list[int]]]:
+    """Each rollout's judge requests: its whole trace (outcome), or one per step (process: the
+    sampled ids decoded and split into steps), and how many tokens each step holds ([] for outcome)."""
+    requests: list[list[JudgeRequest]] = []
+    step_tokens: list[list[int]] = []
+    for row, completion, ids in zip(rows, completions, completion_ids):
+        common = dict(problem=row["problem_text"], reference=row["reference"], answer=row["answer"],
+                      domain=row["domain"], problem_id=row["problem_id"])
+        if signal == "outcome":
+            requests.append([JudgeRequest(trace=completion_text(completion), mode="outcome", **common)])
+            step_tokens.append([])
+            continue
+        text, offsets = decoded_offsets(ids, tokenizer)
+        steps = split_steps(text, delimiter)
+        step_tokens.append(tokens_per_step(token_step_ids(steps, offsets), len(steps)))
+        requests.append(process_requests(text, steps, process_view, **common))
+    return requests, step_tokens
+
+
+def asked_rollouts(overlong: Sequence[bool], reward: RewardConfig) -> list[bool]:
+    """Which rollouts the judge is asked about: under `overlong: zero` a cut rollout's verdict does
+    not matter, so it is not asked."""
+    return [not (cut and reward.overlong == "zero") for cut in overlong]
+
+
+def record_rollouts(overlong: Sequence[bool], correct: Sequence[float],
+                    requests: Sequence[Sequence[JudgeRequest]] | None = None,
+                    step_tokens: Sequence[list[int]] | None = None, asked: Sequence[bool] | None = None,
+                    results: Sequence[JudgeResult] = ()) -> list[Rollout]:
+    """One record per rollout. With a judge: `results` answer the asked rollouts' requests, in
+    order; a rollout not asked gets reward 0.0 for each of its steps."""
+    rollouts = [Rollout(overlong=cut, correct=c) for cut, c in zip(overlong, correct)]
+    if requests is None or step_tokens is None or asked is None:
+        return rollouts
+    judged = iter(results)
+    for rollout, mine, counts, ask in zip(rollouts, requests, step_tokens, asked):
+        rollout.tokens_per_step = counts
+        if not ask:
+            rollout.step_rewards = [0.0] * len(mine)
+            continue
+        answers = [next(judged) for _ in mine]
+        rollout.step_rewards = [result.reward for result in answers]
+        rollout.judgments = [Judgment(result.status.value, result.cached, result.latency_s) for result in answers]
+    return rollouts
+
+
+def token_advantage_tensor(rollouts: Sequence[Rollout], step_advantages: Sequence[Any],
+                           mask: torch.Tensor) -> torch.Tensor:
+    """ExpRL-Process's (B, T) advantages, shaped like the completion `mask`: each token gets its
+    step's advantage; an unscorable rollout's row stays 0 (its mask row is zeroed)."""
+    per_token = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    for row, (rollout, advantages_of_steps) in enumerate(zip(rollouts, step_advantages)):
+        if advantages_of_steps is not None:
+            values = rollout.token_advantages(advantages_of_steps)
+            per_token[row, :len(values)] = torch.tensor(values, dtype=torch.float32)
+    return per_token
 
 
 def _column(name: str) -> Callable[..., list[float]]:
