@@ -261,7 +261,8 @@ class StagePlan:
             per = judge["calls_per_completion"]
             calls = (f"{judge['calls_per_batch']} per rollout batch (one per completion)" if per == 1 else
                      f"{self.completions_per_batch} x steps per trace per rollout batch (one per step)")
-            lines.append(f"  judge            {judge['backend']} {judge['model'] or ''}: {calls}"
+            who = " ".join(str(part) for part in (judge["backend"], judge["model"]) if part)
+            lines.append(f"  judge            {who}: {calls}"
                          + (f"; process view {judge['process_view']}" if judge.get("process_view") else ""))
         lines.append("  loss             " + ", ".join(f"{k} {_number(v)}" for k, v in self.loss.items()))
         lines.append("  optimiser        " + ", ".join(f"{k} {_number(v)}" for k, v in self.optimizer.items()))

@@ -1,0 +1,125 @@
+"""Several processes, for real: `accelerate launch` with 2 processes on the CPU (gloo) trains
+ExpRL-Outcome, ExpRL-Process and Stage II, and every process must train on exactly the advantages,
+completion masks and token count one process computes from the same completions.
+
+The judge is the loopback HTTP server scoring by a hash of the request; about one judgment in six
+answers `Score: 0`, which the parser refuses, so some rollouts are unscorable and masked. A prompt's
+two rollouts straddle the two processes, so group statistics only come out right after the gather.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from exprl.judge.loopback import LoopbackJudgeServer
+
+WORKER_PATH = Path(__file__).with_name("multiprocess_worker.py")
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def load_worker():
+    spec = importlib.util.spec_from_file_location("multiprocess_worker", WORKER_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def flaky_scorer(body: dict) -> int:
+    """1-5 by a hash of the request, 0 (refused by the parser: unscorable) for about one in six."""
+    text = json.dumps(body.get("messages", []), sort_keys=True)
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_process_trainer(config, out_dir: Path):
+    """The trainer `run_training` would build for `config`, on this (single) process."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from exprl.judge.service import build_judge
+    from exprl.train import runner
+    from exprl.train.config import JUDGED_METHODS
+
+    args = runner.build_trl_args(config, out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset = Dataset.from_list(runner.build_rows(runner.load_training_problems(config), config))
+    judge = build_judge(config.judge) if config.method in JUDGED_METHODS else None
+    trainer = runner._trainer_for_method(config, args, config.model, tokenizer, dataset, [], judge)
+    trainer.model.train()
+    return trainer
+
+
+@pytest.fixture()
+def sums_file(tmp_path) -> Path:
+    path = tmp_path / "sums.jsonl"
+    rows = [{"id": f"sum-{a}-{b}", "problem": f"What is {a}+{b}?", "answer": str(a + b),
+             "reference": f"### Add\n{a}+{b}={a + b}\n### Answer\n\\boxed{{{a + b}}}"}
+            for a in range(1, 10) for b in (4 - a % 2, 8 + a % 3)]  # 18 sums, several of them 5 or 12
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_two_processes_train_on_what_one_process_computes(answer_model, sums_file, tmp_path, request):
+    worker = load_worker()
+    out = tmp_path / "two"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with LoopbackJudgeServer(scorer=flaky_scorer) as server:
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "--main_process_port", str(free_port()), str(WORKER_PATH),
+                  str(answer_model), str(sums_file), server.base_url, str(out)]
+        done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+
+        seen = {"masked": 0, "straddling": 0, "multi_step": 0}
+        for label in worker.LABELS:
+            ranks = [torch.load(out / label / f"rank-{r}.pt", weights_only=False) for r in (0, 1)]
+            assert len(ranks[0]) == len(ranks[1]) == 2, label  # two rollout batches each
+            config = worker.recipe(label, str(answer_model), str(sums_file), server.base_url,
+                                   per_device=2 * worker.PER_DEVICE)
+            trainer = one_process_trainer(config, tmp_path / "one" / label)
+            if trainer.judge is not None:
+                request.addfinalizer(trainer.judge.close)
+            for batch in range(2):
+                parts = [ranks[r][batch] for r in (0, 1)]
+                inputs = parts[0]["inputs"] + parts[1]["inputs"]
+                completions = parts[0]["completion_ids"] + parts[1]["completion_ids"]
+                trainer._generate_single_turn = lambda *args, _ids=completions, **kwargs: (_ids, None)
+                single = trainer._generate_and_score_completions(inputs)
+                n = len(parts[0]["inputs"])
+                for rank, part in enumerate(parts):
+                    rows = slice(rank * n, (rank + 1) * n)
+                    for key in ("advantages", "completion_mask"):
+                        mine, expected = part[key], single[key][rows].cpu()
+                        width = mine.shape[1] if mine.dim() == 2 else None
+                        if width is not None:  # a process pads to its own longest completion
+                            assert not expected[:, width:].any(), (label, batch, rank, key)
+                            expected = expected[:, :width]
+                        assert torch.equal(mine, expected.to(mine.dtype)), (label, batch, rank, key, mine, expected)
+                    assert part["num_items_in_batch"].item() == single["num_items_in_batch"].item()
+                mask = single["completion_mask"].cpu()
+                seen["masked"] += int(sum(not mask[i].any() and len(completions[i]) > 0 for i in range(len(inputs))))
+                seen["straddling"] += inputs[n - 1]["problem_id"] == inputs[n]["problem_id"]
+                if label == "exprl-process":
+                    advantages = single["advantages"].cpu()
+                    seen["multi_step"] += sum(len(set(advantages[i][mask[i].bool()].tolist())) > 1
+                                              for i in range(len(inputs)))
+    # The comparison covered what can go wrong across processes.
+    assert seen["masked"] > 0 and seen["straddling"] == 6 and seen["multi_step"] > 0, seen
