@@ -1,0 +1,93 @@
+"""exprl installed from its wheel, outside the checkout: recipes, catalog data and the CLI all come along.
+
+The wheel is built from a copy of the sources and installed, without network and without its
+dependencies, into a fresh virtualenv that reuses this interpreter's site-packages (a .pth line) for
+torch, trl and the rest. Every command then runs from an empty folder with no PYTHONPATH, so nothing
+can be read from the checkout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from exprl import __version__
+from exprl.recipes import bundled_recipes
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(map(str, args))} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
+    """(the wheel, the virtualenv's bin folder, a clean environment) with exprl installed from the wheel."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PIP_NO_INDEX"] = "1"
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--wheel-dir", str(root / "dist"), str(source)], root, env)
+    (wheel,) = (root / "dist").glob("exprl-*.whl")
+
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
+    purelib = Path(run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                       root, env).stdout.strip())
+    # The dependencies already installed here, after the venv's own site-packages (which gets exprl).
+    (purelib / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], root, env)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return wheel, bin_dir, env
+
+
+def test_the_wheel_holds_every_recipe(installed):
+    wheel, _, _ = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"exprl/recipes/{p.name}" for p in bundled_recipes().values()} <= names
+    assert "exprl/data/catalog.py" in names and "exprl/py.typed" in names
+
+
+def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, shared_data, tmp_path):
+    _, bin_dir, env = installed
+    env = {**env, "EXPRL_DATA_DIR": str(shared_data), "OMP_NUM_THREADS": "1"}
+    work = tmp_path / "empty"
+    work.mkdir()
+    exprl = str(bin_dir / "exprl")
+
+    where = run([str(bin_dir / "python"), "-c", "import exprl; print(exprl.__file__)"], work, env).stdout
+    assert Path(where.strip()).is_relative_to(bin_dir.parent) and str(REPO) not in where
+    assert run([exprl, "--version"], work, env).stdout.strip() == f"exprl {__version__}"
+    listed = run([exprl, "recipes", "list"], work, env).stdout
+    assert {line.split()[0] for line in listed.splitlines()[:len(bundled_recipes())]} == set(bundled_recipes())
+
+    data = run([exprl, "data", "list"], work, env).stdout
+    assert str(shared_data / "gsm8k_train.jsonl") in data
+
+    run([exprl, "train", "--config", "cpu-tiny-sft", "--output-dir", "runs/sft", "--set", "trl.max_steps=1",
+         "--set", "data.max_problems=4", "--set", "trl.save_steps=1"], work, env)
+    result = json.loads((work / "runs" / "sft" / "train_result.json").read_text())
+    assert result["global_step"] == 1
+    assert (work / "runs" / "sft" / "final" / "config.json").is_file()
+
+    plan = json.loads(run([exprl, "pipeline", "--config", "pipeline-cpu-smoke", "--dry-run", "--json"], work,
+                          env).stdout)
+    assert [(s["name"], s["method"]) for s in plan["stages"]] == [("stage1", "exprl-outcome"), ("stage2", "grpo")]
+    assert sorted(p.name for p in work.iterdir()) == ["runs"]
