@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
-from exprl.cli import main
+from exprl.cli import build_parser, main
 from exprl.config import load_config
 from exprl.data.catalog import find_entry
 from exprl.demo.config import DemoConfig
@@ -161,3 +162,24 @@ def test_pipeline_dry_run_by_name_from_an_empty_folder(tmp_path, monkeypatch, ca
     stages = json.loads(capsys.readouterr().out)["stages"]
     assert [(s["name"], s["method"]) for s in stages] == [("stage1", "exprl-outcome"), ("stage2", "grpo")]
     assert list(tmp_path.iterdir()) == []  # planned, nothing written
+
+
+def readme_pipeline_commands() -> list[list[str]]:
+    """The commands of README's Pipeline code block, comments dropped."""
+    section = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("## Pipeline", 1)[1]
+    block = section.split("```", 2)[1]
+    return [shlex.split(line, comments=True) for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_readme_pipeline_commands_parse_and_their_recipes_plan(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    commands = readme_pipeline_commands()
+    assert {argv[1] for argv in commands} >= {"data", "train", "pipeline", "eval", "report"}
+    for argv in commands:
+        assert argv[0] == "exprl", argv
+        args = build_parser().parse_args(argv[1:])
+        if args.command in ("train", "pipeline"):  # planned, not run: seconds, no model
+            assert main(argv[1:] + ([] if args.dry_run else ["--dry-run"])) == 0, argv
+        for bench in getattr(args, "bench", None) or []:
+            assert find_recipe(bench) if bench.startswith("bench-") else find_entry(bench), bench
+    assert list(tmp_path.iterdir()) == []
