@@ -15,7 +15,7 @@ Run directory (its format is exprl.runs'):
     eval/{base,stage1,stage2}/   evaluation directories (see exprl.eval.evaluate)
 
 Stage II is one recipe for every Stage-I method (`stage2.recipe`; the paper's is
-configs/paper-stage2.yaml): nothing of the Stage-I recipe carries over but the checkpoint and the
+the bundled paper-stage2.yaml): nothing of the Stage-I recipe carries over but the checkpoint and the
 problems, so every method is compared after the same downstream RL. Before anything runs, both
 training stages are planned at this launch's world size (`exprl.train.plan`): a stage that cannot
 run stops the pipeline before Stage I spends its hours.
