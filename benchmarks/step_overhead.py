@@ -1,29 +1,40 @@
 """Step time of ExpRL-Outcome and ExpRL-Process against sparse GRPO, same tiny model and batch.
 
 The judge is the loopback OpenAI-compatible server (real HTTP on 127.0.0.1) with a fixed latency,
-so the figure is the trainer's own overhead around a judge of known speed. The policy is the demo's
-base model, briefly pre-trained on policy-style traces of the synthetic task, so its rollouts are
-split into `###` steps as an LLM's are (a random model writes none, and Process would degenerate
-to one judge call per rollout). Prints the median step time of each method (first step dropped:
-warm-up), the ratios to GRPO, Process's judge calls per step and steps per rollout.
+run in its own process as a real judge server is, so the figure is the trainer's own overhead
+around a judge of known speed (in-process, the fake server's CPU would share the trainer's
+interpreter lock). The policy is the demo's base model, briefly pre-trained on policy-style traces
+of the synthetic task, so its rollouts are split into `###` steps as an LLM's are (a random model
+writes none, and Process would degenerate to one judge call per rollout).
 
-    OMP_NUM_THREADS=1 python benchmarks/step_overhead.py [--completions 32] [--latency 0.05] [--steps 4]
+Prints the median and the fastest step time of each method (the first step of a run dropped:
+warm-up; runs of the methods alternate, so load from elsewhere falls on all), the ratios to GRPO,
+Process's judge calls per step and steps per rollout, and the judge's own floor: the time its
+calls take if nothing else costs anything, ceil(calls / concurrency) x latency. The last line is
+one JSON object.
+
+    OMP_NUM_THREADS=1 python benchmarks/step_overhead.py [--completions 32] [--latency 0.05] [--steps 5] [--rounds 3]
+        [--methods grpo exprl-outcome exprl-process] [--cache-dir DIR]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from exprl.demo.base import BaseModelConfig
 from exprl.demo.config import DemoConfig
 from exprl.demo.runner import base_model, write_task_data
-from exprl.judge.loopback import LoopbackJudgeServer
 from exprl.judge.types import JudgeConfig
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training
+
+METHODS = ("grpo", "exprl-outcome", "exprl-process")
 
 
 def main() -> None:
@@ -31,40 +42,70 @@ def main() -> None:
     parser.add_argument("--completions", type=int, default=32, help="rollouts per step")
     parser.add_argument("--generations", type=int, default=8, help="rollouts per prompt")
     parser.add_argument("--latency", type=float, default=0.05, help="judge latency per call, seconds")
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=64, help="judge calls in flight at once")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per run (the first is dropped)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each method, alternating")
     parser.add_argument("--max-completion-length", type=int, default=96)
     parser.add_argument("--pretrain-steps", type=int, default=200,
                         help="pre-training steps of the policy (enough to write `###` steps)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="keep the pre-trained policy here between runs (default: a temporary folder)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, LoopbackJudgeServer(latency_s=args.latency) as server:
-        root = Path(tmp)
-        demo = DemoConfig(base=BaseModelConfig(steps=args.pretrain_steps, num_problems=4000))
-        model = base_model(demo, 0, root / "cache", log=lambda message: None)
-        data = write_task_data(demo, 0, root / "data")["train-hard"]
-        results = {}
-        for method in ("grpo", "exprl-outcome", "exprl-process"):
-            config = TrainConfig(
-                method=method, model=str(model), data=DataConfig(train_files=[str(data)]), system_prompt=None,
-                judge=JudgeConfig(backend="openai", base_urls=[server.base_url], model="loopback", cache_path="",
-                                  concurrency=64),
-                trl=dict(max_steps=args.steps, per_device_train_batch_size=args.completions,
-                         num_generations=args.generations, max_completion_length=args.max_completion_length,
-                         save_strategy="no"))
-            result = run_training(config, root / method)
-            rows = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
-            rows = [r for r in rows if "step_time" in r]
-            times = [r["step_time"] for r in rows[1:]] or [r["step_time"] for r in rows]
-            calls = [r.get("exprl/judge_calls", 0.0) for r in rows]
-            steps_per_trace = [r.get("exprl/steps_per_trace_mean", 0.0) for r in rows]
-            results[method] = (statistics.median(times), statistics.mean(calls), statistics.mean(steps_per_trace))
+    server = subprocess.Popen([sys.executable, "-m", "exprl.judge.loopback", "--latency", str(args.latency)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            demo = DemoConfig(base=BaseModelConfig(steps=args.pretrain_steps, num_problems=4000))
+            model = base_model(demo, 0, args.cache_dir or root / "cache", log=lambda message: None)
+            data = write_task_data(demo, 0, root / "data")["train-hard"]
+            step_times: dict[str, list[float]] = {method: [] for method in args.methods}
+            calls: dict[str, list[float]] = {method: [] for method in args.methods}
+            steps_per_trace: dict[str, list[float]] = {method: [] for method in args.methods}
+            # Rounds alternate the methods, so a burst of load from elsewhere on the machine falls on all of them.
+            for round_index in range(args.rounds):
+                for method in args.methods:
+                    config = TrainConfig(
+                        method=method, model=str(model), data=DataConfig(train_files=[str(data)]), system_prompt=None,
+                        judge=JudgeConfig(backend="openai", base_urls=[base_url], model="loopback", cache_path="",
+                                          concurrency=args.concurrency),
+                        trl=dict(max_steps=args.steps, per_device_train_batch_size=args.completions,
+                                 num_generations=args.generations, max_completion_length=args.max_completion_length,
+                                 save_strategy="no"))
+                    result = run_training(config, root / f"{method}-{round_index}")
+                    rows = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
+                    rows = [r for r in rows if "step_time" in r][1:]  # the first step warms up
+                    step_times[method] += [r["step_time"] for r in rows]
+                    calls[method] += [r.get("exprl/judge_calls", 0.0) for r in rows]
+                    steps_per_trace[method] += [r.get("exprl/steps_per_trace_mean", 0.0) for r in rows]
+            results = {method: {"step_s": statistics.median(step_times[method]),
+                                "step_min_s": min(step_times[method]),
+                                "judge_calls": statistics.mean(calls[method]),
+                                "steps_per_trace": statistics.mean(steps_per_trace[method])}
+                       for method in args.methods}
+    finally:
+        server.kill()
+        server.wait()
 
-    base = results["grpo"][0]
+    base = results.get("grpo", {}).get("step_s")
     print(f"{args.completions} completions/step, {args.generations}/prompt, <= {args.max_completion_length} tokens, "
-          f"judge latency {args.latency * 1000:.0f} ms, median of steps 2..{args.steps}")
-    print(f"{'method':<15}{'step s':>9}{'x GRPO':>9}{'judge calls/step':>18}{'steps/trace':>13}")
-    for method, (seconds, calls, spt) in results.items():
-        print(f"{method:<15}{seconds:>9.3f}{seconds / base:>9.2f}{calls:>18.1f}{spt:>13.2f}")
+          f"judge latency {args.latency * 1000:.0f} ms at concurrency {args.concurrency}, "
+          f"{args.rounds} rounds x steps 2..{args.steps} of each method")
+    print(f"{'method':<15}{'median s':>9}{'x GRPO':>9}{'min s':>9}{'x GRPO':>9}{'judge calls/step':>18}"
+          f"{'steps/trace':>13}{'judge floor s':>15}")
+    base_min = results.get("grpo", {}).get("step_min_s")
+    for method, r in results.items():
+        r["judge_floor_s"] = math.ceil(r["judge_calls"] / args.concurrency) * args.latency
+        if base:
+            r["x_grpo"], r["x_grpo_min"] = r["step_s"] / base, r["step_min_s"] / base_min
+        ratios = (f"{r['x_grpo']:>9.2f}", f"{r['x_grpo_min']:>9.2f}") if base else (f"{'-':>9}", f"{'-':>9}")
+        print(f"{method:<15}{r['step_s']:>9.3f}{ratios[0]}{r['step_min_s']:>9.3f}{ratios[1]}{r['judge_calls']:>18.1f}"
+              f"{r['steps_per_trace']:>13.2f}{r['judge_floor_s']:>15.2f}")
+    print(json.dumps({"latency_s": args.latency, "concurrency": args.concurrency, "completions": args.completions,
+                      **{method.replace("-", "_"): r for method, r in results.items()}}))
 
 
 if __name__ == "__main__":
