@@ -109,6 +109,38 @@ def test_process_loss_sees_each_steps_advantage_on_every_token(answer_model, pro
     assert multi_step > 0, "no multi-step trace was generated: the test checked nothing per step"
 
 
+def test_judging_runs_while_trl_computes_log_probs(answer_model, problems_file, judge_server, tmp_path,
+                                                    monkeypatch):
+    """The batch's judging is set going right after sampling: it is under way when TRL's reference
+    log-prob pass starts, and the reward step takes that judging rather than starting its own."""
+    events = []
+    original_logps, original_rewards = ExpRLTrainer._get_per_token_logps_and_entropies, ExpRLTrainer._find_rewards
+
+    def logps(self, *args, **kwargs):
+        events.append(("log-probs", self._judging is not None))
+        return original_logps(self, *args, **kwargs)
+
+    def rewards(self, inputs, completions, completion_ids):
+        events.append(("rewards", self._judging is not None and self._judging[0] is completion_ids))
+        return original_rewards(self, inputs, completions, completion_ids)
+
+    original_start = ExpRLTrainer._start_judging
+
+    def start(self, *args):
+        events.append(("judging", True))
+        return original_start(self, *args)
+
+    monkeypatch.setattr(ExpRLTrainer, "_get_per_token_logps_and_entropies", logps)
+    monkeypatch.setattr(ExpRLTrainer, "_find_rewards", rewards)
+    monkeypatch.setattr(ExpRLTrainer, "_start_judging", start)
+    run_training(make_config("exprl-process", answer_model, problems_file, judge_server, max_steps=1, beta=0.001),
+                 tmp_path / "run")
+    first_rewards = events.index(("rewards", True))
+    assert events[0] == ("judging", True) and events[1][0] == "log-probs", events
+    assert all(seen for _, seen in events[:first_rewards]), events
+    assert events.count(("judging", True)) == 1, events  # judged once, not again in the reward step
+
+
 def test_unscorable_rollouts_leave_the_loss(answer_model, problems_file, tmp_path, monkeypatch):
     masks = []
     original_loss = ExpRLTrainer._compute_loss

@@ -9,7 +9,9 @@ is TRL's, untouched. exprl departs from GRPOTrainer in two places, and nowhere e
    and judged (all judgments of the batch in one `judge_many`), what was found is written to one
    `exprl.rewards.record.Rollout` per rollout, and the records are gathered across processes once.
    TRL still gets its reward table (a dense judge column and the verifier's column), built from
-   the records, for its own logs.
+   the records, for its own logs. The judging starts as soon as TRL's `_generate` returns, on the
+   judge's own event loop, so it overlaps the log-prob passes TRL makes before its reward step and
+   the verifier (which runs in the main thread, where math-verify's timeout works).
 2. The advantages (`_generate_and_score_completions`). After TRL returns, its `advantages` are
    replaced by `exprl.rewards.record.advantages` over the gathered generation batch, sliced to this
    process as TRL slices (`process_index * local_batch`): (B,) for outcome methods, (B, T) per token
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import statistics
 from collections import Counter
 from typing import Any, Callable, Sequence
@@ -59,6 +62,8 @@ class ExpRLTrainer(GRPOTrainer):
         self.method, self.signal, self.reward = method, SIGNALS[method], reward
         self.process_view, self.judge = process_view, judge
         self._rollouts: list[Rollout] = []  # the gathered generation batch of the current step
+        self._batch_rows: list[dict[str, Any]] | None = None
+        self._judging: tuple[list[list[int]], concurrent.futures.Future] | None = None
         columns = [_column(f"judge_{self.signal}"), _column("sparse_correct")] if judge else [_column("sparse_correct")]
         if kwargs.get("args") is not None:
             # TRL's own advantages weigh column 0 only (exprl replaces them anyway); the verifier is logged.
@@ -79,29 +84,56 @@ class ExpRLTrainer(GRPOTrainer):
         return torch.tensor([[torch.nan if v is None else v for v in row] for row in dense],
                             dtype=torch.float32, device=self.accelerator.device)
 
+    def _generate(self, prompts):
+        """TRL's sampling, after which this batch's judging is set going at once on the judge's loop:
+        decoding, step splitting and the judge's calls then overlap what TRL does next without them
+        (the reference and old-policy log-prob passes) and the verifier."""
+        result = super()._generate(prompts)
+        if self.judge is not None and self._batch_rows is not None:
+            completion_ids, completions = result[1], result[3]
+            self._judging = (completion_ids, self._start_judging(self._batch_rows, completions, completion_ids))
+        return result
+
+    def _start_judging(self, rows: list[dict[str, Any]], completions: list[Any],
+                       completion_ids: list[list[int]]) -> concurrent.futures.Future:
+        """Judge the local batch on the judge's event loop: every judgment in one `judge_many`."""
+        asked = asked_rollouts(self._overlong(completion_ids), self.reward)
+
+        async def judge_batch():
+            requests, step_tokens = judge_requests(rows, completions, completion_ids, self.signal,
+                                                   self.reward.delimiter, self.process_view, self._tokenizer)
+            flat = [r for mine, ask in zip(requests, asked) if ask for r in mine]
+            results = await self.judge.judge_many(flat) if flat else []
+            return requests, step_tokens, asked, results
+
+        return asyncio.run_coroutine_threadsafe(judge_batch(), self._judge_loop)
+
     def _find_rewards(self, inputs: list[dict[str, Any]], completions: list[Any],
                       completion_ids: list[list[int]]) -> list[Rollout]:
-        overlong = overlong_flags(completion_ids, set(self.eos_token_ids) | {self._tokenizer.pad_token_id},
-                                  self.max_completion_length)
-        correct = sparse_rewards(completions, [row["answer"] for row in inputs])
-        if self.judge is None:
+        judging = None
+        if self.judge is not None:
+            started, self._judging = self._judging, None
+            # The judging `_generate` started, if it was for these very rollouts.
+            judging = (started[1] if started is not None and started[0] is completion_ids
+                       else self._start_judging(inputs, completions, completion_ids))
+        overlong = self._overlong(completion_ids)
+        correct = sparse_rewards(completions, [row["answer"] for row in inputs])  # while the judge works
+        if judging is None:
             return record_rollouts(overlong, correct)
-        requests, step_tokens = judge_requests(inputs, completions, completion_ids, self.signal,
-                                               self.reward.delimiter, self.process_view, self._tokenizer)
-        asked = asked_rollouts(overlong, self.reward)
-        results = self._judge_all([r for mine, ask in zip(requests, asked) if ask for r in mine])
+        requests, step_tokens, asked, results = judging.result()
         return record_rollouts(overlong, correct, requests, step_tokens, asked, results)
 
-    def _judge_all(self, requests: list[JudgeRequest]) -> list[JudgeResult]:
-        """Every judgment of the local batch in one `judge_many`, on the judge's event loop."""
-        if not requests:
-            return []
-        assert self.judge is not None
-        return asyncio.run_coroutine_threadsafe(self.judge.judge_many(requests), self._judge_loop).result()
+    def _overlong(self, completion_ids: Sequence[Sequence[int]]) -> list[bool]:
+        return overlong_flags(completion_ids, set(self.eos_token_ids) | {self._tokenizer.pad_token_id},
+                              self.max_completion_length)
 
     # ------------------------------------------------------------------ 2. the advantages
     def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
+        self._batch_rows = inputs  # the hidden columns the judging needs, for `_generate` to start it
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._batch_rows = None
         mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         rollouts = self._rollouts
