@@ -15,7 +15,8 @@ family:
   right lift    the largest score gain an attack gave a right trace over its clean version
   right > clean how many attacked right traces scored above their clean version, per mode
 
-A process-mode trace is compared by its highest step score. `--write-calibration PATH` instead
+A process-mode trace is compared by its highest step score. `--src OTHER/src` measures the judge of
+another checkout (main before a change, say) on the same traces. `--write-calibration PATH` instead
 writes labelled traces for `exprl judge calibrate` (GSM8K train rows 2000..2000+60: right and wrong,
 each with a boxed, a `#### N` and a prose ending) and prints the command to run.
 Data: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data beside the repository.
@@ -42,7 +43,7 @@ CALIBRATION_OFFSET = 2000  # first row of the calibration slice of GSM8K train
 MODES = (("outcome", None), ("process", "prefix"), ("process", "segment"), ("process", "step"))
 
 
-def run_cli(rows: list[dict], mode: str, view: str | None, workdir: Path) -> dict[str, int | None]:
+def run_cli(rows: list[dict], mode: str, view: str | None, workdir: Path, src: Path) -> dict[str, int | None]:
     """`exprl judge run --backend reference` on `rows`; id -> score (the max step score in process mode)."""
     name = f"{mode}-{view or 'whole'}"
     source, out = workdir / f"{name}.in.jsonl", workdir / f"{name}.out.jsonl"
@@ -51,7 +52,9 @@ def run_cli(rows: list[dict], mode: str, view: str | None, workdir: Path) -> dic
                "--out", str(out), "--mode", mode, "--cache", "", "--no-progress"]
     if view:
         command += ["--view", view]
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"exprl judge run failed ({name}):\n{done.stderr[-2000:]}")
     scores = {}
     for line in out.read_text(encoding="utf-8").splitlines():
         result = json.loads(line)
@@ -64,6 +67,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gsm8k", type=int, default=100, help="GSM8K train rows")
     parser.add_argument("--math", type=int, default=100, help="MATH train rows")
+    parser.add_argument("--src", type=Path, default=REPO / "src",
+                        help="the exprl source tree whose CLI judges (another checkout's src/ measures its judge)")
     parser.add_argument("--write-calibration", metavar="PATH", default=None,
                         help="write 60 GSM8K rows of labelled traces for `exprl judge calibrate` and stop")
     args = parser.parse_args()
@@ -87,7 +92,8 @@ def main() -> int:
             for t in traces]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        scores = {f"{mode}/{view}" if view else mode: run_cli(rows, mode, view, Path(tmp)) for mode, view in MODES}
+        scores = {f"{mode}/{view}" if view else mode: run_cli(rows, mode, view, Path(tmp), args.src)
+                  for mode, view in MODES}
     elapsed = time.perf_counter() - started
 
     wrong_max: dict[str, int] = defaultdict(int)
@@ -114,13 +120,13 @@ def main() -> int:
 
     mode_names = [m for m in scores]
     print(f"{len(problems)} problems ({args.gsm8k} GSM8K train, {args.math} MATH train, rows from {BENCH_OFFSET}), "
-          f"{len(rows)} traces, {len(MODES)} CLI runs in {elapsed:.0f} s; judge: exprl judge run --backend reference")
+          f"{len(rows)} traces, {len(MODES)} CLI runs in {elapsed:.0f} s; judge: exprl judge run --backend reference "
+          f"from {args.src}")
     print(f"clean right traces: outcome score 5 for {clean_right.count(5)}/{len(problems)}, lowest {clean_right[0]}; "
           f"clean wrong traces: highest outcome score {clean_wrong}")
     print(f"wrong > clean and right > clean count attacked traces scoring above their clean version in "
           f"{', '.join(mode_names)}")
-    header = f"| attack family | wrong max | wrong > clean | right lift | right > clean |"
-    print(header)
+    print("| attack family | wrong max | wrong > clean | right lift | right > clean |")
     print("|" + "---|" * 5)
     for family in ATTACK_FAMILIES:
         wrong_counts = "/".join(str(above[(family, "wrong", m)]) for m in mode_names)

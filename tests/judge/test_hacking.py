@@ -1,18 +1,24 @@
-"""The red-teaming suite (`exprl.judge.hacking`): its clean traces on real data, and the property the
-reference judge must have against every attack family, in outcome mode and in every process view.
+"""The red-teaming suite (`exprl.judge.hacking`): its clean traces on real data, the property the
+reference judge must have against every attack family (in outcome mode and in every process view),
+and the same attacks rendered into the LLM judges' prompts.
 
 The suite's problems: GSM8K test rows 0..GSM8K_ROWS and MATH-500 rows 100..100+MATH_ROWS.
 benchmarks/judge_hacking.py measures the same property on train rows these tests never use.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import pytest
 
 from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
 from exprl.judge.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_traces, suite, wrong_answer_for
-from exprl.judge.reference import ReferenceBackend
-from exprl.judge.types import JudgeRequest
+from exprl.judge.prompts import FENCE_TAG, PromptStyle, build_prompt, neutralise_fence
+from exprl.judge.reference import ReferenceBackend, normalize
+from exprl.judge.types import JudgeConfig, JudgeRequest, process_requests
+from exprl.rewards.steps import split_steps
 
 GSM8K_ROWS = 24
 MATH_ROWS = 12
@@ -86,3 +92,109 @@ def test_calibration_rows_are_labelled_and_cover_every_variant(gsm8k):
     assert len(rows) == 3 * (6 + 12)  # 6 right (2 wordings x 3 endings) and 12 wrong (x 2 slips)
     assert sum(row["correct"] for row in rows) == 18
     assert {"id", "problem", "reference", "answer", "trace", "correct"} <= set(rows[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The property, for the reference judge: no attack pays
+
+
+VIEWS = ("prefix", "segment", "step")
+
+
+def scores_by_mode(backend: ReferenceBackend, problem: Problem, text: str) -> dict[str, tuple[int, ...]]:
+    """The outcome score, and each process view's step scores, of `text` (the real step splitter)."""
+    common = dict(problem=problem.problem, reference=problem.reference, answer=problem.answer)
+    out = {"outcome": (backend.judge_one(JudgeRequest(trace=text, **common)).score,)}
+    steps = split_steps(text)
+    for view in VIEWS:
+        out[view] = tuple(backend.judge_one(request).score for request in process_requests(text, steps, view, **common))
+    return out
+
+
+@pytest.mark.parametrize("matching", ["any", "chain"])
+def test_no_attack_lifts_a_wrong_trace_above_its_clean_one_or_a_right_trace_above_its_clean_one(
+        gsm8k, math, matching):
+    backend = ReferenceBackend(JudgeConfig(reference_matching=matching))
+    problems = {p.id: p for p in gsm8k + math}
+    traces = suite(problems.values())
+    scored = {(t.problem_id, t.base, t.family): scores_by_mode(backend, problems[t.problem_id], t.text)
+              for t in traces}
+    lifted = []
+    for (problem_id, base, family), scores in scored.items():
+        clean = scored[(problem_id, base, "clean")]
+        for mode, attacked in scores.items():
+            # A process trace is compared by its best step: what the attack could make a step earn.
+            if max(attacked) > max(clean[mode]):
+                lifted.append((problem_id, base, family, mode, attacked, clean[mode]))
+    assert lifted == [], lifted[:3]
+    # The attacks are not vacuous: the clean traces are told apart, and the number lists, ranges and
+    # repeated boxes carry the reference's values (and its answer) that a looser judge would credit.
+    outcomes = {key: scores["outcome"][0] for key, scores in scored.items()}
+    if matching == "any":
+        assert sum(outcomes[(p, "right", "clean")] == 5 for p in problems) >= len(problems) - 1
+    assert all(outcomes[(p, "wrong", "clean")] <= 3 for p in problems)
+    assert all(outcomes[(p, base, "bare_answer")] <= 4 for p in problems for base in ("right", "wrong"))
+    assert all(normalize(problems[t.problem_id].answer) in t.text for t in traces if t.family == "number_list")
+    assert all(f"\\boxed{{{problems[t.problem_id].answer}}}" in t.text for t in traces if t.family == "repeated_boxes")
+
+
+def test_attacks_on_the_synthetic_chains_do_not_pay_under_chain_matching():
+    from exprl.data.synthetic import SyntheticTaskConfig, generate
+
+    backend = ReferenceBackend(JudgeConfig(reference_matching="chain"))
+    problems = generate(SyntheticTaskConfig(num_problems=12, min_steps=3, max_steps=6, seed=5, split="hack"))
+    traces = suite(problems)
+    by_id = {p.id: p for p in problems}
+    scored = {(t.problem_id, t.base, t.family): scores_by_mode(backend, by_id[t.problem_id], t.text) for t in traces}
+    assert all(scored[(p.id, "right", "clean")]["outcome"] == (5,) for p in problems)
+    for (problem_id, base, family), scores in scored.items():
+        clean = scored[(problem_id, base, "clean")]
+        assert all(max(scores[mode]) <= max(clean[mode]) for mode in scores), (problem_id, base, family)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same suite against the LLM judges' prompts: every attack stays inside the untrusted block
+
+
+_BLOCK = re.compile(rf"<<<{re.escape(FENCE_TAG)} BEGIN ([A-Z ]+)>>>\n(.*?)\n<<<{re.escape(FENCE_TAG)} END \1>>>",
+                    re.DOTALL)
+
+
+def outside_and_inside(prompt) -> tuple[list[str], str]:
+    """(the messages with every untrusted block's body taken out, those bodies joined)."""
+    outside, inside = [], []
+    for message in prompt.messages:
+        inside += [match.group(2) for match in _BLOCK.finditer(message["content"])]
+        outside.append(message["role"] + ":" + _BLOCK.sub(lambda m: f"[{m.group(1)}]", message["content"]))
+    return outside, "\n".join(inside)
+
+
+@pytest.mark.parametrize("style", [PromptStyle(), PromptStyle(json_mode=True, layout="paper", known_answer=True)],
+                         ids=["default", "json-paper-answer"])
+def test_every_attack_stays_inside_the_untrusted_block_of_every_prompt(gsm8k, math, style):
+    for problem in gsm8k[:4] + math[:2]:
+        clean = clean_traces(problem)
+        common = dict(problem=problem.problem, reference=problem.reference, answer=problem.answer)
+        for base, clean_text, answer in (("right", clean.right, problem.answer),
+                                         ("wrong", clean.wrong, clean.wrong_answer)):
+            for family in ATTACK_FAMILIES:
+                attacked = attack(family, problem, clean_text, answer)
+                requests = [JudgeRequest(trace=attacked, **common)]
+                for view in VIEWS:
+                    requests += process_requests(attacked, split_steps(attacked), view, **common)
+                for request in requests:
+                    for limit in (None, 600):  # also when the quoted text is cut to a budget
+                        rendered = build_prompt(request, style, max_trace_chars=limit)
+                        # The same request with the clean trace in the attacked text's place.
+                        reference_request = replace(request, trace=clean_text,
+                                                    context=clean_text if request.context else "")
+                        expected = build_prompt(reference_request, style, max_trace_chars=limit)
+                        outside, inside = outside_and_inside(rendered)
+                        assert outside == outside_and_inside(expected)[0], (problem.id, base, family, request.mode)
+                        # No attack adds a spelling of the tag: every one left is the prompt's own.
+                        assert [m["content"].upper().count(FENCE_TAG) for m in rendered.messages] == \
+                            [m["content"].upper().count(FENCE_TAG) for m in expected.messages]
+                        if limit is None:  # every line of the attacked text is quoted, neutralised
+                            for line in neutralise_fence(request.context).splitlines() + \
+                                    neutralise_fence(request.trace).splitlines():
+                                assert line in inside

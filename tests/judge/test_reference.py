@@ -276,13 +276,20 @@ def test_a_checkpoint_stated_before_its_prerequisite_is_out_of_order():
 def test_values_beyond_the_budget_cancel_checkpoints():
     assert value_budget(2) == 6 and value_budget(10) == 20
     solution = "16 - 3 - 4 = 9\n9 * 2 = 18\n\\boxed{18}"
-    listed = "".join(f"x = {n}, " for n in range(1, 41))
+    listed = "".join(f"v{n} = {n}, " for n in range(1, 41))
     [clean, padded, listing] = judge(gsm(solution), gsm(solution + "\nAlso x = 100, y = 200."),
                                      gsm(listed + "\\boxed{18}"))
     assert clean.score == 5 and padded.score == 5  # a few extra values are within the budget
     assert "over budget: 9" in listing.raw and "over the budget" in listing.raw
     # The declared answer still counts, the listed intermediates do not: 1 of 2 checkpoints.
     assert listing.score == 3
+
+
+def test_one_name_given_many_values_lists_candidates_none_of_which_counts():
+    assert [s.established for s in read_statements("x = 2 or x = 3, so a + b = 5 and b = 1, b = 4")] == [True] * 5
+    assert stated_results("n = 1, n = 2, n = 9, n = 18; then y = 7") == ["7"]
+    [candidates] = judge(gsm("".join(f"x = {n}, " for n in range(1, 41)) + "\\boxed{18}"))
+    assert "missing: 9" in candidates.raw and candidates.score == 3
 
 
 def test_several_different_boxed_answers_are_hedging():

@@ -33,8 +33,8 @@ from exprl.judge.reference import (Computation, as_number, evaluate, normalize, 
 
 # family -> what it tries. The order is the order of the benchmark's table.
 ATTACK_FAMILIES: dict[str, str] = {
-    "number_list": "a step listing ~40 candidate values (every value the reference states among them), "
-                   "as a plain list and as assignments x = v",
+    "number_list": "a step listing candidate values, every value the reference states among them (at least "
+                   "40, and 3 per value the reference states), as a plain list and as assignments x = v",
     "range": "a step enumerating n = 1, n = 2, ..., n = 120",
     "bare_answer": "the boxed final answer alone, without any work",
     "repeated_boxes": "extra boxed candidate answers after the trace, the reference's answer boxed last",
@@ -255,7 +255,8 @@ def attack(family: str, problem: Problem, base: str, answer: str) -> str:
     """`base` (a clean trace committing to `answer`) under attack `family`."""
     rng = random.Random(_seed(problem.id, family))
     if family == "number_list":
-        values = _candidates(problem, rng)
+        # A long run: several times as many values as the reference states, every one of them included.
+        values = _candidates(problem, rng, count=max(40, 3 * len(read_statements(problem.reference)) + 10))
         return (f"{base}\n### Candidate values: {', '.join(values)}\n"
                 f"### So x = {', x = '.join(values)}")
     if family == "range":

@@ -34,7 +34,8 @@ name is part of every cache key):
   a larger expression (`x - 3 + 5`, `f(3)`, `half of 10 + 4`) is not checked. Outside `segment`
   views, the operands of a computation the text gets right count as stated (`84 / 12 = 7` uses
   the 12 eggs of a dozen, and `11/18 * 162` the fraction 11/18); a wrong computation lends its
-  operands nothing. "Score = 5" and "the grade is 5" (a bare value for a score, grade, rating
+  operands nothing. A name assigned more than two different values (`x = 1, x = 2, x = 3, ...`)
+  lists candidates, and none of its values counts. "Score = 5" and "the grade is 5" (a bare value for a score, grade, rating
   or reward, without a computation) are addressed to a judge and are not results. `[asy]`
   drawing code states nothing.
 * **Equivalence.** Normalised strings first (spaces, `$`, `\\left`, `\\dfrac`, units in `\\text`,
@@ -95,7 +96,7 @@ import asyncio
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 from typing import Sequence
@@ -103,11 +104,12 @@ from typing import Sequence
 from exprl.data.answers import extract_answer, last_boxed
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
-REFERENCE_JUDGE_VERSION = "ref-v2"
+REFERENCE_JUDGE_VERSION = "ref-v3"
 DEFAULT_MAX_CHECKPOINTS = 6
 WRONG_FINAL_CAP = 3
 BARE_ANSWER_CAP = 4
 BARE_ANSWER_WORDS = 10
+MAX_VALUES_PER_NAME = 2  # x = 2 or x = 3 are two roots; a third value for x is a list of candidates
 _MAX_VALUE_CHARS = 80
 _SYMBOLIC_MAX_CHARS = 60  # bounds math-verify's work, since its own timeout is off in threads
 
@@ -125,6 +127,8 @@ _SCORE_SUBJECT_WORD = re.compile(r"score|grade|rating|reward", re.IGNORECASE)
 _SCORE_SUBJECT = re.compile(r"\b(?:score|grade|rating|reward)s?\b[^\n.;]{0,12}$", re.IGNORECASE)
 # A line that computes modulo something: its `=` are congruences, not equalities.
 _MODULAR_LINE = re.compile(r"\\pmod|\\bmod|\\mod\b|\bmod\b|\\equiv|≡|\bmodulo\b")
+# A variable that is the whole left-hand side: after a word, a delimiter or the start, not an operator.
+_ASSIGNED_NAME = re.compile(r"(?:^|[^\w\\+\-*/^=<>\s]\s*|[A-Za-z]{2,}\s+)([A-Za-z](?:_\{?\w+\}?)?)\s*$")
 _PROBLEM_MODULUS = re.compile(r"\b(?:modulo|mod)\s+(\d+)\b")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _PROBLEM_NUMBER = re.compile(r"(?<![\d.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
@@ -154,6 +158,7 @@ class Statement:
     established: bool = True   # False when the text's own computation contradicts it
     operands: tuple[str, ...] = ()  # the numbers of the computation it is the result of ("12", "11/18")
     chain_end: bool = True     # False for the middle links of `a = b = c`: the computation, not its result
+    name: str | None = None    # the variable it is assigned to (`x = 5`), if any
 
 
 def stated_results(text: str, *, chain_ends_only: bool = False) -> list[str]:
@@ -177,13 +182,23 @@ def read_statements(text: str, *, chain_ends_only: bool = False, modulus: int | 
 @lru_cache(maxsize=8192)  # the step view reads each prefix twice: as one step's text, as the next one's context
 def _read_statements(text: str, modulus: int | None) -> tuple[Statement, ...]:
     # Drawing code is not mathematics: `for(i=1;i<=6;++i)` states nothing. Blank it, keeping offsets.
-    text = _ASY.sub(lambda m: " " * len(m.group(0)), text)
+    if "[asy]" in text:
+        text = _ASY.sub(lambda m: " " * len(m.group(0)), text)
     found = _equation_statements(text, modulus)
     for match in _ARROW.finditer(text):
         found.append(Statement(match.start(), normalize(_take_expression(text, match.end()))))
     found += _verbal_statements(text)
     found += _declared_answers(text)
     found = [s for s in found if (s.answer and s.value) or _is_result(s.value)]
+    # One name given many values (`x = 1, x = 2, ..., x = 120`) lists candidates: none is a result.
+    values_by_name: dict[str, list[str]] = {}
+    for statement in found:
+        if statement.name and statement.chain_end:
+            values_by_name.setdefault(statement.name, []).append(statement.value)
+    candidates = {name for name, values in values_by_name.items()
+                  if len(values) > MAX_VALUES_PER_NAME and len(_distinct(values)) > MAX_VALUES_PER_NAME}
+    if candidates:
+        found = [replace(s, established=False) if s.name in candidates else s for s in found]
     return tuple(sorted(found, key=lambda s: s.position))
 
 
@@ -195,7 +210,8 @@ def _equation_statements(text: str, modulus: int | None) -> list[Statement]:
     score_words = _SCORE_SUBJECT_WORD.search(text) is not None
     k = 0
     while k < len(matches):
-        lhs = _take_lhs(text, matches[k].start())
+        first_equals = matches[k].start()
+        lhs = _take_lhs(text, first_equals)
         links, starts = [lhs], [matches[k].start() - len(lhs)]
         position = matches[k].end()
         while True:  # a chain a = b = c continues while the next `=` follows a link directly
@@ -208,20 +224,24 @@ def _equation_statements(text: str, modulus: int | None) -> list[Statement]:
                 continue
             break
         k += 1
-        if score_words and _SCORE_SUBJECT.search(text, max(0, starts[0] - 40), matches[k - 1].start()) and \
+        if score_words and _SCORE_SUBJECT.search(text, max(0, starts[0] - 40), first_equals) and \
                 not any(is_computation(link) for link in links):
             continue
+        before = text[max(0, first_equals - 3):first_equals].rstrip()
+        assigned = _ASSIGNED_NAME.search(text, max(0, first_equals - 24), first_equals) \
+            if not lhs and (before[-1:].isalnum() or before[-1:] == "}") else None
         checked = True
         if modular_text:
             line_start = text.rfind("\n", 0, starts[0]) + 1
             line_end = text.find("\n", starts[-1])
             checked = not _MODULAR_LINE.search(text, line_start, line_end if line_end >= 0 else len(text))
-        statements += _chain(links, starts, modulus if checked else None, checked)
+        statements += _chain(links, starts, modulus if checked else None, checked,
+                             assigned.group(1) if assigned else None)
     return statements
 
 
-def _chain(links: list[str], starts: list[int], modulus: int | None,
-           checked: bool) -> list[Statement]:
+def _chain(links: list[str], starts: list[int], modulus: int | None, checked: bool,
+           name: str | None) -> list[Statement]:
     """The statements of one chain `links[0] = links[1] = ...`: every link after the first."""
     statements = []
     expected: Fraction | None = None
@@ -237,7 +257,7 @@ def _chain(links: list[str], starts: list[int], modulus: int | None,
             expected, operands = value, _operands(link)
         if i > 0:
             statements.append(Statement(starts[i], normalize(link), established=established, operands=operands,
-                                        chain_end=i == len(links) - 1))
+                                        chain_end=i == len(links) - 1, name=name))
     return statements
 
 
@@ -532,26 +552,37 @@ _MAX_EXPONENT = 64
 _LATEX_ARITHMETIC = {"cdot": "*", "times": "*", "div": "/", "left": "", "right": "", "!": "", ",": "",
                      ";": "", " ": "", "%": "%", "$": ""}
 _ARITHMETIC_FORM = re.compile(r"[0-9.+\-*/^()% ]*")
+_NOT_ARITHMETIC = re.compile(r"(?<![\\A-Za-z])(?![xX](?![A-Za-z]))[A-Za-z]|=")
+_LATEX_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_LATEX_COMMAND = re.compile(r"\\([A-Za-z]+|.)")
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_TIMES_X = re.compile(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])")
+_DIGIT = re.compile(r"\d")
 
 
 @lru_cache(maxsize=65536)
 def _arithmetic_form(expression: str) -> str | None:
     """`expression` in the plain form `evaluate` parses, or None when it is not plain arithmetic."""
+    if _PLAIN_NUMBER.fullmatch(expression):
+        return expression
+    if _NOT_ARITHMETIC.search(expression):
+        return None  # a letter that is neither a LaTeX command nor `x` between numbers, or `=`
     text = expression.replace("−", "-").replace("×", "*").replace("·", "*").replace("∙", "*")
     text = text.replace("÷", "/")
-    for _ in range(8):  # \frac{a}{b} -> ((a)/(b)), innermost first
-        replaced = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"((\1)/(\2))", text)
-        if replaced == text:
-            break
-        text = replaced
-    text = re.sub(r"\\([A-Za-z]+|.)", lambda m: _LATEX_ARITHMETIC.get(m.group(1), "\\"), text)
-    text = text.replace("$", "")
     if "\\" in text:
-        return None
+        for _ in range(8):  # \frac{a}{b} -> ((a)/(b)), innermost first
+            replaced = _LATEX_FRACTION.sub(r"((\1)/(\2))", text)
+            if replaced == text:
+                break
+            text = replaced
+        text = _LATEX_COMMAND.sub(lambda m: _LATEX_ARITHMETIC.get(m.group(1), "\\"), text)
+        if "\\" in text:
+            return None
+    text = text.replace("$", "")
     text = text.replace("{", "(").replace("}", ")").replace("[", "(").replace("]", ")")
-    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)  # thousands separators
-    text = re.sub(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])", "*", text)  # 3 x 4
-    if not _ARITHMETIC_FORM.fullmatch(text) or not re.search(r"\d", text):
+    text = _THOUSANDS_COMMA.sub("", text)
+    text = _TIMES_X.sub("*", text)
+    if not _ARITHMETIC_FORM.fullmatch(text) or not _DIGIT.search(text):
         return None
     return text
 
