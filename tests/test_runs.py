@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from exprl.errors import RunStateError
+from exprl.errors import OutputError, RunStateError
 from exprl.runs import (
     RUN_FORMAT,
     STAGES,
@@ -89,8 +89,9 @@ def test_open_run_refuses_a_foreign_folder_and_read_run_another_format(tmp_path)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(RunStateError, match="not an exprl pipeline run"):
+    with pytest.raises(OutputError, match="not empty and exprl did not write it"):
         open_run(foreign, {}, name="x", method="sft")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     old = tmp_path / "old"
     old.mkdir()
     (old / "run.json").write_text(json.dumps({"format": 0, "exprl_version": "0.0.1"}))

@@ -35,22 +35,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a process ended by SIGINT
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error (`ExprlError`) is one line on stderr and its exit code (2);
+    Ctrl-C is one line and 130, with everything finished so far kept; any other exception is a
+    bug and keeps its traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    command = command_name(args)
     try:
         if getattr(args, "data_dir", None):
             set_data_dir(args.data_dir)
         return int(args.handler(args) or 0)
     except ExprlError as exc:
-        print(f"exprl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"exprl {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
+        print(f"{command}: interrupted; what finished is kept, run the same command again to resume.",
+              file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """`exprl data prepare`: the command and its action, as typed."""
+    action = next((value for name, value in vars(args).items()
+                   if name.endswith("_command") and isinstance(value, str)), None)
+    return " ".join(filter(None, ["exprl", args.command, action]))
 
 
 if __name__ == "__main__":

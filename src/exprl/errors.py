@@ -1,7 +1,9 @@
 """The errors exprl raises on purpose, as a small hierarchy a caller can act on.
 
-Every error a user can cause (bad input, bad config, a server that does not answer) is an
-`ExprlError`; the CLI prints its message and exits non-zero instead of showing a traceback.
+Every error a user can cause (bad input, bad config, a server that does not answer, an output
+path that would destroy data) is an `ExprlError`: the CLI prints its one-line message and exits
+with its `exit_code` (2) instead of showing a traceback. Anything else is a bug in exprl and keeps
+its traceback.
 """
 from __future__ import annotations
 
@@ -42,3 +44,8 @@ class ServerError(JudgeError):
 
 class RunStateError(ExprlError):
     """A run directory cannot be resumed (missing, corrupt, or written by another version)."""
+
+
+class OutputError(ExprlError):
+    """An output path exprl refuses to write: it equals or contains an input, or it holds files
+    exprl did not write (without --overwrite)."""

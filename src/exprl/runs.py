@@ -21,20 +21,36 @@ Three rules hold in every run directory, and this module is where each is kept:
 
 A stage records its state in run.json as it starts and ends (`stage`): pending, running, done,
 failed, interrupted or skipped.
+
+Every command that writes obeys three more rules, kept here too:
+
+- Outputs never destroy what exprl did not write. A folder a command writes holds
+  `exprl-manifest.json`, naming the command and every entry it writes there (`claim_output_dir`,
+  recorded before anything is written). A non-empty folder without one is refused unless the user
+  says `--overwrite`; even then only entries of exprl's own manifest are ever removed. An existing
+  single file is replaced only when it is empty, recognisably the command's own output, or with
+  `--overwrite` (`check_output_file`). No output may equal or contain an input (`check_not_inputs`).
+- Interrupted work is kept. A command producing rows one by one appends each finished row to a
+  journal beside its output (`RowJournal`, OUT.partial) and writes the output whole at the end; the
+  same command resumes from the journal.
+- A rerun of the same command with the same configuration resumes; with another configuration it
+  is refused with the changed keys named (`check_same_config`, `refuse_changes`).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from exprl import __version__
-from exprl.errors import RunStateError
+from exprl.errors import OutputError, RunStateError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +65,12 @@ RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
 TRAIN_RESULT_FILE = "train_result.json"
 FINAL_DIR = "final"
+TRAIN_COMMAND = "train"
+TRAIN_WRITES = (RECIPE_FILE, METRICS_FILE, "checkpoint-*", FINAL_DIR, TRAIN_RESULT_FILE, "base-model")
+"""What a training run writes in its folder (TRL's checkpoints included)."""
+PIPELINE_COMMAND = "pipeline"
+PIPELINE_WRITES = (RUN_FILE, RESOLVED_CONFIG_FILE, "pipeline.yaml", "plan.json", "base-model", "stage1", "stage2",
+                   "stage1-recipe.yaml", "stage2-recipe.yaml", "stage2-prompts.jsonl", "eval", "report")
 
 
 # -- whole files or none ------------------------------------------------------------------------
@@ -78,6 +100,216 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# -- outputs that never destroy what exprl did not write ----------------------------------------
+MANIFEST_FILE = "exprl-manifest.json"
+MANIFEST_FORMAT = 1
+
+
+def check_not_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, flag: str = "--out",
+                     nested_ok: bool = False) -> None:
+    """Refuse an output path equal to an input, or a folder containing one (writing there could
+    replace or delete it). A folder inside an input folder is refused too, since reading that
+    folder again would read exprl's own output, unless `nested_ok` (a report inside its run)."""
+    target = Path(out).resolve()
+    for given in inputs:
+        source = Path(given)
+        if not source.exists():
+            continue  # a hub id, or a file another check reports as missing
+        source = source.resolve()
+        if source == target:
+            raise OutputError(f"{flag} {out} is the input {given}; exprl never writes over an input, "
+                              f"choose another path")
+        if target in source.parents:
+            raise OutputError(f"{flag} {out} contains the input {given}; writing there could replace or delete "
+                              f"it, choose a folder that holds no input")
+        if not nested_ok and source.is_dir() and source in target.parents:
+            raise OutputError(f"{flag} {out} is inside the input folder {given}; choose a folder outside it")
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The manifest exprl left in `folder`, or None when it has none."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OutputError(f"{path}: corrupt ({exc}); exprl cannot tell what it wrote in {folder}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise OutputError(f"{path}: written by another exprl version (format {manifest.get('format')!r} where "
+                          f"this exprl {__version__} reads {MANIFEST_FORMAT}); use a new folder")
+    return manifest
+
+
+def inspect_output_dir(folder: str | os.PathLike, command: str, *, inputs: Iterable[str | os.PathLike] = (),
+                       overwrite: bool = False, adopt: Iterable[str] = (), flag: str = "--out",
+                       nested_ok: bool = False) -> dict[str, Any] | None:
+    """Check, writing nothing, that `command` may write into `folder`; returns the manifest an
+    earlier run of the command left there (None for a new, empty or --overwrite'd folder).
+
+    Refused: a path that equals or contains an input; a file; a folder written by another command;
+    a non-empty folder exprl did not write, unless `overwrite`. `adopt` names files that mark a
+    folder this command wrote before manifests existed (run.json of a pipeline run)."""
+    folder = Path(folder)
+    check_not_inputs(folder, inputs, flag=flag, nested_ok=nested_ok)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{flag} {folder} is a file, not a folder")
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if manifest is not None:
+        if manifest.get("command") != command:
+            raise OutputError(f"{flag} {folder} holds the output of `exprl {manifest.get('command')}`, not of "
+                              f"`exprl {command}`; choose another folder")
+        return manifest
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    if any((folder / name).exists() for name in adopt):
+        return {"command": command, "writes": []}
+    if overwrite:
+        return None
+    raise OutputError(f"{flag} {folder} is not empty and exprl did not write it (no {MANIFEST_FILE}); choose a new "
+                      f"or empty folder" + (", or pass --overwrite to write into it (files of the names exprl "
+                                            "writes are replaced; nothing else is touched)"
+                                            if command in OVERWRITABLE else ""))
+
+
+OVERWRITABLE = ("data prepare", "report")
+"""Commands whose folders are plain outputs, offered --overwrite; a run folder (train, eval,
+pipeline, demo) is resumable state and is only ever resumed or refused."""
+
+
+@dataclass
+class OutputDir:
+    """A folder claimed by one command; `earlier` is what an earlier run of it recorded there."""
+
+    path: Path
+    command: str
+    earlier: tuple[str, ...]
+
+    def remove_stale(self, written: Iterable[str]) -> list[Path]:
+        """Remove the entries an earlier run recorded and this one did not write again (a test split
+        the new settings no longer make). Only manifest entries are ever removed."""
+        keep = set(written)
+        removed = []
+        for pattern in self.earlier:
+            for entry in sorted(self.path.glob(pattern)):
+                if entry.name in keep or entry.name == MANIFEST_FILE or any(
+                        fnmatch.fnmatch(entry.name, k) for k in keep):
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+        return removed
+
+
+def claim_output_dir(folder: str | os.PathLike, command: str, writes: Iterable[str], **checks: Any) -> OutputDir:
+    """`inspect_output_dir`, then create the folder and record in its manifest, before anything is
+    written, every entry (name or glob pattern) `command` writes there."""
+    folder = Path(folder)
+    earlier = inspect_output_dir(folder, command, **checks)
+    previous = tuple(earlier.get("writes", ())) if earlier else ()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / MANIFEST_FILE, {
+        "format": MANIFEST_FORMAT, "exprl_version": __version__, "command": command,
+        "created": (earlier or {}).get("created") or _now(), "updated": _now(),
+        "writes": sorted(set(previous) | set(writes))})
+    return OutputDir(folder, command, previous)
+
+
+def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
+                      ours: Callable[[Path], bool] | None = None, flag: str = "--out") -> Path:
+    """Refuse a single output file that equals an input, is a folder, or exists and is not
+    replaceable: an existing file is replaced only when it is empty, when `ours(path)` recognises
+    it as this command's own output, or with `overwrite`."""
+    path = Path(path)
+    check_not_inputs(path, inputs, flag=flag)
+    if path.is_dir():
+        raise OutputError(f"{flag} {path} is a folder; name a file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"{flag} {path}: {path.parent} is a file, not a folder")
+    if path.is_file() and path.stat().st_size and not overwrite and not (ours is not None and ours(path)):
+        raise OutputError(f"{flag} {path} exists and is not an output of this command; choose another file, "
+                          f"or pass --overwrite to replace it")
+    return path
+
+
+# -- rows kept as they finish -------------------------------------------------------------------
+class RowJournal:
+    """The rows a long command has finished, appended and flushed one at a time to OUT.partial
+    beside its output, so that Ctrl-C or kill -9 loses none; the output is written whole at the end
+    (`finish`) and the journal removed.
+
+    The journal's first line records the settings the rows were made with: the same command
+    resumes from it, one with other settings is refused naming what changed (or, with
+    `overwrite`, starts over). Rows are keyed (e.g. by a hash of the input row), so an input edited
+    between runs keeps the results of the rows it still has. A last line cut off by a kill is dropped.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, out: str | os.PathLike, settings: Mapping[str, Any], *, command: str):
+        self.out = Path(out)
+        self.path = self.out.with_name(self.out.name + ".partial")
+        self.settings = plain(settings)
+        self.command = command
+        self._handle = None
+
+    def open(self, *, overwrite: bool = False, keep: Callable[[dict[str, Any]], bool] = lambda row: True
+             ) -> dict[str, dict[str, Any]]:
+        """Start appending; returns {key: row} of the earlier run's finished rows that `keep` accepts."""
+        done: dict[str, dict[str, Any]] = {}
+        if self.path.is_file() and not overwrite:
+            done = self._read()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"journal": self.FORMAT, "command": self.command,
+                                     "settings": self.settings}, ensure_ascii=False) + "\n")
+            for key, row in done.items():
+                if keep(row):
+                    handle.write(json.dumps({"key": key, "row": row}, ensure_ascii=False) + "\n")
+        self._handle = open(self.path, "a", encoding="utf-8")
+        return {key: row for key, row in done.items() if keep(row)}
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        lines = self.path.read_bytes().split(b"\n")
+        try:
+            header = json.loads(lines[0])
+            assert isinstance(header, dict) and header.get("journal") == self.FORMAT
+        except (ValueError, AssertionError):
+            raise OutputError(f"{self.path}: not a journal of this exprl; remove it or pass --overwrite") from None
+        refuse_changes(header.get("settings", {}), self.settings, where=self.out,
+                       what=f"{self.command} settings", hint="run it with the same settings, or pass --overwrite "
+                                                             "to start over (cached judgments are still reused)")
+        done = {}
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # the line a kill cut off, or the empty string after the last newline
+            if isinstance(entry, dict) and "key" in entry and isinstance(entry.get("row"), dict):
+                done[str(entry["key"])] = entry["row"]
+        return done
+
+    def add(self, key: str, row: Mapping[str, Any]) -> None:
+        self._handle.write(json.dumps({"key": key, "row": row}, ensure_ascii=False, default=str) + "\n")
+        self._handle.flush()
+
+    def finish(self, rows: Iterable[Mapping[str, Any]]) -> Path:
+        """Write the output whole (one JSON object a line), then drop the journal."""
+        self.close()
+        with atomic_path(self.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        self.path.unlink(missing_ok=True)
+        return self.out
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 # -- the same configuration, or a refusal naming what changed ------------------------------------
@@ -122,10 +354,17 @@ def check_same_config(stored: str | os.PathLike, config: Mapping[str, Any], *, w
     for key in ignore:
         before.pop(key, None)
         now.pop(key, None)
-    changes = config_changes(before, now)
+    refuse_changes(before, now, where=path.parent, what=what)
+
+
+def refuse_changes(before: Any, now: Any, *, where: str | os.PathLike, what: str = "configuration",
+                   hint: str = "resume with the same {what} or use a new directory") -> None:
+    """RunStateError naming every changed key when `before` (stored) and `now` differ."""
+    changes = config_changes(plain(before) if isinstance(before, Mapping) else before,
+                             plain(now) if isinstance(now, Mapping) else now)
     if changes:
-        raise RunStateError(f"cannot resume {path.parent}: the {what} changed since it started "
-                            f"({'; '.join(changes)}); resume with the same {what} or use a new directory")
+        raise RunStateError(f"cannot resume {where}: the {what} changed since it started "
+                            f"({'; '.join(changes)}); {hint.format(what=what)}")
 
 
 # -- run.json and its stages --------------------------------------------------------------------
@@ -134,13 +373,13 @@ def open_run(run_dir: str | os.PathLike, config: Mapping[str, Any], *, name: str
     """A new run.json (every stage pending, `skipped` ones skipped), or the existing one after
     checking the run can be continued with `config`. A folder with other contents is refused."""
     run_dir = Path(run_dir)
+    inspect_output_dir(run_dir, PIPELINE_COMMAND, adopt=(RUN_FILE,), flag="run directory")
     if (run_dir / RUN_FILE).is_file():
         state = read_run(run_dir)
         check_same_config(run_dir / RESOLVED_CONFIG_FILE, config)
+        claim_output_dir(run_dir, PIPELINE_COMMAND, PIPELINE_WRITES, adopt=(RUN_FILE,), flag="run directory")
         return state
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise RunStateError(f"{run_dir} exists and is not an exprl pipeline run (no {RUN_FILE}); "
-                            f"choose an empty or new directory")
+    claim_output_dir(run_dir, PIPELINE_COMMAND, PIPELINE_WRITES, adopt=(RUN_FILE,), flag="run directory")
     write_json_atomic(run_dir / RESOLVED_CONFIG_FILE, plain(config))
     state = {"exprl_version": __version__, "format": RUN_FORMAT, "name": name, "method": method,
              "created": _now(), "finished": False,

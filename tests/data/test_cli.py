@@ -52,7 +52,7 @@ def test_bad_input_exits_non_zero_naming_file_line_and_field(tmp_path):
     result = subprocess.run([sys.executable, "-m", "exprl.cli", "data", "prepare", str(corpus),
                              "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2
-    assert f"exprl data: error: {corpus}:2, field 'problem': empty" in result.stderr
+    assert f"exprl data prepare: error: {corpus}:2, field 'problem': empty" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "train.jsonl").exists()
 

@@ -151,10 +151,11 @@ def test_outputs_and_stats(tmp_path):
     bad_path = tmp_path / "bad.jsonl"
     bad_path.write_text('{"id": "x", "problem": "Q"}\nnot json\n', encoding="utf-8")
     out = tmp_path / "out"
-    report = prepare([good_path, bad_path], out, PrepareConfig(test_fraction=0.2, skip_invalid=True))
+    # bad.jsonl has no usable row: accepted only with allow_empty (tests/test_bad_input.py has the refusal).
+    report = prepare([good_path, bad_path], out, PrepareConfig(test_fraction=0.2, skip_invalid=True, allow_empty=True))
     names = {p.name for p in out.iterdir()}
     assert names == {"train.jsonl", "train.parquet", "test.jsonl", "test.parquet", "removed.jsonl",
-                     "rejected.jsonl", "stats.json"}
+                     "rejected.jsonl", "stats.json", "exprl-manifest.json"}
     assert load_problems(out / "train.parquet") == load_problems(out / "train.jsonl") == report.train
     assert load_problems(out / "test.parquet") == report.test
     removed = [json.loads(line) for line in (out / "removed.jsonl").read_text().splitlines()]

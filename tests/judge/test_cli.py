@@ -70,10 +70,11 @@ def test_process_run_judges_each_step_with_what_its_view_shows(tmp_path, view):
 def test_unscorable_rows_are_reported_not_zeroed(tmp_path, capsys):
     with LoopbackJudgeServer("status", status=503) as server:
         code, rows = run(tmp_path, server, "--cache", "", "--set", "max_retries=0")
-    assert code == 0
+    assert code == 1  # rows that never reached a judgment make the run fail, with the count
     assert all(r["status"] == "error" and r["score"] is None and r["reward"] is None for r in rows)
     assert "503" in rows[0]["error"]
-    assert "error 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error 2" in err and "2 of 2 traces could not be judged" in err
 
 
 @pytest.mark.parametrize("line,field,message", [
@@ -95,7 +96,7 @@ def test_bad_rows_name_file_line_and_field(tmp_path, line, field, message):
 def test_bad_json_and_missing_file(tmp_path, capsys):
     path = tmp_path / "in.jsonl"
     path.write_text("{not json\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"in.jsonl:1: not valid JSON"):
+    with pytest.raises(DataError, match=r"in.jsonl:1: malformed JSON"):
         list(read_trace_rows(path))
     code = main(["judge", "run", "--input", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"),
                  "--backend", "reference", "--cache", ""])

@@ -182,7 +182,7 @@ def test_cli_rubrics_build_then_judge_run_with_cached_rubrics(problems, tmp_path
                          "--base-url", server.base_url, "--model", "loopback", "--cache", "",
                          "--no-progress", "--set", "rubric=cached", "--set", f"rubric_path={store}"])
         prompts = [request["messages"][1]["content"] for request in server.requests]
-    assert code == 0
+    assert code == 1  # the third problem has no stored rubric: an ERROR row, so the run reports a failure
     # Only the two problems with a stored rubric reach the judge, each with its own checkpoints.
     assert len(prompts) == 2
     for problem, prompt in zip(problems[:2], prompts):

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     prepare = actions.add_parser(
         "prepare", help="validate, clean, dedupe, decontaminate and split corpora into DIR",
         description="Writes DIR/{train,test}.{jsonl,parquet}, removed.jsonl, rejected.jsonl (with "
-                    "--skip-invalid) and stats.json, and prints a summary.")
+                    "--skip-invalid) and stats.json, and prints a summary. DIR records what exprl wrote in "
+                    "it (exprl-manifest.json); DIR may not hold an input.")
     prepare.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="catalog dataset (exprl data list), .jsonl, .parquet, datasets file or folder, or a "
                               "Hugging Face hub id")
@@ -38,6 +39,11 @@ def register(subparsers) -> None:
                          help="eval sets whose problems (and 13-gram overlaps) are removed from the output")
     prepare.add_argument("--skip-invalid", action="store_true",
                          help="record bad rows in rejected.jsonl instead of stopping at the first")
+    prepare.add_argument("--allow-empty", action="store_true",
+                         help="accept an input without usable rows (an error otherwise)")
+    prepare.add_argument("--overwrite", action="store_true",
+                         help="write into a non-empty folder exprl did not create (same-named files are "
+                              "replaced, nothing else is touched)")
     prepare.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
                          help="map a source column onto a Problem field, e.g. problem=question (repeatable)")
     _add_config_arguments(prepare)
@@ -91,7 +97,8 @@ def _prepare(args: argparse.Namespace) -> int:
     config.fields = [*config.fields, *args.field]
     config.decontaminate = [*config.decontaminate, *args.decontaminate]
     config.skip_invalid = config.skip_invalid or args.skip_invalid
-    report = prepare(args.inputs, args.out, config)
+    config.allow_empty = config.allow_empty or args.allow_empty
+    report = prepare(args.inputs, args.out, config, overwrite=args.overwrite)
     print(report.summary())
     print(f"wrote {', '.join(str(p) for p in report.files.values())} in {report.stats['seconds']} s")
     return 0

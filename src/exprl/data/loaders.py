@@ -11,6 +11,7 @@ raw content, to the caller's `rejects` list: nothing is dropped without a record
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from typing import Any, Callable, Iterable, Iterator
 from exprl.data.answers import extract_answer, gsm8k_answer, last_boxed
 from exprl.data.problem import Problem
 from exprl.errors import DataError
-from exprl.runs import atomic_path
+from exprl.runs import atomic_path, read_manifest
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_FIELDS = ("id", "problem", "reference", "answer", "domain", "source")
 REQUIRED_TEXT_FIELDS = ("problem", "reference")
@@ -31,6 +34,7 @@ DATASETS_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".arrow
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
 LAYOUT_SAMPLE_ROWS = 1000
+_DATASETS_FOLDER_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")  # save_to_disk output
 _LEVEL_TEXT = re.compile(r"^\s*(?:level\s*)?(\d+)\s*$", re.IGNORECASE)
 
 
@@ -280,24 +284,77 @@ def _source_stem(path: str) -> str:
 RowError = tuple[int, DataError, Any]
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+         (b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)"))
+_SNIFF_BYTES = 8192
+
+
+def check_text_file(path: Path, head: bytes) -> None:
+    """A DataError naming the file, the byte offset and what was expected when `head` (the file's
+    first bytes) shows a UTF-16/32 byte-order mark or binary content instead of UTF-8 text."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            raise DataError(f"byte offset 0: a {name} byte-order mark; exprl reads JSON Lines as UTF-8 "
+                            f"(convert it, e.g. iconv -f {name.split()[0]} -t UTF-8)", path=str(path))
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        pairs = head[: len(head) - len(head) % 2]
+        if pairs and (pairs[1::2].count(0) > 0.9 * len(pairs) // 2 or pairs[0::2].count(0) > 0.9 * len(pairs) // 2):
+            what = "UTF-16 text without a byte-order mark"
+        else:
+            what = "binary data"
+        raise DataError(f"byte offset {nul}: a NUL byte; this looks like {what}, not UTF-8 JSON Lines",
+                        path=str(path))
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any] | RowError]:
     with open(path, "rb") as handle:
+        check_text_file(path, handle.read(_SNIFF_BYTES))
+        handle.seek(0)
+        offset = 0
+        first = True
         for line_no, raw_bytes in enumerate(handle, start=1):
+            start, offset = offset, offset + len(raw_bytes)
+            if line_no == 1 and raw_bytes.startswith(b"\xef\xbb\xbf"):
+                raw_bytes = raw_bytes[3:]  # a UTF-8 byte-order mark, as some editors write
+                start += 3
             if not raw_bytes.strip():
                 continue
+            opens_array = first and raw_bytes.lstrip().startswith(b"[")
+            first = False
             try:
                 text = raw_bytes.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield line_no, _utf8_error(path, line_no, raw_bytes, exc), raw_bytes.decode("utf-8", "replace")
+                yield line_no, _utf8_error(path, line_no, start, raw_bytes, exc), raw_bytes.decode("utf-8", "replace")
                 continue
             try:
-                yield line_no, json.loads(text)
+                row = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield line_no, DataError(f"malformed JSON: {exc.msg} at column {exc.colno}",
+                hint = ("; the file starts like a JSON array: exprl reads JSON Lines, one object a line "
+                        "(convert it with jq -c '.[]')" if opens_array else "")
+                yield line_no, DataError(f"malformed JSON: {exc.msg} at column {exc.colno}{hint}",
                                          path=str(path), line=line_no), text.rstrip("\n")
+                continue
+            if opens_array and isinstance(row, list):
+                yield line_no, DataError("a JSON array, not a JSON object: exprl reads JSON Lines, one object a "
+                                         "line (convert it with jq -c '.[]')", path=str(path), line=line_no), row
+                continue
+            yield line_no, row
 
 
-def _utf8_error(path: Path, line_no: int, raw_bytes: bytes, exc: UnicodeDecodeError) -> DataError:
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """(1-based line, value) for every non-blank line of a UTF-8 JSON Lines file; the first
+    unreadable line (bad bytes, bad JSON) is a DataError naming the file, line and byte offset."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found" if not path.exists() else "not a file", path=str(path))
+    for item in _read_jsonl(path):
+        if len(item) == 3:
+            raise item[1]
+        yield item  # type: ignore[misc]
+
+
+def _utf8_error(path: Path, line_no: int, line_offset: int, raw_bytes: bytes, exc: UnicodeDecodeError) -> DataError:
     """Names the field holding the bad byte when the rest of the line is still valid JSON."""
     bad = raw_bytes[exc.start:exc.end].hex()
     field_name = None
@@ -307,7 +364,8 @@ def _utf8_error(path: Path, line_no: int, raw_bytes: bytes, exc: UnicodeDecodeEr
             field_name = next((k for k, v in row.items() if "\ufffd" in json.dumps(v, ensure_ascii=False)), None)
     except json.JSONDecodeError:
         pass
-    return DataError(f"not valid UTF-8: byte 0x{bad} at byte offset {exc.start} of the line",
+    return DataError(f"not valid UTF-8: byte 0x{bad} at byte offset {line_offset + exc.start} of the file "
+                     f"(column {exc.start + 1} of the line); exprl reads UTF-8",
                      path=str(path), line=line_no, field=field_name)
 
 
@@ -327,8 +385,7 @@ def _read_hf(source: str, split: str | None,
 
     path = Path(source)
     try:
-        if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()
-                              or (path / "state.json").is_file()):
+        if path.is_dir() and any((path / name).is_file() for name in _DATASETS_FOLDER_MARKERS):
             loaded = datasets.load_from_disk(str(path))
         elif path.is_dir():
             loaded = datasets.load_dataset(str(path))
@@ -374,16 +431,20 @@ def _rows(source: str, split: str | None,
 
 def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None = None, split: str | None = None,
                   skip_invalid: bool = False, rejects: list[Rejection] | None = None,
-                  require_reference: bool = True, config: str | None = None) -> list[Problem]:
+                  require_reference: bool = True, config: str | None = None,
+                  allow_empty: bool = False) -> list[Problem]:
     """Every row of `source` as a Problem, in source order.
 
     `source`: a .jsonl/.parquet file, a datasets data file (.csv, .json, .arrow), a `save_to_disk`
-    folder, a folder of data files, a Hugging Face hub id (`config`: its subset), or a catalog dataset by
-    name (`exprl.data.catalog`: a local copy in $EXPRL_DATA_DIR, else the hub). `mapping`: Problem field (or `meta.KEY`)
-    -> source column, on top of the detected preset. `split`: for sources with several splits.
+    folder, a folder of JSONL/Parquet files (each read with its own layout, in name order; a folder
+    `exprl data prepare` wrote gives its `train` split, or `split`), another folder of data files, a
+    Hugging Face hub id (`config`: its subset), or a catalog dataset by name (`exprl.data.catalog`: a
+    local copy in $EXPRL_DATA_DIR, else the hub). `mapping`: Problem field (or `meta.KEY`) -> source
+    column, on top of the detected preset. `split`: for sources with several splits.
     With `skip_invalid`, bad rows go to `rejects` (which the caller must then pass) instead of raising.
     `require_reference=False` is for answer-only benchmarks (AIME ships id, problem, answer): a
     missing or empty reference becomes "" instead of an error, and the answer is then required.
+    A source that yields no usable row is a DataError saying why, unless `allow_empty`.
     """
     if skip_invalid and rejects is None:
         raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
@@ -400,26 +461,86 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
             from exprl.data.catalog import load_named
 
             return load_named(entry, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
+    options = dict(mapping=mapping, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
+    files = _folder_files(Path(source), split)
+    if files is not None:
+        problems = [p for file in files for p in load_problems(file, allow_empty=True, **options)]
+        if not problems and not allow_empty:
+            raise DataError(f"no usable rows in its data files ({', '.join(f.name for f in files)})", path=source)
+        return problems
     columns, rows = _rows(source, split, config)
+    objects = True
     if columns is None:  # JSONL has no schema: the keys of its first rows choose the layout
         rows = list(rows)
         columns = set()
-        for item in rows[:LAYOUT_SAMPLE_ROWS]:
-            if len(item) == 2 and isinstance(item[1], dict):
-                columns.update(item[1])
-    mapper = _RowMapper(source, set(columns), mapping, require_reference=require_reference)
+        sample = [item[1] for item in rows[:LAYOUT_SAMPLE_ROWS] if len(item) == 2 and isinstance(item[1], dict)]
+        for row in sample:
+            columns.update(row)
+        objects = bool(sample)
+    # Rows none of which is an object have no layout to detect: each row's own error says what it is.
+    mapper = _RowMapper(source, set(columns), mapping, require_reference=require_reference) if objects else None
     problems: list[Problem] = []
+    seen = refused = 0
     for index, item in enumerate(rows):
         line, raw = item[0], item[-1]
+        seen += 1
         try:
             if len(item) == 3:
                 raise item[1]
+            if mapper is None:
+                raise DataError(f"a row must be a JSON object, got {_kind(raw)}", path=source, line=line)
             problems.append(mapper(raw, line, index))
         except DataError as error:
             if not skip_invalid:
                 raise
+            refused += 1
             rejects.append(Rejection.from_error(error, raw))  # type: ignore[union-attr]
+    if not problems and not allow_empty:
+        raise DataError(empty_reason(source, seen, refused), path=source)
     return problems
+
+
+def _kind(value: Any) -> str:
+    return {list: "a JSON array", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def empty_reason(source: str, rows: int, rejected: int) -> str:
+    """Why a source gave no usable row, in words (for the error that says so)."""
+    path = Path(source)
+    if rows == 0 and path.is_file() and path.stat().st_size == 0:
+        return "empty file (0 bytes): no rows to read"
+    if rows == 0 and path.is_file() and path.suffix.lower() in JSONL_SUFFIXES:
+        return "only blank lines: no rows to read"
+    if rows == 0:
+        return "no rows to read"
+    return f"0 usable rows: all {rows} rows were rejected"
+
+
+def _folder_files(path: Path, split: str | None) -> list[Path] | None:
+    """The JSONL/Parquet files a folder is read as, or None when `datasets` reads it (a
+    save_to_disk folder, or one without such files)."""
+    if not path.is_dir() or any((path / name).is_file() for name in _DATASETS_FOLDER_MARKERS):
+        return None
+    manifest = read_manifest(path)
+    if manifest is not None and manifest.get("command") == "data prepare":
+        chosen = path / f"{split or 'train'}.jsonl"
+        if not chosen.is_file():
+            raise DataError(f"a prepared folder without a {chosen.name} (splits: "
+                            f"{', '.join(sorted(p.stem for p in path.glob('*.jsonl')))})", path=str(path))
+        return [chosen]
+    files = sorted(p for p in path.iterdir()
+                   if p.is_file() and p.suffix.lower() in (*JSONL_SUFFIXES, *PARQUET_SUFFIXES))
+    if not files:
+        return None
+    if split is not None:
+        named = [p for p in files if _source_stem(p.name) == split]
+        if named:
+            files = named
+    ignored = sorted(p.name for p in path.iterdir() if p.is_file() and p not in files)
+    logger.info("%s: reading %s%s", path, ", ".join(p.name for p in files),
+                f" (not problem files: {', '.join(ignored)})" if ignored else "")
+    return files
 
 
 def write_problems(path: str | os.PathLike, problems: Iterable[Problem]) -> Path:

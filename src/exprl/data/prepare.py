@@ -12,7 +12,6 @@ contaminated, with the eval item it matched, rather than as a duplicate of anoth
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import statistics
 import time
@@ -23,10 +22,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from exprl.data.loaders import (Rejection, load_problems, parse_field_mapping, write_jsonl, write_problems,
-                                write_problems_parquet)
+from exprl.data.loaders import (Rejection, empty_reason, load_problems, parse_field_mapping, write_jsonl,
+                                write_problems, write_problems_parquet)
 from exprl.data.problem import Problem
-from exprl.errors import ConfigError
+from exprl.errors import ConfigError, DataError
+from exprl.runs import claim_output_dir, inspect_output_dir, write_json_atomic
 
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -45,6 +45,9 @@ class PrepareConfig:
         "help": "Split to read from Hugging Face sources with several splits (default: train)."})
     skip_invalid: bool = field(default=False, metadata={
         "help": "Write bad rows to rejected.jsonl with their reason instead of stopping at the first one."})
+    allow_empty: bool = field(default=False, metadata={
+        "help": "Accept an input or eval set that yields no usable row, and an output with no problem left; "
+                "otherwise each is an error saying why."})
     decontaminate: list[str] = field(default_factory=list, metadata={
         "help": "Eval sets (any loadable source) whose problems must not appear in the output."})
     decontam_ngram: int = field(default=13, metadata={
@@ -364,11 +367,23 @@ def _filter_verdict(problem: Problem, config: PrepareConfig) -> tuple[str, dict[
     return None
 
 
-def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareConfig | None = None) -> PrepareReport:
-    """Validate, clean, decontaminate, dedupe and split `inputs`; write the results to `out_dir`."""
+PREPARE_COMMAND = "data prepare"
+PREPARE_WRITES = ("train.jsonl", "train.parquet", "test.jsonl", "test.parquet", "removed.jsonl", "rejected.jsonl",
+                  "stats.json")
+"""Everything `prepare` may write in its output folder; nothing else there is ever touched."""
+
+
+def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareConfig | None = None, *,
+            overwrite: bool = False) -> PrepareReport:
+    """Validate, clean, decontaminate, dedupe and split `inputs`; write the results to `out_dir`.
+
+    `out_dir` must not be, contain or sit inside an input or eval set; a non-empty folder that an
+    earlier `prepare` did not write is refused unless `overwrite` (checked before any work)."""
     config = config or PrepareConfig()
     if not inputs:
         raise ConfigError("prepare needs at least one input")
+    sources = [*inputs, *config.decontaminate]
+    inspect_output_dir(out_dir, PREPARE_COMMAND, inputs=sources, overwrite=overwrite)
     started = time.perf_counter()
     mapping = parse_field_mapping(config.fields)
     rejected: list[Rejection] = []
@@ -377,13 +392,23 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     for source in inputs:
         before_rejected = len(rejected)
         rows = load_problems(source, mapping=mapping, split=config.split, skip_invalid=config.skip_invalid,
-                             rejects=rejected if config.skip_invalid else None)
+                             rejects=rejected if config.skip_invalid else None, allow_empty=True)
+        refused = len(rejected) - before_rejected
+        if not rows and not config.allow_empty:
+            why = empty_reason(str(source), refused, refused)
+            if refused:
+                first = rejected[before_rejected]
+                where = ", ".join(f"{k} {v}" for k, v in (("line", first.line), ("field", first.field)) if v)
+                why += f" (the first{', ' + where if where else ''}: {first.reason})"
+            raise DataError(f"{why}; pass --allow-empty to accept an input without problems", path=str(source))
         loaded.extend(rows)
-        input_counts.append({"path": str(source), "loaded": len(rows), "rejected": len(rejected) - before_rejected})
+        input_counts.append({"path": str(source), "loaded": len(rows), "rejected": refused})
 
     evals = EvalIndex(config.decontam_ngram, config.decontam_by_id)
     for source in config.decontaminate:
-        evals.add(str(source), load_problems(source, split=config.split))
+        # An eval set's problems are only compared with, so only a missing problem text matters.
+        evals.add(str(source), load_problems(source, split=config.split, require_reference=False,
+                                             allow_empty=config.allow_empty))
 
     removed: list[Removal] = []
     seen_text: dict[str, str] = {}
@@ -416,14 +441,17 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     train = [p for p in kept if split_unit(p.id, config.seed) >= config.test_fraction]
     test = [p for p in kept if split_unit(p.id, config.seed) < config.test_fraction]
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not kept and loaded and not config.allow_empty:
+        reasons = ", ".join(f"{k} {v}" for k, v in Counter(r.reason for r in removed).most_common())
+        raise DataError(f"no problem is left after filtering and deduplication (removed: {reasons}); "
+                        f"pass --allow-empty to write empty splits anyway", path=", ".join(map(str, inputs)))
+
+    output = claim_output_dir(out_dir, PREPARE_COMMAND, PREPARE_WRITES, inputs=sources, overwrite=overwrite)
+    out = output.path
     files: dict[str, Path] = {
         "train.jsonl": write_problems(out / "train.jsonl", train),
         "train.parquet": write_problems_parquet(out / "train.parquet", train),
     }
-    for stale in ("test.jsonl", "test.parquet", "rejected.jsonl"):
-        (out / stale).unlink(missing_ok=True)  # a rerun with other settings must not leave old splits
     if config.test_fraction > 0:
         files["test.jsonl"] = write_problems(out / "test.jsonl", test)
         files["test.parquet"] = write_problems_parquet(out / "test.parquet", test)
@@ -451,7 +479,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
         "config": asdict(config),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    stats_path = out / "stats.json"
-    stats_path.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    files["stats.json"] = stats_path
+    files["stats.json"] = write_json_atomic(out / "stats.json", stats)
+    # A rerun with other settings must not leave an old split behind (only files of the manifest go).
+    output.remove_stale(files)
     return PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files)

@@ -22,6 +22,13 @@ from exprl.rewards.steps import DEFAULT_DELIMITER
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
 BACKENDS = ("reference", "openai", "transformers")
 _CHUNK_ROWS = 64  # rows judged per service call: large enough to keep the judge busy, small enough to stream
+_CHUNKS_IN_FLIGHT = 2  # the next chunk starts while the last judgments of one are still out
+RETRIED_STATUSES = ("error", "timeout")
+"""Rows with these statuses never reached a judgment: a rerun judges them again, and `judge run`
+exits 1 while any is left."""
+# Judge settings that change how judgments are fetched, not what they are: a rerun may change them.
+_RUNTIME_JUDGE_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path",
+                       "retry_backoff_s")
 
 
 def register(subparsers) -> None:
@@ -42,7 +49,9 @@ def _register_judge(subparsers) -> None:
                             "otherwise, e.g. for rubric=cached). Output rows: id, score, reward, status, "
                             "cached, latency_s, truncated; in process mode also 'steps', one entry per "
                             "step with its character span. Unscorable judgments have score and reward "
-                            "null and say why in status and error.")
+                            "null and say why in status and error. Finished rows are kept in OUT.partial as "
+                            "they arrive; after Ctrl-C or a kill, the same command resumes. Exits 1 while "
+                            "any row could not reach the judge (rerun to retry them).")
     _add_action(actions, "serve", add_serve_arguments, _serve,
                 help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
                 description="Starts the judge model behind an OpenAI-compatible endpoint and prints its "
@@ -93,6 +102,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
     parser.add_argument("--delimiter", default=DEFAULT_DELIMITER, help="process mode: the step delimiter")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-empty", action="store_true", help="accept an input without traces")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out that is not an earlier judge run's output, and start over "
+                             "instead of resuming an interrupted run")
     add_judge_config_arguments(parser)
 
 
@@ -139,40 +152,33 @@ def judge_config_from_args(args: argparse.Namespace):
 
 # -- exprl judge run ----------------------------------------------------------------------------
 def read_trace_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) for every non-blank line; a bad row is a DataError naming line and field."""
+    """(line number, row) for every non-blank line; a bad row is a DataError naming line and field
+    (bad bytes: the byte offset and the encoding expected)."""
+    from exprl.data.loaders import read_jsonl
     from exprl.errors import DataError
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=str(path))
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
+    for line_no, row in read_jsonl(path):
+        if not isinstance(row, dict):
+            raise DataError("each line must be a JSON object", path=str(path), line=line_no)
+        for name in REQUIRED_FIELDS:
+            if name not in row:
+                raise DataError("missing", path=str(path), line=line_no, field=name)
+            value = row[name]
+            if name == "reference" and value is None:
+                continue  # judging without a reference (calibration)
+            if name == "id" and isinstance(value, int) and not isinstance(value, bool):
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not valid JSON ({exc.msg})", path=str(path), line=line_no) from None
-            if not isinstance(row, dict):
-                raise DataError("each line must be a JSON object", path=str(path), line=line_no)
-            for name in REQUIRED_FIELDS:
-                if name not in row:
-                    raise DataError("missing", path=str(path), line=line_no, field=name)
-                value = row[name]
-                if name == "reference" and value is None:
-                    continue  # judging without a reference (calibration)
-                if name == "id" and isinstance(value, int) and not isinstance(value, bool):
-                    continue
-                if not isinstance(value, str):
-                    raise DataError(f"must be a string, got {type(value).__name__}", path=str(path),
-                                    line=line_no, field=name)
-                if name in ("problem", "trace") and not value.strip():
-                    raise DataError("is empty", path=str(path), line=line_no, field=name)
-            for name in ("answer", "domain", "problem_id"):
-                if row.get(name) is not None and not isinstance(row[name], str):
-                    raise DataError(f"must be a string, got {type(row[name]).__name__}", path=str(path),
-                                    line=line_no, field=name)
-            yield line_no, row
+            if not isinstance(value, str):
+                raise DataError(f"must be a string, got {type(value).__name__}", path=str(path),
+                                line=line_no, field=name)
+            if name in ("problem", "trace") and not value.strip():
+                raise DataError("is empty", path=str(path), line=line_no, field=name)
+        for name in ("answer", "domain", "problem_id"):
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise DataError(f"must be a string, got {type(row[name]).__name__}", path=str(path),
+                                line=line_no, field=name)
+        yield line_no, row
 
 
 def requests_for_row(row: dict[str, Any], mode: str, view: str, delimiter: str):
@@ -218,38 +224,133 @@ def output_row(row: dict[str, Any], results: list, steps) -> dict[str, Any]:
     }
 
 
+def row_key(row: dict[str, Any]) -> str:
+    """What a finished row is remembered by between runs: its input row's content, so editing other
+    rows of the input keeps its result, and identical rows are judged once."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:24]
+
+
+def is_judge_output(path: Path, sample: int = 1000) -> bool:
+    """Whether `path` reads as `exprl judge run` output (every row an id, mode and status), which a
+    rerun may replace; anything else is the user's."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for count, line in enumerate(handle):
+                if count >= sample:
+                    break
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not (isinstance(row, dict) and {"id", "mode", "status"} <= set(row)
+                        and row["mode"] in ("outcome", "process")):
+                    return False
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
+
+
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from exprl.config import to_dict
+    from exprl.data.loaders import empty_reason
+    from exprl.errors import ConfigError, DataError
     from exprl.judge.service import build_judge
+    from exprl.runs import RowJournal, check_output_file
 
     config = judge_config_from_args(args)
-    rows = list(read_trace_rows(args.input))  # validate every row before spending judge time
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if not args.delimiter:
+        raise ConfigError(f"--delimiter must not be empty: it is the text that opens each step "
+                          f"(default {DEFAULT_DELIMITER!r})")
+    cache_file = config.cache_path if config.cache_path else None
+    out_path = check_output_file(args.out, inputs=[args.input, *filter(None, [cache_file, config.rubric_path])],
+                                 overwrite=args.overwrite, ours=is_judge_output)
+    rows = [row for _, row in read_trace_rows(args.input)]  # validate every row before spending judge time
+    if not rows and not args.allow_empty:
+        raise DataError(f"{empty_reason(args.input, 0, 0)}; pass --allow-empty to accept an input without traces",
+                        path=args.input)
+    settings = {"mode": args.mode, "delimiter": args.delimiter if args.mode == "process" else None,
+                "judge": {k: v for k, v in to_dict(config).items() if k not in _RUNTIME_JUDGE_KEYS}}
+    journal = RowJournal(out_path, settings, command="judge run")
+    keys = [row_key(row) for row in rows]
+    rows_per_key = Counter(keys)
     statuses: Counter = Counter()
-    with build_judge(config) as judge, out_path.open("w", encoding="utf-8") as out, \
-            tqdm(total=len(rows), unit="trace", disable=args.no_progress, file=sys.stderr) as bar:
-        for start in range(0, len(rows), _CHUNK_ROWS):
-            chunk = rows[start:start + _CHUNK_ROWS]
-            planned = [requests_for_row(row, args.mode, config.process_view, args.delimiter) for _, row in chunk]
-            flat = [request for requests, _ in planned for request in requests]
-            results = judge.judge_sync(flat)
-            position = 0
-            for (_, row), (requests, steps) in zip(chunk, planned):
-                mine = results[position:position + len(requests)]
-                position += len(requests)
-                record = output_row(row, mine, steps)
-                statuses[record["status"]] += 1
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            bar.update(len(chunk))
+    with build_judge(config) as judge:
+        finished = journal.open(overwrite=args.overwrite, keep=lambda row: row.get("status") not in RETRIED_STATUSES)
+        try:
+            records: dict[str, dict[str, Any]] = {k: finished[k] for k in rows_per_key if k in finished}
+            resumed = sum(rows_per_key[k] for k in records)
+            todo = list({k: row for k, row in zip(keys, rows) if k not in records}.items())
+            with tqdm(total=len(rows), initial=resumed, unit="trace", disable=args.no_progress,
+                      file=sys.stderr) as bar:
+                def done(key: str, record: dict[str, Any]) -> None:
+                    records[key] = record
+                    journal.add(key, record)
+                    bar.update(rows_per_key[key])
+
+                judge.run_sync(lambda: _judge_rows(judge, todo, args.mode, config.process_view, args.delimiter,
+                                                   done))
+            output = [records[k] for k in keys]
+            journal.finish(output)
+        finally:
+            journal.close()
         stats = judge.stats
-    summary = ", ".join(f"{name} {count}" for name, count in sorted(statuses.items()))
+    statuses.update(record["status"] for record in output)
+    summary = ", ".join(f"{name} {count}" for name, count in sorted(statuses.items())) or "no traces"
     print(f"judged {len(rows)} traces ({args.mode}, {judge.name}): {summary}; "
-          f"{stats.backend_calls} judge calls, {stats.hits} cache hits, "
-          f"mean latency {stats.mean_latency_s:.3f} s -> {out_path}", file=sys.stderr)
+          f"{stats.backend_calls} judge calls, {stats.hits} cache hits"
+          + (f", {resumed} rows kept from the interrupted run" if resumed else "")
+          + f", mean latency {stats.mean_latency_s:.3f} s -> {out_path}", file=sys.stderr)
+    failed = sum(statuses[s] for s in RETRIED_STATUSES)
+    if failed:
+        print(f"exprl judge run: {failed} of {len(rows)} traces could not be judged "
+              f"({', '.join(f'{s} {statuses[s]}' for s in RETRIED_STATUSES if statuses[s])}; their score is null); "
+              f"run the same command again to retry them", file=sys.stderr)
+        return 1
     return 0
+
+
+async def _judge_rows(judge, todo: list[tuple[str, dict[str, Any]]], mode: str, view: str, delimiter: str,
+                      done: Callable[[str, dict[str, Any]], None]) -> None:
+    """Judge every (key, row), calling `done(key, output row)` as each row's last judgment arrives."""
+    import asyncio
+
+    async def judge_chunk(chunk: list[tuple[str, dict[str, Any]]]) -> None:
+        planned = [requests_for_row(row, mode, view, delimiter) for _, row in chunk]
+        flat, owner, first = [], [], []
+        for slot, (requests, _) in enumerate(planned):
+            first.append(len(flat))
+            flat.extend(requests)
+            owner.extend([slot] * len(requests))
+        results: list[list] = [[None] * len(requests) for requests, _ in planned]
+        missing = [len(requests) for requests, _ in planned]
+
+        def on_result(index: int, result) -> None:
+            slot = owner[index]
+            results[slot][index - first[slot]] = result
+            missing[slot] -= 1
+            if not missing[slot]:
+                key, row = chunk[slot]
+                done(key, output_row(row, results[slot], planned[slot][1]))
+
+        await judge.judge_many(flat, on_result=on_result)
+
+    in_flight: set = set()
+    try:
+        for start in range(0, len(todo), _CHUNK_ROWS):
+            if len(in_flight) >= _CHUNKS_IN_FLIGHT:
+                finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()
+            in_flight.add(asyncio.ensure_future(judge_chunk(todo[start:start + _CHUNK_ROWS])))
+        if in_flight:
+            await asyncio.gather(*in_flight)
+    finally:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
 
 
 # -- exprl judge serve --------------------------------------------------------------------------
@@ -352,12 +453,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     from exprl.judge.calibrate import CalibrationConfig, calibrate
     from exprl.judge.service import build_judge
     from exprl.rewards.verifier import is_correct
+    from exprl.runs import check_output_file, write_json_atomic
 
     config = judge_config_from_args(args)
     if config.rubric == "cached":
         # A wrong-reference request would need the other problem's rubric; calibration measures
         # the judge as the paper runs it, extracting checkpoints itself.
         raise ConfigError("exprl judge calibrate judges with rubric=implicit; drop rubric=cached")
+    if args.out:
+        check_output_file(args.out, inputs=[args.input], ours=_is_calibration_report)
     traces = read_labelled_traces(args.input, label_fn=is_correct, limit=args.limit)
     if not traces:
         raise DataError("no traces to calibrate on", path=str(args.input))
@@ -365,11 +469,17 @@ def _calibrate(args: argparse.Namespace) -> int:
         report = calibrate(traces, judge, CalibrationConfig(threshold=args.threshold, seed=args.seed))
     print(report.table())
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-        print(f"report -> {out}", file=sys.stderr)
+        write_json_atomic(args.out, report.to_dict())
+        print(f"report -> {args.out}", file=sys.stderr)
     return 0
+
+
+def _is_calibration_report(path: Path) -> bool:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(report, dict) and "conditions" in report
 
 
 # -- exprl rubrics build | show -----------------------------------------------------------------
@@ -380,6 +490,10 @@ def add_rubrics_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="FILE", help="prepared problems (JSONL/Parquet)")
     parser.add_argument("--out", default=None, metavar="PATH", help="rubric store (default: rubric_path)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--allow-empty", action="store_true", help="accept an input without problems")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing store, or a file that is not one, instead of appending")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_judge_config_arguments(parser, backends=RUBRIC_BACKENDS, cache=False)
 
 
@@ -391,19 +505,54 @@ def add_rubrics_show_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=5, help="how many to show without --id")
 
 
+def is_rubric_store(path: Path) -> bool:
+    """Whether `path` reads as a store `exprl rubrics build` wrote (which it appends to)."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError:
+        return False
+    complete, tail = lines[:-1], lines[-1]
+    for line in complete:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if not (isinstance(record, dict) and isinstance(record.get("id"), str)
+                and isinstance(record.get("checkpoints"), list)):
+            return False
+    # A line cut off by a kill is the start of a record; text that is not is someone else's.
+    return not tail.strip() or tail.startswith(b'{"id": ')
+
+
 def _rubrics_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from exprl.data.loaders import load_problems
     from exprl.errors import JudgeError
     from exprl.judge.rubrics import build_rubrics, builder_for
+    from exprl.runs import check_output_file
 
     config = judge_config_from_args(args)
     out = args.out or config.rubric_path
     if not out:
         raise JudgeError("say where to store the rubrics: --out PATH (or rubric_path= in the judge config)")
-    problems = load_problems(args.input)
-    summary = build_rubrics(problems, out, builder_for(config), limit=args.limit)
+    out_path = check_output_file(out, inputs=[args.input], overwrite=args.overwrite, ours=is_rubric_store,
+                                 flag="--out" if args.out else "rubric_path")
+    problems = load_problems(args.input, allow_empty=args.allow_empty)
+    builder = builder_for(config)
+    if args.overwrite and out_path.is_file():
+        out_path.unlink()  # --overwrite: a new store, not an append to whatever the file held
+    chosen = problems[:args.limit] if args.limit is not None else problems
+    with tqdm(total=len(chosen), unit="problem", disable=args.no_progress, file=sys.stderr) as bar:
+        summary = build_rubrics(chosen, out_path, builder, progress=lambda *_: bar.update())
     print(f"rubrics: {summary.built} built, {summary.skipped} already stored, {summary.failed} failed -> {out}")
-    return 1 if summary.failed and not summary.built and not summary.skipped else 0
+    if summary.failed:
+        print(f"exprl rubrics build: {summary.failed} of {len(chosen)} problems got no checkpoints (not stored); "
+              f"run the same command again to retry them", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _rubrics_show(args: argparse.Namespace) -> int:

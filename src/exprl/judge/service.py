@@ -6,8 +6,14 @@ protocol (`name`, `async judge_many`) and adds `judge_sync` for synchronous call
 
 Bounded concurrency is the backend's job (the openai backend's semaphore is shared by every
 caller of the same service); the service adds what no backend should repeat:
-  * cache lookup before judging and a write-back of OK/UNPARSEABLE results after, one
-    transaction per batch;
+  * cache lookup before judging, and each OK/UNPARSEABLE result committed as it arrives (the
+    results that arrive while a commit is under way go in the next one), so Ctrl-C or kill -9
+    loses only the judgments still in flight. A backend with an async `judge_one` (the openai
+    backend) is called per request and its results arrive one by one; any other backend is given
+    slices of `batch_size` requests (the transformers backend's generation batch) and its results
+    arrive a slice at a time;
+  * `judge_many(..., on_result=f)` calls f(index, result) as each result is known, for callers
+    that write or count results as they come (`exprl judge run`);
   * identical requests judged once: within one batch, and across concurrent `judge_many` calls
     (a trainer's reward workers often score the same prefix step twice);
   * results in input order, each its own object;
@@ -18,17 +24,22 @@ caller of the same service); the service adds what no backend should repeat:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import inspect
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
 from exprl.errors import DataError, JudgeError
 from exprl.judge.cache import JudgeCache, cache_key, open_cache
 from exprl.judge.prompts import PromptStyle, prompt_version
 from exprl.judge.rubrics import rubrics_for, with_rubric
 from exprl.judge.types import Backend, JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+
+OnResult = Callable[[int, JudgeResult], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,8 +70,12 @@ class JudgeService:
     """Cache + de-duplication + stats in front of one `Backend`."""
 
     def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, style: PromptStyle = PromptStyle(),
-                 max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None):
+                 max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None,
+                 batch_size: int = 16):
         self.backend = backend
+        self.batch_size = max(1, batch_size)  # requests per backend call when it cannot judge one at a time
+        judge_one = getattr(backend, "judge_one", None)
+        self._one_at_a_time = judge_one is not None and inspect.iscoroutinefunction(judge_one)
         self.rubrics = rubrics
         self.cache = cache
         self.name = backend.name
@@ -75,16 +90,23 @@ class JudgeService:
     def key(self, request: JudgeRequest) -> str:
         return cache_key(self.name, self._version(request), request, self.max_trace_tokens)
 
-    async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        """One result per request, in input order; never raises for a failed judgment."""
+    async def judge_many(self, requests: Sequence[JudgeRequest], *,
+                         on_result: OnResult | None = None) -> list[JudgeResult]:
+        """One result per request, in input order; never raises for a failed judgment.
+        `on_result(index, result)` is called as each request's result is known."""
         if self.rubrics is None:
-            return await self._judge_prepared(requests)
+            return await self._judge_prepared(requests, on_result)
         prepared = [self._with_stored_rubric(r) for r in requests]
-        judgeable = [r for r in prepared if isinstance(r, JudgeRequest)]
-        judged = iter(await self._judge_prepared(judgeable) if judgeable else [])
-        refused = [r for r in prepared if isinstance(r, JudgeResult)]
+        positions = [i for i, r in enumerate(prepared) if isinstance(r, JudgeRequest)]
+        judgeable = [prepared[i] for i in positions]
+        refused = [(i, r) for i, r in enumerate(prepared) if isinstance(r, JudgeResult)]
         self.stats.requests += len(refused)
-        self.stats.statuses.update(r.status.value for r in refused)
+        self.stats.statuses.update(r.status.value for _, r in refused)
+        if on_result is not None:
+            for index, result in refused:
+                on_result(index, dataclasses.replace(result))
+        relay = None if on_result is None else (lambda index, result: on_result(positions[index], result))
+        judged = iter(await self._judge_prepared(judgeable, relay) if judgeable else [])
         return [next(judged) if isinstance(r, JudgeRequest) else r for r in prepared]
 
     def _with_stored_rubric(self, request: JudgeRequest) -> JudgeRequest | JudgeResult:
@@ -99,15 +121,25 @@ class JudgeService:
         except DataError as exc:
             return JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))
 
-    async def _judge_prepared(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+    async def _judge_prepared(self, requests: Sequence[JudgeRequest],
+                              on_result: OnResult | None = None) -> list[JudgeResult]:
         keys = [self.key(r) for r in requests]
         self.stats.requests += len(requests)
         first_request: dict[str, JudgeRequest] = {}
-        for key, request in zip(keys, requests):
+        indices: dict[str, list[int]] = {}
+        for index, (key, request) in enumerate(zip(keys, requests)):
             first_request.setdefault(key, request)
+            indices.setdefault(key, []).append(index)
         self.stats.deduplicated += len(keys) - len(first_request)
 
         results: dict[str, JudgeResult] = {}
+
+        def known(key: str, result: JudgeResult) -> None:
+            results[key] = result
+            if on_result is not None:
+                for index in indices[key]:
+                    on_result(index, dataclasses.replace(result))
+
         waiting: dict[str, asyncio.Future] = {}
         to_judge: list[str] = []
         for key in first_request:
@@ -119,7 +151,8 @@ class JudgeService:
             found = await asyncio.to_thread(self.cache.get_many, lookup)
             self.stats.hits += len(found)
             self.stats.misses += len(lookup) - len(found)
-            results.update(found)
+            for key, result in found.items():
+                known(key, result)
         # Re-check after the await: another call may have started judging one of these meanwhile.
         for key in lookup:
             if key in results:
@@ -133,18 +166,18 @@ class JudgeService:
         loop = asyncio.get_running_loop()
         owned = {key: loop.create_future() for key in to_judge}
         self._in_flight.update(owned)
+        writer = _CacheWriter(self.cache, self.name) if self.cache is not None else None
         try:
             if to_judge:
-                judged = await self._judge_with_backend([first_request[k] for k in to_judge])
-                self._record(judged)
-                for key, result in zip(to_judge, judged):
-                    results[key] = result
-                    owned[key].set_result(result)
-                if self.cache is not None:
-                    rows = [(k, results[k], self.name, self._version(first_request[k])) for k in to_judge]
-                    await asyncio.to_thread(self.cache.put_many, rows)
+                async with contextlib.aclosing(self._judge_as_they_arrive(to_judge, first_request)) as arriving:
+                    async for key, result in arriving:
+                        self._record([result])
+                        owned[key].set_result(result)
+                        if writer is not None:
+                            writer.add(key, result, self._version(first_request[key]))
+                        known(key, result)
             for key, future in waiting.items():
-                results[key] = await asyncio.shield(future)
+                known(key, await asyncio.shield(future))
         finally:
             for key, future in owned.items():
                 if not future.done():
@@ -153,10 +186,42 @@ class JudgeService:
                                                   error="the call carrying this judgment was cancelled"))
                 if self._in_flight.get(key) is future:
                     del self._in_flight[key]
+            if writer is not None:
+                await writer.drain()
 
         out = [dataclasses.replace(results[key]) for key in keys]
         self.stats.statuses.update(r.status.value for r in out)
         return out
+
+    async def _judge_as_they_arrive(self, keys: list[str], requests: dict[str, JudgeRequest]
+                                    ) -> AsyncIterator[tuple[str, JudgeResult]]:
+        """(key, result) for every key, in the order the backend finishes them."""
+        if not self._one_at_a_time:
+            for start in range(0, len(keys), self.batch_size):
+                chunk = keys[start:start + self.batch_size]
+                for key, result in zip(chunk, await self._judge_with_backend([requests[k] for k in chunk])):
+                    yield key, result
+            return
+
+        async def one(key: str) -> tuple[str, JudgeResult]:
+            try:
+                result = await self.backend.judge_one(requests[key])  # type: ignore[attr-defined]
+            except Exception as exc:  # a backend bug must not take the training step down with it
+                result = JudgeResult(score=None, status=JudgeStatus.ERROR,
+                                     error=f"{type(exc).__name__} in backend {self.name}: {exc}")
+            result.cached = False
+            return key, result
+
+        tasks = [asyncio.ensure_future(one(key)) for key in keys]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            # Cancelled (Ctrl-C) or abandoned: stop the calls still in flight and wait for them to
+            # unwind, so none is left pending on a loop about to close.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _joinable(self, key: str) -> bool:
         # A future belongs to one event loop; a call on another loop (judge_sync's private one
@@ -191,11 +256,42 @@ class JudgeService:
             return "no-prompt"
 
     # -- synchronous use -------------------------------------------------------------------------
-    def judge_sync(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+    def judge_sync(self, requests: Sequence[JudgeRequest], *, on_result: OnResult | None = None) -> list[JudgeResult]:
         """`judge_many` from synchronous code, on a private event loop that lives as long as the
-        service (so HTTP connections are reused between calls)."""
+        service (so HTTP connections are reused between calls). `on_result` runs on that loop's thread."""
+        return self.run_sync(lambda: self.judge_many(requests, on_result=on_result))
+
+    def run_sync(self, make_coroutine: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine of this service's calls on its private loop and wait for it. A
+        KeyboardInterrupt while waiting cancels the coroutine (the judgments still in flight are
+        abandoned; the ones that arrived are committed) and is raised again."""
         loop = self._ensure_sync_loop()
-        return asyncio.run_coroutine_threadsafe(self.judge_many(requests), loop).result()
+
+        async def main() -> T:
+            return await make_coroutine()
+
+        future = asyncio.run_coroutine_threadsafe(main(), loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            self._settle(loop)
+            raise
+
+    def _settle(self, loop: asyncio.AbstractEventLoop, timeout: float = 10) -> None:
+        """Cancel every task still on the private loop and wait until they have unwound."""
+        async def cancel_all() -> None:
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout)
+            except Exception:  # noqa: BLE001 - best effort on the way out; close() still stops the loop
+                pass
 
     def _ensure_sync_loop(self) -> asyncio.AbstractEventLoop:
         with self._sync_lock:
@@ -208,11 +304,13 @@ class JudgeService:
 
     def close(self) -> None:
         """Close the backend's connections (on every loop that used them), the private loop, the cache."""
+        loop = self._sync_loop
+        if loop is not None:
+            self._settle(loop)
         # The backend first, while the private loop still runs: its connections live there.
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()
-        loop = self._sync_loop
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
             if self._sync_thread is not None:
@@ -254,4 +352,34 @@ def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> Judge
     rubrics = rubrics_for(config)
     return JudgeService(backend or build_backend(config), open_cache(config.cache_path),
                         style=PromptStyle.of(config), max_trace_tokens=config.max_trace_tokens,
-                        rubrics=rubrics)
+                        rubrics=rubrics, batch_size=config.concurrency)
+
+
+class _CacheWriter:
+    """Commits results to the cache as they arrive, off the event loop. Results that arrive while a
+    commit runs wait for the next one (one transaction each), so a fast judge costs few commits and
+    a slow one commits every judgment on its own. `drain` writes what is left, even when cancelled."""
+
+    def __init__(self, cache: JudgeCache, backend_name: str):
+        self.cache, self.backend_name = cache, backend_name
+        self.pending: list[tuple[str, JudgeResult, str, str]] = []
+        self.task: asyncio.Task | None = None
+
+    def add(self, key: str, result: JudgeResult, version: str) -> None:
+        self.pending.append((key, result, self.backend_name, version))
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        while self.pending:
+            rows, self.pending = self.pending, []
+            await asyncio.to_thread(self.cache.put_many, rows)
+
+    async def drain(self) -> None:
+        try:
+            if self.task is not None:
+                await asyncio.shield(self.task)
+        finally:
+            if self.pending:  # cancelled while a commit ran: the rest now, in this thread
+                rows, self.pending = self.pending, []
+                self.cache.put_many(rows)
