@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exprl.cli import main
-from exprl.errors import ConfigError, RunStateError
+from exprl.errors import ConfigError, OutputError, RunStateError
 from exprl.pipeline import load_pipeline_config, pipeline_recipes, plan_pipeline, run_pipeline
 from exprl.recipes import RECIPES_DIR
 from exprl.runs import read_run
@@ -104,7 +104,7 @@ def test_incompatible_or_foreign_run_dirs_are_refused(pipeline_files):
     foreign = pipeline_files / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(RunStateError, match="not an exprl pipeline run"):
+    with pytest.raises(OutputError, match="not empty and exprl did not write it"):
         run_pipeline(config, foreign)
     old = pipeline_files / "old"
     old.mkdir()

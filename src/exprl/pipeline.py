@@ -184,9 +184,12 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     skipped = [] if config.evaluate_base else ["base_eval"]
     if recipes.stage2 is None:
         skipped += ["stage2", "stage2_eval"]
+    from exprl.train.runner import RESUMABLE_CHANGES
+
     state = open_run(run_dir, {"pipeline": to_dict(config), "stage1": to_dict(stage1_config),
                                "stage2": to_dict(recipes.stage2) if recipes.stage2 is not None else None},
-                     name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped)
+                     name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped,
+                     ignore=[f"{stage}.{key}" for stage in ("stage1", "stage2") for key in RESUMABLE_CHANGES])
     dump_yaml(config, run_dir / "pipeline.yaml")
     write_json_atomic(run_dir / PLAN_FILE, {"stages": [p.to_dict() for p in plans]})
     for plan in plans:
@@ -234,7 +237,7 @@ def _train_stage(run_dir: Path, state: dict, name: str, train_config: Any, **kwa
     if stage_done(state, name):
         return state["stages"][name]["checkpoint"]
     with stage(run_dir, state, name) as record:
-        result = run_training(train_config, run_dir / name, resume=True, **kwargs)
+        result = run_training(train_config, run_dir / name, **kwargs)
         record.update(method=result.method, global_step=result.global_step,
                       metrics=str(result.metrics_path))
         if not (run_dir / name / TRAIN_RESULT_FILE).is_file():
@@ -286,6 +289,20 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_handle)
 
 
+def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_dir: Path) -> None:
+    """What a pipeline would otherwise find wrong only hours in, found before any folder or model:
+    a run folder that cannot take this run, training data or a benchmark that does not load."""
+    from exprl.eval.evaluate import load_benchmark
+    from exprl.runs import RUN_FILE, inspect_output_dir
+    from exprl.train.runner import load_training_problems
+
+    inspect_output_dir(run_dir, "pipeline", adopt=(RUN_FILE,), flag="run directory",
+                       inputs=[*recipes.stage1.data.train_files, *config.eval.benches])
+    load_training_problems(recipes.stage1)
+    for bench in config.eval.benches:
+        load_benchmark(bench, config.eval.limit)
+
+
 def _handle(args: argparse.Namespace) -> int:
     from exprl.train.cli import plan_world_size, print_plan
 
@@ -295,7 +312,8 @@ def _handle(args: argparse.Namespace) -> int:
     print_plan(plans, as_json=args.json)
     if args.dry_run:
         return 0
-    run_dir = args.run_dir or Path("runs") / (config.name or recipes.stage1.method)
+    run_dir = Path(args.run_dir or Path("runs") / (config.name or recipes.stage1.method))
+    check_pipeline_inputs(config, recipes, run_dir)
     state = run_pipeline(config, run_dir)
     for stage in STAGES:
         record = state["stages"].get(stage, {})

@@ -212,10 +212,11 @@ def claim_output_dir(folder: str | os.PathLike, command: str, writes: Iterable[s
     earlier = inspect_output_dir(folder, command, **checks)
     previous = tuple(earlier.get("writes", ())) if earlier else ()
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / MANIFEST_FILE, {
-        "format": MANIFEST_FORMAT, "exprl_version": __version__, "command": command,
-        "created": (earlier or {}).get("created") or _now(), "updated": _now(),
-        "writes": sorted(set(previous) | set(writes))})
+    entries = sorted(set(previous) | set(writes))
+    if earlier is None or "format" not in earlier or entries != sorted(previous):  # else it says so already
+        write_json_atomic(folder / MANIFEST_FILE, {
+            "format": MANIFEST_FORMAT, "exprl_version": __version__, "command": command,
+            "created": (earlier or {}).get("created") or _now(), "writes": entries})
     return OutputDir(folder, command, previous)
 
 
@@ -342,8 +343,9 @@ def _short(value: Any, limit: int = 60) -> str:
 def check_same_config(stored: str | os.PathLike, config: Mapping[str, Any], *, what: str = "configuration",
                       ignore: Iterable[str] = ()) -> None:
     """Refuse to continue a run whose configuration differs from the one stored in `stored` (YAML or
-    JSON) when it started. `ignore` names top-level keys that may change (e.g. the number of seeds,
-    when each seed has its own folder)."""
+    JSON) when it started. `ignore` names keys, dotted for nested ones, that may change: the number
+    of seeds when each seed has its own folder, or where a judge server listens (`judge.base_urls`),
+    which changes how results are fetched, not what they are."""
     import yaml
 
     path = Path(stored)
@@ -352,8 +354,13 @@ def check_same_config(stored: str | os.PathLike, config: Mapping[str, Any], *, w
     before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     now = plain(config)
     for key in ignore:
-        before.pop(key, None)
-        now.pop(key, None)
+        for side in (before, now):
+            *parents, last = key.split(".")
+            node = side
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(last, None)
     refuse_changes(before, now, where=path.parent, what=what)
 
 
@@ -369,14 +376,15 @@ def refuse_changes(before: Any, now: Any, *, where: str | os.PathLike, what: str
 
 # -- run.json and its stages --------------------------------------------------------------------
 def open_run(run_dir: str | os.PathLike, config: Mapping[str, Any], *, name: str, method: str,
-             skipped: Iterable[str] = ()) -> dict[str, Any]:
+             skipped: Iterable[str] = (), ignore: Iterable[str] = ()) -> dict[str, Any]:
     """A new run.json (every stage pending, `skipped` ones skipped), or the existing one after
-    checking the run can be continued with `config`. A folder with other contents is refused."""
+    checking the run can be continued with `config` (`ignore`: keys that may change, as in
+    `check_same_config`). A folder with other contents is refused."""
     run_dir = Path(run_dir)
     inspect_output_dir(run_dir, PIPELINE_COMMAND, adopt=(RUN_FILE,), flag="run directory")
     if (run_dir / RUN_FILE).is_file():
         state = read_run(run_dir)
-        check_same_config(run_dir / RESOLVED_CONFIG_FILE, config)
+        check_same_config(run_dir / RESOLVED_CONFIG_FILE, config, ignore=ignore)
         claim_output_dir(run_dir, PIPELINE_COMMAND, PIPELINE_WRITES, adopt=(RUN_FILE,), flag="run directory")
         return state
     claim_output_dir(run_dir, PIPELINE_COMMAND, PIPELINE_WRITES, adopt=(RUN_FILE,), flag="run directory")

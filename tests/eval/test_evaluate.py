@@ -86,14 +86,21 @@ def test_interrupted_eval_resumes_without_regenerating(tiny_model, gsm8k, tmp_pa
     assert third.calls == 0 and again["pass_at_k"] == result["pass_at_k"]
 
 
-def test_changing_sampling_settings_does_not_reuse_cached_samples(tiny_model, gsm8k, tmp_path):
+def test_changed_sampling_settings_are_refused_and_more_samples_extend(tiny_model, gsm8k, tmp_path):
     out = tmp_path / "eval"
     counter = CountingGenerator(tiny_model)
     evaluate(tiny_model, [gsm8k], generator=counter, out_dir=out, system_prompt=None, **{**SETTINGS, "limit": 4})
     assert counter.requests == 8
+    before = (out / "gsm8k_test.json").read_bytes()
+    # Samples at another temperature are another evaluation: refused, naming the change, nothing rewritten.
+    with pytest.raises(RunStateError, match=r"temperature: 1\.0 -> 0\.5"):
+        evaluate(tiny_model, [gsm8k], generator=counter, out_dir=out, system_prompt=None,
+                 **{**SETTINGS, "limit": 4, "temperature": 0.5})
+    assert counter.requests == 8 and (out / "gsm8k_test.json").read_bytes() == before
+    # More samples per problem keep the ones drawn: only the new indices are generated.
     evaluate(tiny_model, [gsm8k], generator=counter, out_dir=out, system_prompt=None,
-             **{**SETTINGS, "limit": 4, "temperature": 0.5})
-    assert counter.requests == 16
+             **{**SETTINGS, "limit": 4, "n": 3})
+    assert counter.requests == 8 + 4
 
 
 def test_the_reference_never_reaches_the_policy(tiny_model, shared_data, tmp_path):

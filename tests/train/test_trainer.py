@@ -164,15 +164,18 @@ def test_stop_resume_finishes_at_the_same_step(answer_model, problems_file, judg
     run_dir = tmp_path / "run"
     partial = run_training(config, run_dir, callbacks=[StopAfterStepsCallback(1)])
     assert partial.global_step == 1 and not (run_dir / "final").exists()
-    with pytest.raises(RunStateError, match="--resume"):
-        run_training(config, run_dir)
-    resumed = run_training(config, run_dir, resume=True)
+    changed = make_config("exprl-outcome", answer_model, problems_file, judge_server, max_steps=4)
+    with pytest.raises(RunStateError, match=r"trl\.max_steps: 3 -> 4"):
+        run_training(changed, run_dir)
+    resumed = run_training(config, run_dir)  # the same call again resumes: no flag to remember
     assert resumed.global_step == 3 and resumed.resumed
     logged = [json.loads(line)["step"] for line in resumed.metrics_path.read_text().splitlines()
               if "loss" in json.loads(line)]
     assert logged == [1, 2, 3]
-    again = run_training(config, run_dir, resume=True)
+    again = run_training(config, run_dir)
     assert again.already_done and again.global_step == 3
+    with pytest.raises(RunStateError, match=r"trl\.max_steps: 3 -> 4"):  # never the old run reported as new
+        run_training(changed, run_dir)
 
 
 def test_unknown_trl_key_is_a_config_error(answer_model, problems_file, tmp_path):

@@ -44,6 +44,13 @@ def _handle(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    from exprl.runs import claim_output_dir
+
+    # The demo's folder is its run: resumed by the same command, never another folder's contents mixed in.
+    claim_output_dir(config.output_dir, "demo", DEMO_WRITES, adopt=("demo.yaml",), flag="--output-dir")
     report = run_demo(config, log=log)
     print(report)
     return 0
+
+
+DEMO_WRITES = ("demo.yaml", "cache", "seed-*", "report.md", "tables.md", "*.png")

@@ -16,8 +16,9 @@ _EVAL_FLAGS = {"bench": "benches", "n": "n", "temperature": "temperature", "top_
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="sample n completions per benchmark problem and report unbiased pass@k",
-        description="Evaluate a checkpoint. Re-running into the same --out resumes: finished samples "
-                    "are never regenerated.")
+        description="Evaluate a checkpoint. Re-running the same command resumes: finished samples are "
+                    "never regenerated. Another model or other sampling settings in the same --out are refused, "
+                    "naming what changed.")
     p.add_argument("--model", required=True, help="checkpoint folder (or hub id org/name)")
     p.add_argument("--bench", nargs="+", default=None, metavar="BENCH",
                    help="bench-*.yaml recipes (files or bundled names: bench-math500, bench-gsm8k), catalog datasets "
@@ -50,6 +51,8 @@ def register(subparsers) -> None:
                                                 "./report for several)")
     r.add_argument("--k", type=int, default=None,
                    help="the pass@k column of the Stage-I table (default: the largest k every run has)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty folder exprl did not create (same-named files are replaced)")
     r.set_defaults(handler=_report)
 
 
@@ -76,9 +79,22 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from exprl.eval.report import write_report
+REPORT_WRITES = ("report.md", "tables.md", "pass_at_k_*.png", "dynamics_stage*.png", "steps_per_trace.png")
 
-    path = write_report(args.runs, args.out, k=args.k)
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from exprl.eval.report import load_run, write_report
+    from exprl.runs import claim_output_dir, inspect_output_dir
+
+    out = Path(args.out) if args.out else (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("report"))
+    # The default folder is inside the run it reports on; it may not hold a run, nor overwrite another's files.
+    folder = dict(inputs=args.runs, overwrite=args.overwrite, nested_ok=True)
+    inspect_output_dir(out, "report", **folder)
+    for run in args.runs:
+        load_run(run)  # every run readable before the report folder is made
+    claim_output_dir(out, "report", REPORT_WRITES, **folder)
+    path = write_report(args.runs, out, k=args.k)
     print(f"report written to {path}")
     return 0

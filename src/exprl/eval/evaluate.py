@@ -1,7 +1,10 @@
 """`evaluate`: sample n completions per benchmark problem, verify them, and report unbiased pass@k.
 
-Output directory layout (all of it safe to re-run into: finished samples are never regenerated):
+Output directory layout (the same command re-run into it resumes: finished samples are never
+regenerated; another model or other sampling settings are refused, naming what changed, while n,
+limit, the benchmarks, batch size and engine may change: they add or choose samples, never change one):
 
+    exprl-manifest.json   what exprl writes here (exprl.runs)
     eval.json             manifest: exprl version, store format, model, fingerprint, settings
     generations.sqlite    every sample, keyed by (generation key, benchmark, problem id, index)
     <benchmark>.json      per-problem c/n and mean length, pass@k for every k in 1..n
@@ -26,12 +29,18 @@ from exprl.eval.generate import (Generator, SamplingSettings, generation_key, ma
                                  model_fingerprint, resolve_model, sample_seed)
 from exprl.eval.passk import pass_at_k_curve
 from exprl.eval.store import GenerationStore
-from exprl.runs import write_json_atomic
+from exprl.runs import claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 EVAL_FORMAT = 1
 """Version of the eval directory layout; a directory written with another one is refused."""
+EVAL_COMMAND = "eval"
+EVAL_FILE = "eval.json"
+GENERATIONS_FILE = "generations.sqlite"
+RESULTS_FILE = "results.md"
+SAMPLE_SETTINGS = ("temperature", "top_p", "max_tokens", "seed", "system_prompt")
+"""What makes a sample what it is, besides the model: fixed for the life of an eval directory."""
 
 
 def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[Problem]]:
@@ -84,8 +93,10 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
         raise ConfigError("eval: no benchmarks given")
     model_id = resolve_model(model)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out)
+    # Reading the folder again would change the model's fingerprint: an output inside it is refused too.
+    folder = dict(inputs=[model_id], adopt=(EVAL_FILE,), flag="--out")
+    inspect_output_dir(out, EVAL_COMMAND, **folder)
+    stored = _check_manifest(out)
     fingerprint = model_fingerprint(model_id)
     settings = SamplingSettings(temperature=config.temperature, top_p=config.top_p,
                                 max_new_tokens=config.max_tokens, system_prompt=config.system_prompt)
@@ -94,21 +105,29 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
     names = [name for name, _, _ in loaded]
     if len(set(names)) != len(names):
         raise ConfigError(f"eval: two benchmarks share a name ({', '.join(names)}); give recipes distinct names")
-    write_json_atomic(out / "eval.json", {
+    if stored is not None:
+        identity = {"model": model_id, "fingerprint": fingerprint, **{k: getattr(config, k) for k in SAMPLE_SETTINGS}}
+        refuse_changes({"model": stored.get("model"), "fingerprint": stored.get("fingerprint"),
+                        **{k: stored.get("settings", {}).get(k) for k in SAMPLE_SETTINGS}}, identity,
+                       where=out, what="evaluation (model or sampling settings)",
+                       hint="evaluate another model or setting into a new --out")
+    claim_output_dir(out, EVAL_COMMAND, [EVAL_FILE, GENERATIONS_FILE, RESULTS_FILE, *(f"{n}.json" for n in names)],
+                     **folder)
+    write_json_atomic(out / EVAL_FILE, {
         "exprl_version": __version__, "format": EVAL_FORMAT, "model": model_id,
         "fingerprint": fingerprint, "generation_key": key, "settings": asdict(config),
         "benchmarks": names})
 
     lazy = _LazyGenerator(model_id, settings, config, generator)
     results: dict[str, dict[str, Any]] = {}
-    with GenerationStore(out / "generations.sqlite") as store:
+    with GenerationStore(out / GENERATIONS_FILE) as store:
         for name, source, problems in loaded:
             _generate_missing(store, lazy, key, name, problems, config)
             _verify_missing(store, key, name, problems)
             result = _summarise(store, key, name, source, problems, config, model_id, fingerprint)
             write_json_atomic(out / f"{name}.json", result)
             results[name] = result
-    (out / "results.md").write_text(results_table(results), encoding="utf-8")
+    write_text_atomic(out / RESULTS_FILE, results_table(results))
     return results
 
 
@@ -218,7 +237,7 @@ def read_results(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def _check_manifest(out: Path) -> dict[str, Any] | None:
-    path = out / "eval.json"
+    path = out / EVAL_FILE
     if not path.is_file():
         return None
     try:

@@ -5,8 +5,10 @@ Judging is the expensive part of ExpRL (one LLM call per rollout, or per step); 
 repeated CLI runs. One row per judgment, keyed by a hash of everything that can change the answer.
 
 Concurrency and crash safety: WAL journal (readers never block the writer), a busy timeout so that
-several trainer or CLI processes can write to one file, and one short transaction per batch, so a
-process killed mid-run leaves every committed batch readable and the rest simply absent.
+several trainer or CLI processes can write to one file, and one short transaction per `put_many`.
+The service commits each judgment as it arrives (those arriving during a commit go in the next),
+so a process killed mid-run leaves every judgment that had arrived readable, and only the ones in
+flight absent.
 Only OK and UNPARSEABLE results are stored: a timeout or a server error says nothing about the
 trace and must be retried next time.
 """
@@ -24,6 +26,9 @@ from exprl.errors import JudgeError
 from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
 
 CACHEABLE = frozenset({JudgeStatus.OK, JudgeStatus.UNPARSEABLE})
+FETCH_ONLY_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path", "retry_backoff_s")
+"""JudgeConfig fields that change how judgments are fetched, not what they are: outside the cache
+key, and free to change when a run resumes (a judge server restarted on another port)."""
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 30_000
 

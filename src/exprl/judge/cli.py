@@ -26,9 +26,6 @@ _CHUNKS_IN_FLIGHT = 2  # the next chunk starts while the last judgments of one a
 RETRIED_STATUSES = ("error", "timeout")
 """Rows with these statuses never reached a judgment: a rerun judges them again, and `judge run`
 exits 1 while any is left."""
-# Judge settings that change how judgments are fetched, not what they are: a rerun may change them.
-_RUNTIME_JUDGE_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path",
-                       "retry_backoff_s")
 
 
 def register(subparsers) -> None:
@@ -257,6 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     from exprl.config import to_dict
     from exprl.data.loaders import empty_reason
     from exprl.errors import ConfigError, DataError
+    from exprl.judge.cache import FETCH_ONLY_KEYS
     from exprl.judge.service import build_judge
     from exprl.runs import RowJournal, check_output_file
 
@@ -272,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
         raise DataError(f"{empty_reason(args.input, 0, 0)}; pass --allow-empty to accept an input without traces",
                         path=args.input)
     settings = {"mode": args.mode, "delimiter": args.delimiter if args.mode == "process" else None,
-                "judge": {k: v for k, v in to_dict(config).items() if k not in _RUNTIME_JUDGE_KEYS}}
+                "judge": {k: v for k, v in to_dict(config).items() if k not in FETCH_ONLY_KEYS}}
     journal = RowJournal(out_path, settings, command="judge run")
     keys = [row_key(row) for row in rows]
     rows_per_key = Counter(keys)

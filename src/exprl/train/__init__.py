@@ -1,6 +1,6 @@
 """Training on TRL: the only package that imports trl.
 
-`run_training(config, output_dir, resume=...)` is the entry point the pipeline, the demo and
+`run_training(config, output_dir)` (which also resumes) is the entry point the pipeline, the demo and
 `exprl train` use. Attributes are imported lazily so `import exprl.train.cli` (and `exprl --help`)
 does not pull in torch or trl.
 """

@@ -1,27 +1,29 @@
-"""`exprl train --config RECIPE [--resume] [--output-dir DIR] [--set key=value ...] [--dry-run ...]`."""
+"""`exprl train --config RECIPE [--output-dir DIR] [--set key=value ...] [--dry-run ...]`."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.config import add_override_argument
 from exprl.data.catalog import add_data_dir_argument
 from exprl.errors import ConfigError
+from exprl.runs import TRAIN_RESULT_FILE
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="Stage-I training with one method (exprl-outcome, exprl-process, grpo, sft, self-distill)",
-        description="Train one method from a recipe YAML. A finished run is detected and not redone; "
-                    "an interrupted one continues with --resume. The run is planned first; --dry-run "
-                    "prints the plan and stops.")
+        description="Train one method from a recipe YAML. Running the same command again continues an "
+                    "interrupted run from its last checkpoint, and finds a finished one finished; another "
+                    "recipe in the same --output-dir is refused, naming what changed. The run is planned and "
+                    "the recipe checked first; --dry-run prints the plan and stops.")
     p.add_argument("--config", required=True,
                    help="recipe: a YAML file, or a bundled recipe's name (`exprl recipes list`)")
     p.add_argument("--output-dir", default=None, help="run folder (default: runs/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     add_override_argument(p, "recipe", "rollout_batches=10")
     add_data_dir_argument(p)
     add_plan_arguments(p)
@@ -68,8 +70,13 @@ def handle(args: argparse.Namespace) -> int:
     from exprl.train.runner import run_training
 
     output_dir = Path(args.output_dir or Path("runs") / Path(args.config).stem)
-    result = run_training(config, output_dir, resume=args.resume)
+    result = run_training(config, output_dir)
     if result.already_done:
-        print(f"exprl train: {output_dir} is already finished (step {result.global_step}); nothing to do.")
+        print(f"exprl train: {output_dir} finished earlier with this recipe (step {result.global_step}); "
+              f"nothing to do.")
     print(json.dumps(result.to_dict(), indent=2))
+    if not (output_dir / TRAIN_RESULT_FILE).is_file():
+        print(f"exprl train: stopped at step {result.global_step} before the last; run the same command again "
+              f"to continue.", file=sys.stderr)
+        return 1
     return 0

@@ -87,6 +87,83 @@ def _field_default(item: ast.AnnAssign) -> tuple[str, Any]:
         return name, Computed(ast.unparse(value))
 
 
+@lru_cache(maxsize=None)
+def _class_annotations(package: str, relative: str, class_name: str) -> dict[str, ast.expr]:
+    path = _source_file(package, relative)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {item.target.id: item.annotation for item in node.body  # type: ignore[union-attr]
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
+    raise ConfigError(f"{path}: no class {class_name}; this TRL/transformers version is not the one exprl knows")
+
+
+def trl_annotations(method: str) -> dict[str, ast.expr]:
+    """Every field of the method's TRL config class with its declared type, as source (no import)."""
+    fields: dict[str, ast.expr] = {}
+    for source in CONFIG_SOURCES[_config_kind(method)]:
+        fields.update(_class_annotations(*source))
+    return fields
+
+
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict, "list": list, "tuple": tuple}
+
+
+def check_trl_value(key: str, value: Any, annotation: ast.expr) -> Any:
+    """`value` checked against a TRL field's declared type (read from its source), so a recipe with
+    `trl.max_steps: abc` stops here, naming the key, rather than in TRL after the model is built.
+    A YAML string that spells a number becomes that number where the field is a float ("1e-6"
+    reads as text in YAML 1.1). Types exprl cannot check without importing TRL (its enums, its
+    classes) accept any value; TRL checks those."""
+    accepted = _accepts(annotation, value)
+    if accepted is _REFUSED:
+        raise ConfigError(f"trl.{key} must be {ast.unparse(annotation)}, got {value!r}")
+    return accepted
+
+
+_REFUSED = object()
+
+
+def _accepts(annotation: ast.expr, value: Any) -> Any:
+    """`value` (or its float reading) when it fits `annotation`, else _REFUSED."""
+    if isinstance(annotation, ast.Constant) and annotation.value is None:
+        return value if value is None else _REFUSED
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        options = [annotation.left, annotation.right]
+    elif isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", None) in ("Optional", "Union"):
+        inner = annotation.slice
+        options = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+        if annotation.value.id == "Optional":  # type: ignore[attr-defined]
+            options.append(ast.Constant(None))
+    else:
+        options = None
+    if options is not None:
+        fits = [_accepts(option, value) for option in options]
+        exact = [f for f in fits if f is value]  # a member the value fits as is wins over a conversion
+        return exact[0] if exact else next((f for f in fits if f is not _REFUSED), _REFUSED)
+    if isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", None) == "Literal":
+        inner = annotation.slice
+        allowed = [e.value for e in (inner.elts if isinstance(inner, ast.Tuple) else [inner])
+                   if isinstance(e, ast.Constant)]
+        return value if value in allowed else _REFUSED
+    name = annotation.value.id if isinstance(annotation, ast.Subscript) else getattr(annotation, "id", None)
+    expected = _SCALARS.get(name or "")
+    if expected is None:
+        return value  # an enum or class of TRL's: TRL itself checks it
+    if expected is bool or isinstance(value, bool):
+        return value if expected is bool and isinstance(value, bool) else _REFUSED
+    if expected is float:
+        if isinstance(value, (int, float)):
+            return value
+        try:
+            return float(value) if isinstance(value, str) else _REFUSED
+        except ValueError:
+            return _REFUSED
+    if expected in (list, tuple):
+        return value if isinstance(value, (list, tuple)) else _REFUSED
+    return value if isinstance(value, expected) else _REFUSED
+
+
 def trl_defaults(method: str) -> dict[str, Any]:
     """Every field of the method's TRL config class with its declared default (literal, or Computed)."""
     fields: dict[str, Any] = {}
@@ -111,7 +188,8 @@ def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] 
         # The paper's baseline: sampled-token reverse KL to the frozen base shown the reference.
         values.update(teacher_model_kind="base", distillation_mode="sampled_token", distillation_alpha=1.0,
                       generate_from_teacher=False, teacher_prompt_template=config.teacher_template)
-    values.update(config.trl)
+    types = trl_annotations(config.method)
+    values.update({key: check_trl_value(key, value, types[key]) for key, value in config.trl.items()})
     if config.rollout_batches is not None:
         shape = _batch_shape(config, {**known, **values}, world_size)
         values["max_steps"] = _max_steps(config, shape)

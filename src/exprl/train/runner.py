@@ -4,6 +4,12 @@ A run folder (its format is exprl.runs') holds `recipe.yaml` (the resolved recip
 `checkpoint-N/` folders, `metrics.jsonl` (one line per logged step), `final/` (the trained model
 and tokenizer) and `train_result.json`, written last: its presence means the run is finished and
 is never redone.
+
+One rule for reruns, as for every exprl run folder: the same command with the same recipe resumes
+(from the last checkpoint, or returns the finished run); another recipe is refused naming what
+changed; a non-empty folder that is not an exprl training run is refused. Everything that can be
+checked without training (the recipe with TRL's field types, the data, TRL's own argument checks)
+is checked before the folder is written.
 """
 from __future__ import annotations
 
@@ -18,13 +24,18 @@ from typing import Any, Sequence
 from exprl.config import dump_yaml, to_dict
 from exprl.data.problem import Problem
 from exprl.data.prompts import policy_messages
-from exprl.errors import ConfigError, RunStateError
+from exprl.errors import ConfigError
+from exprl.judge.cache import FETCH_ONLY_KEYS
 from exprl.runs import (
     FINAL_DIR,
     METRICS_FILE,
     RECIPE_FILE,
+    TRAIN_COMMAND,
     TRAIN_RESULT_FILE,
+    TRAIN_WRITES,
     check_same_config,
+    claim_output_dir,
+    inspect_output_dir,
     write_json_atomic,
     write_text_atomic,
 )
@@ -32,6 +43,9 @@ from exprl.train.config import JUDGED_METHODS, RL_METHODS, TrainConfig, load_tra
 from exprl.weights import resolve_policy_model
 
 logger = logging.getLogger(__name__)
+
+RESUMABLE_CHANGES = ("print_logs", *(f"judge.{key}" for key in FETCH_ONLY_KEYS))
+"""Recipe keys a resumed run may change: they change how it runs, not what it computes."""
 
 
 @dataclass
@@ -137,40 +151,44 @@ def _trim_metrics(metrics_path: Path, step: int) -> None:
     write_text_atomic(metrics_path, "".join(line + "\n" for line in kept))
 
 
-def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, resume: bool = False,
-                 overrides: list[str] | None = None, callbacks: Sequence[Any] = (), judge: Any = None) -> TrainResult:
-    """Train one method per `config` (a TrainConfig or a recipe path) into `output_dir`.
+def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, overrides: list[str] | None = None,
+                 callbacks: Sequence[Any] = (), judge: Any = None) -> TrainResult:
+    """Train one method per `config` (a TrainConfig or a recipe path) into `output_dir`, or resume it.
 
-    A finished run is detected (train_result.json) and returned as is. With `resume`, an interrupted
-    run continues from its last checkpoint with the same data order and finishes at the same step
-    count; without it, a folder with checkpoints is refused rather than overwritten. `judge` replaces
-    the judge built from `config.judge` (benchmarks, tests); `callbacks` are extra TrainerCallbacks.
+    A finished run with the same recipe is returned as is (`already_done`); an unfinished one
+    continues from its last checkpoint with the same data order and finishes at the same step
+    count; a recipe that differs from the folder's is refused naming every changed key. `judge`
+    replaces the judge built from `config.judge` (benchmarks, tests); `callbacks` are extra
+    TrainerCallbacks.
     """
     from exprl.train.plan import plan_stage, world_size_from_environment
 
     if not isinstance(config, TrainConfig):
         config = load_train_config(config, overrides)
     output_dir = Path(output_dir)
+    # A recipe that cannot run at this world size, or that TRL would refuse, fails here, before a
+    # folder, a model or a judge exists.
+    plan = plan_stage(config, world_size_from_environment(), output_dir.name)
+    folder = dict(adopt=(RECIPE_FILE, TRAIN_RESULT_FILE), flag="output directory")
+    inspect_output_dir(output_dir, TRAIN_COMMAND, **folder)
+    if (output_dir / RECIPE_FILE).is_file():
+        check_same_config(output_dir / RECIPE_FILE, to_dict(config), what="recipe", ignore=RESUMABLE_CHANGES)
     result_path = output_dir / TRAIN_RESULT_FILE
     if result_path.is_file():
         stored = json.loads(result_path.read_text(encoding="utf-8"))
         return TrainResult(checkpoint_dir=Path(stored["checkpoint_dir"]), metrics_path=Path(stored["metrics_path"]),
                            method=stored["method"], global_step=stored["global_step"], already_done=True)
-    # A recipe that cannot run at this world size fails here, before a folder, a model or a judge exists.
-    logger.info("%s", plan_stage(config, world_size_from_environment(), output_dir.name).render())
-    checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
-    if checkpoint is not None:
-        if not resume:
-            raise RunStateError(f"{output_dir} holds an unfinished run ({checkpoint.name}); "
-                                "pass --resume to continue it, or choose a new output directory")
-        check_same_config(output_dir / RECIPE_FILE, to_dict(config), what="recipe")
-        _trim_metrics(output_dir / METRICS_FILE,
-                      json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
-    output_dir.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, output_dir / RECIPE_FILE)
-
+    logger.info("%s", plan.render())
     problems = load_training_problems(config)
     args = build_trl_args(config, output_dir)
+
+    checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
+    claim_output_dir(output_dir, TRAIN_COMMAND, TRAIN_WRITES, **folder)
+    # Steps logged after the checkpoint (or before any, when the run stopped before its first) are
+    # trained again.
+    _trim_metrics(output_dir / METRICS_FILE,
+                  json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] if checkpoint else 0)
+    dump_yaml(config, output_dir / RECIPE_FILE)
     model_path = resolve_policy_model(config.model, output_dir)
 
     from datasets import Dataset
