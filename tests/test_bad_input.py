@@ -200,7 +200,7 @@ CASES = [
     Case("train-bad-method", ["train", "--config", "recipe.yaml", "--output-dir", "run", "--set", "method=ppo"],
          ["recipe.yaml", "'method'", "'ppo'"]),
     Case("train-recipe-missing", ["train", "--config", "nowhere.yaml", "--output-dir", "run"],
-         ["nowhere.yaml", "not found"]),
+         ["nowhere.yaml", "no such file"]),
     Case("train-recipe-not-yaml", ["train", "--config", "broken.yaml", "--output-dir", "run"],
          ["broken.yaml", "not valid YAML"], write("broken.yaml", "method: [sft\n")),
     Case("train-recipe-not-a-mapping", ["train", "--config", "list.yaml", "--output-dir", "run"],
@@ -240,7 +240,7 @@ CASES = [
                                   "--set", "samples=3"], ["'samples'"]),
 
     # -- exprl pipeline ----------------------------------------------------------------------------
-    Case("pipeline-config-missing", ["pipeline", "--config", "nowhere.yaml"], ["nowhere.yaml", "not found"]),
+    Case("pipeline-config-missing", ["pipeline", "--config", "nowhere.yaml"], ["nowhere.yaml", "no such file"]),
     Case("pipeline-stage-recipe-wrong-type", ["pipeline", "--config", "pipeline.yaml", "--run-dir", "run",
                                               "--set", "stage1.trl.max_steps=abc"], ["stage1", "trl.max_steps"]),
     Case("pipeline-no-benchmarks", ["pipeline", "--config", "pipeline.yaml", "--run-dir", "run",

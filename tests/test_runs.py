@@ -8,12 +8,19 @@ import yaml
 
 from exprl.errors import OutputError, RunStateError
 from exprl.runs import (
+    MANIFEST_FILE,
     RUN_FORMAT,
     STAGES,
+    RowJournal,
     atomic_path,
+    check_not_inputs,
+    check_output_file,
     check_same_config,
+    claim_output_dir,
     config_changes,
+    inspect_output_dir,
     open_run,
+    read_manifest,
     read_run,
     stage,
     stage_done,
@@ -124,3 +131,98 @@ def test_a_stage_records_done_failed_interrupted_or_what_it_set(tmp_path):
     with stage(tmp_path, state, "stage1"):
         pass  # a rerun clears the old error
     assert "error" not in read_run(tmp_path)["stages"]["stage1"] and stage_done(state, "stage1")
+
+
+# -- outputs that never destroy what exprl did not write ------------------------------------------
+def test_a_claimed_folder_records_what_it_writes_and_removes_only_that(tmp_path):
+    out = tmp_path / "out"
+    first = claim_output_dir(out, "data prepare", ["train.jsonl", "test.jsonl"])
+    assert first.earlier == ()
+    for name in ("train.jsonl", "test.jsonl"):
+        (out / name).write_text("exprl's\n")
+    (out / "mine.txt").write_text("the user's\n")  # added later by hand: never exprl's to remove
+    manifest = read_manifest(out)
+    assert manifest["command"] == "data prepare" and manifest["writes"] == ["test.jsonl", "train.jsonl"]
+
+    again = claim_output_dir(out, "data prepare", ["train.jsonl", "test.jsonl"])
+    assert again.earlier == ("test.jsonl", "train.jsonl")
+    assert [p.name for p in again.remove_stale(["train.jsonl"])] == ["test.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_FILE, "mine.txt", "train.jsonl"]
+    with pytest.raises(OutputError, match="holds the output of `exprl data prepare`"):
+        claim_output_dir(out, "eval", ["eval.json"])
+
+
+def test_a_folder_exprl_did_not_write_is_refused_unless_overwrite(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "train.jsonl").write_text("the user's\n")
+    with pytest.raises(OutputError, match="not empty and exprl did not write it.*--overwrite"):
+        inspect_output_dir(theirs, "data prepare")
+    with pytest.raises(OutputError, match=r"not empty and exprl did not write it \(no exprl-manifest.json\); choose a new or empty folder$"):
+        inspect_output_dir(theirs, "train")  # a run folder has no --overwrite
+    assert not (theirs / MANIFEST_FILE).exists()
+    claimed = claim_output_dir(theirs, "data prepare", ["train.jsonl", "stats.json"], overwrite=True)
+    assert claimed.earlier == ()  # nothing of the user's is ever removed, even with --overwrite
+    assert claimed.remove_stale([]) == [] and (theirs / "train.jsonl").read_text() == "the user's\n"
+
+
+@pytest.mark.parametrize("out, inputs, message", [
+    ("data", ["data/test.jsonl"], "contains the input"),
+    ("data/test.jsonl", ["data/test.jsonl"], "is the input"),
+    ("data/sub", ["data"], "inside the input folder"),
+])
+def test_no_output_equals_or_contains_an_input(tmp_path, monkeypatch, out, inputs, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.jsonl").write_text("{}\n")
+    with pytest.raises(OutputError, match=message):
+        check_not_inputs(out, inputs)
+
+
+def test_a_single_output_file_is_replaced_only_when_empty_ours_or_told(tmp_path):
+    path = tmp_path / "out.jsonl"
+    check_output_file(path)  # absent
+    path.write_text("")
+    check_output_file(path)  # empty: nothing to lose
+    path.write_text("the user's\n")
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_output_file(path, ours=lambda p: False)
+    check_output_file(path, ours=lambda p: True)
+    check_output_file(path, overwrite=True)
+    with pytest.raises(OutputError, match="is a folder"):
+        check_output_file(tmp_path)
+
+
+def test_a_journal_keeps_finished_rows_across_a_kill_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "out.jsonl"
+    journal = RowJournal(out, {"mode": "outcome"}, command="judge run")
+    assert journal.open() == {}
+    journal.add("a", {"id": "a", "status": "ok"})
+    journal.add("b", {"id": "b", "status": "error"})
+    journal.close()
+    with journal.path.open("a") as handle:
+        handle.write('{"key": "c", "row": {"id": "c", "sta')  # the line a kill cut off
+    again = RowJournal(out, {"mode": "outcome"}, command="judge run")
+    assert again.open(keep=lambda row: row["status"] == "ok") == {"a": {"id": "a", "status": "ok"}}
+    again.add("b", {"id": "b", "status": "ok"})
+    assert again.finish([{"id": "a"}, {"id": "b"}]) == out
+    assert out.read_text().splitlines() == ['{"id": "a"}', '{"id": "b"}'] and not again.path.exists()
+
+    other = RowJournal(out, {"mode": "process"}, command="judge run")
+    other.open()
+    other.close()
+    changed = RowJournal(out, {"mode": "outcome"}, command="judge run")
+    with pytest.raises(RunStateError, match=r'mode: "process" -> "outcome".*--overwrite'):
+        changed.open()
+    assert changed.open(overwrite=True) == {}
+    changed.close()
+
+
+def test_check_same_config_ignores_dotted_keys_that_may_change(tmp_path):
+    stored = tmp_path / "recipe.yaml"
+    stored.write_text(yaml.safe_dump({"judge": {"base_urls": ["http://a"], "model": "m"}, "seed": 0}))
+    check_same_config(stored, {"judge": {"base_urls": ["http://b"], "model": "m"}, "seed": 0},
+                      ignore=["judge.base_urls"])
+    with pytest.raises(RunStateError, match='judge.model: "m" -> "n"'):
+        check_same_config(stored, {"judge": {"base_urls": ["http://b"], "model": "n"}, "seed": 0},
+                          ignore=["judge.base_urls"])

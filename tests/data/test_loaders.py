@@ -228,3 +228,48 @@ def test_answer_only_layout_with_other_column_names_asks_only_for_the_problem(tm
         load_problems(path, require_reference=False)
     [problem] = load_problems(path, require_reference=False, mapping={"problem": "q", "answer": "a"})
     assert (problem.problem, problem.reference, problem.answer) == ("Compute 2+2.", "", "4")
+
+
+def test_a_folder_of_jsonl_files_loads_each_with_its_own_layout(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_problems(folder / "a.jsonl", PROBLEMS)
+    write_lines(folder / "b.jsonl", [{"question": "2+2?", "answer": "2+2=4\n#### 4"}])
+    (folder / "README.md").write_text("not problems")
+    problems = load_problems(folder)
+    assert [p.id for p in problems] == ["p1", "p2", "b/0"] and problems[2].answer == "4"
+
+
+def test_the_shared_data_folder_loads_as_it_is(shared_data):
+    files = sorted(shared_data.glob("*.jsonl"))
+    problems = load_problems(shared_data)
+    assert len(problems) == sum(sum(1 for line in f.open() if line.strip()) for f in files)
+    assert len({p.id for p in problems}) == len(problems)
+
+
+def test_a_prepared_folder_gives_its_train_split_or_the_one_asked(tmp_path):
+    from exprl.data.prepare import PrepareConfig, prepare
+
+    source = write_problems(tmp_path / "in.jsonl", [
+        Problem(id=f"q{i}", problem=f"Compute {i} times {i + 3} and add {i}.", reference=f"\\boxed{{{i * (i + 4)}}}",
+                answer=str(i * (i + 4))) for i in range(30)])
+    report = prepare([source], tmp_path / "prepared", PrepareConfig(test_fraction=0.3))
+    assert load_problems(tmp_path / "prepared") == report.train
+    assert load_problems(tmp_path / "prepared", split="test") == report.test
+
+
+def test_a_utf8_byte_order_mark_is_read_and_other_encodings_are_named(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(PROBLEMS[0].to_dict()).encode() + b"\n")
+    assert load_problems(path) == PROBLEMS[:1]
+    path.write_bytes(json.dumps(PROBLEMS[0].to_dict()).encode("utf-16-le"))
+    with pytest.raises(DataError, match="byte offset 1: a NUL byte; this looks like UTF-16 text without a byte-order"):
+        load_problems(path)
+
+
+def test_an_input_without_usable_rows_is_refused_unless_allowed(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty file"):
+        load_problems(empty)
+    assert load_problems(empty, allow_empty=True) == []

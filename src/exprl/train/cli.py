@@ -72,7 +72,7 @@ def handle(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir or Path("runs") / Path(args.config).stem)
     result = run_training(config, output_dir)
     if result.already_done:
-        print(f"exprl train: {output_dir} finished earlier with this recipe (step {result.global_step}); "
+        print(f"exprl train: {output_dir} is already finished, with this recipe (step {result.global_step}); "
               f"nothing to do.")
     print(json.dumps(result.to_dict(), indent=2))
     if not (output_dir / TRAIN_RESULT_FILE).is_file():
