@@ -44,8 +44,11 @@ def _handle(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    from exprl.demo.runner import check_judge_url
     from exprl.runs import claim_output_dir
 
+    if config.judge_url:
+        check_judge_url(config.judge_url)  # a judge that does not answer stops the demo before its folder exists
     # The demo's folder is its run: resumed by the same command, never another folder's contents mixed in.
     claim_output_dir(config.output_dir, "demo", DEMO_WRITES, adopt=("demo.yaml",), flag="--output-dir")
     report = run_demo(config, log=log)
