@@ -212,6 +212,11 @@ CASES = [
          ["mine", "exprl did not write it"], write("mine/notes.txt", "mine\n")),
     Case("train-output-dir-is-a-file", ["train", "--config", "recipe.yaml", "--output-dir", "notes.txt"],
          ["notes.txt", "is a file"], write("notes.txt", "mine\n")),
+    Case("train-judge-without-an-endpoint", ["train", "--config", "outcome.yaml", "--output-dir", "run"],
+         ["judge.base_urls"],
+         write("outcome.yaml", "method: exprl-outcome\nmodel: tiny\ndata: {train_files: [problems.jsonl]}\n"
+                               "judge: {backend: openai, model: m}\nrollout_batches: 1\n"
+                               "trl: {per_device_train_batch_size: 4, num_generations: 4}\n")),
     Case("train-group-does-not-divide", ["train", "--config", "grpo.yaml", "--output-dir", "run"],
          ["grpo.yaml", "trl.num_generations = 3"],
          write("grpo.yaml", "method: grpo\nmodel: tiny\ndata: {train_files: [problems.jsonl]}\nrollout_batches: 1\n"

@@ -345,6 +345,17 @@ def build_backend(config: JudgeConfig) -> Backend:
     return getattr(module, class_name)(config)
 
 
+def check_judge(config: JudgeConfig) -> None:
+    """What `build_judge(config)` would refuse, found without loading a model or opening a
+    connection, so a run can stop before it writes anything."""
+    rubrics_for(config)
+    if config.backend == "transformers":
+        if not config.model:
+            raise JudgeError("the transformers judge backend needs a model (judge.model / --model)")
+    else:
+        build_backend(config)  # the openai and reference backends only read their config when built
+
+
 def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> JudgeService:
     """A `JudgeService` for `config`: its backend, its cache (config.cache_path) and, under
     `rubric = cached`, the rubric store (config.rubric_path; a missing store is an error now,

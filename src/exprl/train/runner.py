@@ -180,6 +180,10 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
                            method=stored["method"], global_step=stored["global_step"], already_done=True)
     logger.info("%s", plan.render())
     problems = load_training_problems(config)
+    if config.method in JUDGED_METHODS and judge is None:
+        from exprl.judge.service import check_judge
+
+        check_judge(config.judge)
     args = build_trl_args(config, output_dir)
 
     checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
