@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from exprl.cli import main
-from exprl.data.catalog import CATALOG, DATA_DIR_ENV, find_entry, from_hub, locate, without
-from exprl.data.loaders import PRESETS, detect_preset, load_problems
+from exprl.data.catalog import CATALOG, DATA_DIR_ENV, find_entry, locate, without
+from exprl.data.loaders import PRESETS, detect_preset, from_hub, load_problems
 from exprl.errors import DataError
 from exprl.recipes import bundled_recipes
 

@@ -1,8 +1,9 @@
 """Datasets by name: GSM8K, MATH and MATH-500 as users know them, loaded from a local copy or the hub.
 
 A recipe, a benchmark config or a command line names `gsm8k-train` instead of a path that exists on
-one machine only. Every place that reads problems (`loaders.load_problems`) resolves a source in this
-order:
+one machine only. This module says what each name is and where it would load from; every place that
+reads problems (`loaders.load_problems`, which loads a name with `loaders.load_named`) resolves a
+source in this order:
 
 1. an explicit path: a file or folder of that name exists (a user's own data);
 2. a catalog name with a local prepared copy: `<data folder>/<entry.local_file>`, where the data folder
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exprl.data.problem import Problem
-from exprl.errors import ConfigError, DataError
+from exprl.errors import ConfigError
 
 DATA_DIR_ENV = "EXPRL_DATA_DIR"
 
@@ -110,41 +111,6 @@ def locate(entry: CatalogEntry) -> Location:
     note = (f"no ${DATA_DIR_ENV}" if folder is None else
             f"{folder} does not exist" if not folder.is_dir() else f"no {entry.local_file} in {folder}")
     return Location("hub", entry.hub_label, note)
-
-
-def load_named(entry: CatalogEntry, *, skip_invalid: bool = False, rejects: list | None = None,
-               require_reference: bool = True) -> list[Problem]:
-    """The entry's problems from the local copy, else from the hub (one-line error when neither)."""
-    from exprl.data.loaders import load_problems
-
-    location = locate(entry)
-    if location.kind == "local":
-        return load_problems(location.where, skip_invalid=skip_invalid, rejects=rejects,
-                             require_reference=require_reference)
-    try:
-        return from_hub(entry, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
-    except DataError as exc:
-        if exc.path != entry.hub_id or exc.line is not None:  # a bad row: the hub answered
-            raise
-        reason = str(exc.__cause__ or exc).strip().splitlines()
-        raise DataError(f"dataset '{entry.name}': no local copy ({location.note}) and {entry.hub_label} could not "
-                        f"be loaded from the Hugging Face hub ({reason[0] if reason else 'no reason given'}); put "
-                        f"{entry.local_file} in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
-                        ) from None
-
-
-def from_hub(entry: CatalogEntry, source: str | None = None, **load_options) -> list[Problem]:
-    """The entry's problems from the hub rows (`source`: a file or folder holding those rows, in the hub's
-    columns, instead of the hub), read with the entry's layout, ids and exclusion."""
-    from exprl.data.loaders import load_problems
-
-    problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
-                             **load_options)
-    problems = hub_ids(entry, problems)
-    if entry.exclude:
-        excluded = find_entry(entry.exclude)
-        problems = without(problems, load_named(excluded, require_reference=False))
-    return problems
 
 
 def hub_ids(entry: CatalogEntry, problems: list[Problem]) -> list[Problem]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from exprl.data.answers import extract_answer, gsm8k_answer, last_boxed
+from exprl.data.catalog import DATA_DIR_ENV, CatalogEntry, find_entry, hub_ids, locate, without
 from exprl.data.problem import Problem
 from exprl.errors import DataError
 from exprl.runs import atomic_path, read_manifest
@@ -450,16 +451,12 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
         raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
     source = os.fspath(source)
     if not Path(source).exists():
-        from exprl.data.catalog import find_entry  # the catalog reads its copies through this function
-
         entry = find_entry(source)
         if entry is not None:
             if mapping or split:
                 raise DataError(f"'{source}' is a catalog dataset with its own split and layout; drop "
                                 f"{' and '.join(n for n, v in (('split', split), ('fields', mapping)) if v)}",
                                 path=source)
-            from exprl.data.catalog import load_named
-
             return load_named(entry, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
     options = dict(mapping=mapping, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
     files = _folder_files(Path(source), split)
@@ -497,6 +494,38 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
             rejects.append(Rejection.from_error(error, raw))  # type: ignore[union-attr]
     if not problems and not allow_empty:
         raise DataError(empty_reason(source, seen, refused), path=source)
+    return problems
+
+
+# -- datasets by name (exprl.data.catalog) ------------------------------------------------------
+def load_named(entry: CatalogEntry, *, skip_invalid: bool = False, rejects: list | None = None,
+               require_reference: bool = True) -> list[Problem]:
+    """The entry's problems from the local copy, else from the hub (one-line error when neither)."""
+    location = locate(entry)
+    if location.kind == "local":
+        return load_problems(location.where, skip_invalid=skip_invalid, rejects=rejects,
+                             require_reference=require_reference)
+    try:
+        return from_hub(entry, skip_invalid=skip_invalid, rejects=rejects, require_reference=require_reference)
+    except DataError as exc:
+        if exc.path != entry.hub_id or exc.line is not None:  # a bad row: the hub answered
+            raise
+        reason = str(exc.__cause__ or exc).strip().splitlines()
+        raise DataError(f"dataset '{entry.name}': no local copy ({location.note}) and {entry.hub_label} could not "
+                        f"be loaded from the Hugging Face hub ({reason[0] if reason else 'no reason given'}); put "
+                        f"{entry.local_file} in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
+                        ) from None
+
+
+def from_hub(entry: CatalogEntry, source: str | None = None, **load_options) -> list[Problem]:
+    """The entry's problems from the hub rows (`source`: a file or folder holding those rows, in the hub's
+    columns, instead of the hub), read with the entry's layout, ids and exclusion."""
+    problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
+                             **load_options)
+    problems = hub_ids(entry, problems)
+    if entry.exclude:
+        excluded = find_entry(entry.exclude)
+        problems = without(problems, load_named(excluded, require_reference=False))
     return problems
 
 
