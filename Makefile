@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test test-fast venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/exprl demo
 
+# Everything: what CI runs (.ci/run).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The edit loop: all but the tests marked slow (real training, llama.cpp servers, the demo).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/judge_throughput.py

@@ -38,6 +38,7 @@ def pipeline_files(tmp_path, shared_data):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_pipeline_runs_every_stage_then_skips_them_when_rerun(pipeline_files, capsys):
     run_dir = pipeline_files / "run"
     assert main(["pipeline", "--config", str(pipeline_files / "pipeline.yaml"), "--run-dir", str(run_dir)]) == 0
@@ -70,6 +71,7 @@ def test_pipeline_runs_every_stage_then_skips_them_when_rerun(pipeline_files, ca
     assert "| sft-tiny |" in report and (run_dir / "report" / "pass_at_k_gsm8k_test.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_failed_stage_is_recorded_and_resumed(pipeline_files, monkeypatch):
     import importlib
 

@@ -49,6 +49,7 @@ def leak_setup(tmp_path_factory):
     return save_tiny_model(root / "model"), data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"])
 def test_canary_never_reaches_the_policy(method, leak_setup, tmp_path):
     model, data = leak_setup

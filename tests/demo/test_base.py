@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
 from exprl.demo.base import BaseModelConfig, cache_key, pretrain_base
 from exprl.tiny import build_char_tokenizer
@@ -29,6 +31,7 @@ def test_cache_key_changes_with_anything_the_weights_depend_on():
     assert key != cache_key(base, [task], "Be brief.")
 
 
+@pytest.mark.slow
 def test_pretraining_learns_the_trace_format_and_is_reused(tmp_path):
     base = BaseModelConfig(hidden_size=32, num_layers=1, num_heads=2, steps=60, batch_size=16,
                            num_problems=300, learning_rate=1e-2, warmup_steps=5, check_every=20,
@@ -45,6 +48,7 @@ def test_pretraining_learns_the_trace_format_and_is_reused(tmp_path):
     assert again == [f"base model: reusing {path}"]
 
 
+@pytest.mark.slow
 def test_pretraining_stops_at_the_first_competent_check(tmp_path, monkeypatch):
     import exprl.demo.base as base_module
 
@@ -59,6 +63,7 @@ def test_pretraining_stops_at_the_first_competent_check(tmp_path, monkeypatch):
     assert [c["easy_greedy"] for c in done["checks"]] == [0.5, 0.95]
 
 
+@pytest.mark.slow
 def test_competence_check_scores_greedy_answers(tmp_path):
     from exprl.demo.base import easy_greedy_accuracy
     from exprl.tiny import build_tiny_model

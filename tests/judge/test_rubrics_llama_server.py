@@ -7,7 +7,7 @@ from exprl.data.synthetic import SyntheticTaskConfig, generate
 from exprl.judge.rubrics import OpenAIRubricBuilder, build_rubrics, load_rubrics
 from exprl.judge.types import JudgeConfig
 
-pytestmark = pytest.mark.llama_server
+pytestmark = [pytest.mark.llama_server, pytest.mark.slow]
 
 
 def test_llm_rubric_is_stored_with_the_known_answer_last_or_reported_failed(llama_judge_server, tmp_path):

@@ -13,7 +13,7 @@ from exprl.weights import smollm2_gguf_path
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeStatus
 
-pytestmark = pytest.mark.llama_server
+pytestmark = [pytest.mark.llama_server, pytest.mark.slow]
 
 PROBLEM = "Start at 7. Add 5. Multiply by 3. Work modulo 100."
 REFERENCE = r"a = 12, b = 36, so \boxed{36}"

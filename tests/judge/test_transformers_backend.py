@@ -48,6 +48,7 @@ def test_a_saved_model_judges_through_the_service_with_statuses(tiny_dir):
     assert judge.name == f"transformers:{tiny_dir}"
 
 
+@pytest.mark.slow
 def test_batching_returns_the_same_results_in_input_order():
     import torch
 

@@ -37,6 +37,7 @@ def test_unknown_recipe_key_names_it():
         load_train_config(CONFIGS / "cpu-tiny-exprl-process.yaml", ["reward.proces_mode=end"])
 
 
+@pytest.mark.slow
 def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(shared_data, tmp_path, capsys):
     # The bundled recipe by name, on gsm8k-train from the catalog's data folder ($EXPRL_DATA_DIR).
     args = ["train", "--config", "cpu-tiny-grpo", "--output-dir", str(tmp_path / "run"), "--set", "data.max_problems=2",
@@ -49,6 +50,7 @@ def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(shared_data, tmp_path, c
     assert "already finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("print_logs", [True, False])
 def test_print_logs_switches_the_per_step_metrics_on_the_console(shared_data, tmp_path, capsys, print_logs):
     run = tmp_path / "run"

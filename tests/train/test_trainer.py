@@ -45,6 +45,7 @@ def load_weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_two_real_steps_change_the_parameters(method, answer_model, problems_file, judge_server, tmp_path):
     result = run_training(make_config(method, answer_model, problems_file, judge_server), tmp_path / "run")
@@ -65,6 +66,7 @@ def test_two_real_steps_change_the_parameters(method, answer_model, problems_fil
         assert sum(r["exprl/judge_ok"] for r in steps) > 0
 
 
+@pytest.mark.slow
 def test_process_loss_sees_each_steps_advantage_on_every_token(answer_model, problems_file, judge_server,
                                                                 tmp_path, monkeypatch):
     seen_losses, generated = [], []
@@ -109,6 +111,7 @@ def test_process_loss_sees_each_steps_advantage_on_every_token(answer_model, pro
     assert multi_step > 0, "no multi-step trace was generated: the test checked nothing per step"
 
 
+@pytest.mark.slow
 def test_judging_runs_while_trl_computes_log_probs(answer_model, problems_file, judge_server, tmp_path,
                                                     monkeypatch):
     """The batch's judging is set going right after sampling: it is under way when TRL's reference
@@ -141,6 +144,7 @@ def test_judging_runs_while_trl_computes_log_probs(answer_model, problems_file, 
     assert events.count(("judging", True)) == 1, events  # judged once, not again in the reward step
 
 
+@pytest.mark.slow
 def test_unscorable_rollouts_leave_the_loss(answer_model, problems_file, tmp_path, monkeypatch):
     masks = []
     original_loss = ExpRLTrainer._compute_loss
@@ -159,6 +163,7 @@ def test_unscorable_rollouts_leave_the_loss(answer_model, problems_file, tmp_pat
     assert empty_rows == 3
 
 
+@pytest.mark.slow
 def test_stop_resume_finishes_at_the_same_step(answer_model, problems_file, judge_server, tmp_path):
     config = make_config("exprl-outcome", answer_model, problems_file, judge_server, max_steps=3)
     run_dir = tmp_path / "run"
@@ -178,7 +183,7 @@ def test_stop_resume_finishes_at_the_same_step(answer_model, problems_file, judg
         run_training(changed, run_dir)
 
 
-def test_unknown_trl_key_is_a_config_error(answer_model, problems_file, tmp_path):
-    config = make_config("grpo", answer_model, problems_file, max_stepz=3)
+def test_unknown_trl_key_is_a_config_error(problems_file, tmp_path):
+    config = make_config("grpo", tmp_path / "no-model-needed", problems_file, max_stepz=3)
     with pytest.raises(ConfigError, match="trl.max_stepz"):
         run_training(config, tmp_path / "run")
