@@ -42,5 +42,5 @@ def test_bad_keys_and_values_name_the_key(override, needle):
 
 
 def test_missing_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="nope.yaml: no such file"):
         load_config(Outer, tmp_path / "nope.yaml")
