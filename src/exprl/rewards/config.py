@@ -14,6 +14,9 @@ from exprl.rewards.steps import DEFAULT_DELIMITER
 
 @dataclass
 class RewardConfig:
+    """How the judge's rewards (or the verifier's) become advantages: where a step ends, how steps
+    and groups are normalised, what a one-step or a cut rollout gets."""
+
     delimiter: str = field(default=DEFAULT_DELIMITER, metadata={
         "help": "ExpRL-Process step delimiter; it closes its step (exprl.rewards.steps)."})
     process_mode: ProcessMode = field(default="delta", metadata={
