@@ -126,17 +126,21 @@ def test_a_name_takes_no_split_or_fields(shared_data):
 
 def test_data_list_says_where_each_name_loads_from(shared_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(DATA_DIR_ENV, str(shared_data))
-    assert main(["data", "list"]) == 0
-    out = capsys.readouterr().out
+    def listed(argv) -> dict[str, str]:
+        assert main(argv) == 0
+        blocks = capsys.readouterr().out.split("\n\n")
+        return {block.split()[0]: block.strip() for block in blocks[1:]}
+
+    blocks = listed(["data", "list"])
+    assert set(blocks) == {e.name for e in CATALOG}
     for entry in CATALOG:
-        line = next(line for line in out.splitlines() if line.startswith(entry.name + " "))
-        assert entry.hub_id in line and line.endswith(str(shared_data / entry.local_file))
+        assert f"hub {entry.hub_label}, local copy {entry.local_file}" in blocks[entry.name]
+        assert blocks[entry.name].endswith(f"loads from {shared_data / entry.local_file}")
 
     (tmp_path / "math500.jsonl").write_text((shared_data / "math500.jsonl").read_text())
-    assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
-    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
-    assert lines["math500"].endswith(str(tmp_path / "math500.jsonl"))
-    assert lines["gsm8k-train"].endswith(f"the hub (no gsm8k_train.jsonl in {tmp_path})")
+    blocks = listed(["data", "list", "--data-dir", str(tmp_path)])
+    assert blocks["math500"].endswith(f"loads from {tmp_path / 'math500.jsonl'}")
+    assert blocks["gsm8k-train"].endswith(f"loads from the hub (no gsm8k_train.jsonl in {tmp_path})")
 
     monkeypatch.delenv(DATA_DIR_ENV)
     assert main(["data", "list"]) == 0

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
 from exprl.judge.reference import (
-    ReferenceBackend, answer_key, evaluate, equivalent, extract_checkpoints, normalize, progress_score,
-    read_statements, stated_results, value_budget)
+    ReferenceBackend, answer_key, evaluate, equivalent, extract_checkpoints, fingerprint, normalize,
+    progress_score, read_statements, stated_results, value_budget)
 from exprl.judge.types import JudgeRequest, JudgeStatus
 
 REFERENCE = r"a = 3 \cdot 4 = 12, b = 3 a = 36, c = b - 4 = 32, so \boxed{32}"
@@ -324,3 +324,11 @@ def test_a_correct_solution_in_another_style_keeps_a_high_score():
     terse = "### 16 - 3 - 4 = 9\n### 9 * 2 = 18\n### \\boxed{18}"
     prose = "Sixteen less the three he eats and the four he gives away is 9 rolls; at $2 each that is $18. #### 18"
     assert [r.score for r in judge(gsm(terse), gsm(prose))] == [5, 5]
+
+
+def test_a_symbolic_sum_has_no_fingerprint_and_matches_only_as_written():
+    # MATH train intermediate_algebra/1327's reference: evaluating this sum at a probe point ran for minutes
+    value = r"\sum_{k=0}^n\frac{k}{\binom{n}{k}}"
+    assert fingerprint(value) is None
+    assert equivalent(value, value)
+    assert not equivalent(value, r"\sum_{k=0}^n\frac{n-k}{\binom{n}{k}}")

@@ -78,14 +78,14 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 def _list(args: argparse.Namespace) -> int:
     from exprl.data.catalog import CATALOG, DATA_DIR_ENV, data_dir, locate
 
-    rows = [(e.name, e.hub_label, e.local_file, locate(e)) for e in CATALOG]
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
     folder = data_dir()
-    print(f"data folder: {folder if folder else f'none (set {DATA_DIR_ENV}=DIR or pass --data-dir DIR)'}\n")
-    print(f"{'NAME':{width[0]}}  {'HUB (CONFIG, SPLIT)':{width[1]}}  {'LOCAL FILE':{width[2]}}  LOADS FROM")
-    for name, hub, local_file, location in rows:
+    print(f"data folder: {folder if folder else f'none (set {DATA_DIR_ENV}=DIR or pass --data-dir DIR)'}")
+    width = max(len(e.name) for e in CATALOG)
+    for entry in CATALOG:
+        location = locate(entry)
         where = location.where if location.kind == "local" else f"the hub ({location.note})"
-        print(f"{name:{width[0]}}  {hub:{width[1]}}  {local_file:{width[2]}}  {where}")
+        print(f"\n{entry.name:{width}}  {entry.description}\n{'':{width}}  hub {entry.hub_label}, local copy "
+              f"{entry.local_file}\n{'':{width}}  loads from {where}")
     return 0
 
 
