@@ -205,3 +205,21 @@ def test_config_validation_and_loading(tmp_path):
         0.1, ["a.jsonl"], 3, 0.85)
     with pytest.raises(ConfigError, match="unknown key 'dedupe'"):
         load_config(PrepareConfig, None, ["dedupe=false"])
+
+
+def test_the_domain_column_survives_preparation_in_both_formats(tmp_path):
+    domains = ["math", "science", "code", "physics"]
+    rows = [Problem(**{**p.to_dict(), "domain": domains[i % 4]}) for i, p in enumerate(generated(12))]
+    # A source in another layout (the `shared` one: problem, solution, answer, level, subject) with a domain column.
+    shared = tmp_path / "shared.jsonl"
+    shared.write_text("".join(json.dumps({"id": f"s{i}", "problem": f"A force of {i} N acts; what else {i}?",
+                                          "solution": f"It is \\boxed{{{i}}}.", "answer": str(i), "level": 2,
+                                          "subject": "Physics", "domain": "science"}) + "\n" for i in range(3)))
+    out = tmp_path / "out"
+    prepare([write_problems(tmp_path / "in.jsonl", rows), shared], out, no_dedupe(test_fraction=0.25))
+    for split in ("train", "test"):
+        loaded = load_problems(out / f"{split}.jsonl") + load_problems(out / f"{split}.parquet")
+        expected = {p.id: p.domain for p in rows} | {f"s{i}": "science" for i in range(3)}
+        assert loaded and all(p.domain == expected[p.id] for p in loaded)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["kept"]["per_domain"] == {"science": 6, "math": 3, "code": 3, "physics": 3}

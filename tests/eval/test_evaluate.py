@@ -154,3 +154,24 @@ def test_eval_dir_from_an_incompatible_version_is_refused(tiny_model, shared_dat
 def test_bad_settings_are_config_errors(tiny_model, shared_data, tmp_path):
     with pytest.raises(ConfigError, match="n must be at least 1"):
         evaluate(tiny_model, [str(shared_data / "gsm8k_test.jsonl")], n=0, out_dir=tmp_path / "e")
+
+
+def test_a_domain_without_a_verifier_is_left_unscored_and_said_so(tiny_model, tmp_path, caplog):
+    rows = [{"id": f"m{i}", "problem": f"Compute {i}+{i}.", "answer": str(2 * i), "domain": "math"} for i in range(2)]
+    rows += [{"id": "c0", "problem": "Print the sum of two integers read from stdin.", "answer": "a+b",
+              "domain": "code"}]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counter = CountingGenerator(tiny_model)
+    result = evaluate(tiny_model, [str(data)], generator=counter, out_dir=tmp_path / "e", n=2, max_tokens=4,
+                      system_prompt=None)["mixed"]
+    assert counter.requests == 4  # the code problem is not sampled: nothing could grade it
+    assert result["num_problems"] == 2 and result["unscored"] == {"code": 1}
+    assert "mixed: 1 code problem(s) not scored (no verifier for the domain)" in (tmp_path / "e" / "results.md").read_text()
+    assert "no verifier for code" in caplog.text
+
+    code_only = tmp_path / "lcb.jsonl"
+    code_only.write_text(json.dumps(rows[-1]) + "\n")
+    with pytest.raises(ConfigError, match="every problem is in domain code, which has no verifier"):
+        evaluate(tiny_model, [str(code_only)], out_dir=tmp_path / "e2", n=1, max_tokens=2)
+    assert not (tmp_path / "e2").exists()

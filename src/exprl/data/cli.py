@@ -1,5 +1,5 @@
-"""`exprl data list | prepare | stats | synth`. Only argument parsing here; the work is in catalog, loaders,
-prepare and synthetic."""
+"""`exprl data list | prepare | stats | synth` (`data filter` is registered by exprl.eval.cli). Only argument
+parsing here; the work is in catalog, loaders, prepare and synthetic."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,9 @@ def register(subparsers) -> None:
         description="Prepare problem corpora (JSONL, Parquet, Hugging Face datasets) for training.")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
     parser.set_defaults(handler=lambda args: _print_help(parser))
+    # Actions that need a layer above data add themselves here: `filter` samples a model, so
+    # exprl.eval.cli registers it.
+    parser.actions = actions
 
     listing = actions.add_parser(
         "list", help="the datasets exprl knows by name, and where each would load from now",

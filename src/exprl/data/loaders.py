@@ -190,6 +190,8 @@ class _RowMapper:
                 path=path)
         # Preset columns are optional (a missing `answer` is extracted); columns the user names are not.
         self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items() if t not in user}
+        if "domain" in columns and "domain" not in user:
+            self.optional.setdefault("domain", "domain")  # a domain column means the same in every layout
         self.required = user
         self.columns = {**self.optional, **self.required}
         # GSM8K's conversion reads the raw `####` solution: it no longer applies once the user remaps it.
@@ -438,7 +440,7 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
 
     `source`: a .jsonl/.parquet file, a datasets data file (.csv, .json, .arrow), a `save_to_disk`
     folder, a folder of JSONL/Parquet files (each read with its own layout, in name order; a folder
-    `exprl data prepare` wrote gives its `train` split, or `split`), another folder of data files, a
+    `exprl data prepare` wrote gives its `train` split, one `exprl data filter` wrote its `kept` problems, or `split`), another folder of data files, a
     Hugging Face hub id (`config`: its subset), or a catalog dataset by name (`exprl.data.catalog`: a
     local copy in $EXPRL_DATA_DIR, else the hub). `mapping`: Problem field (or `meta.KEY`) -> source
     column, on top of the detected preset. `split`: for sources with several splits.
@@ -546,14 +548,19 @@ def empty_reason(source: str, rows: int, rejected: int) -> str:
     return f"0 usable rows: all {rows} rows were rejected"
 
 
+PROBLEM_FOLDERS = {"data prepare": "train", "data filter": "kept"}
+"""Folders exprl writes problems into (by the command its manifest names) -> the file a folder is read
+as when no split is named: `train` of a prepared folder, `kept` of a filtered one (exprl.eval.filter)."""
+
+
 def _folder_files(path: Path, split: str | None) -> list[Path] | None:
     """The JSONL/Parquet files a folder is read as, or None when `datasets` reads it (a
     save_to_disk folder, or one without such files)."""
     if not path.is_dir() or any((path / name).is_file() for name in _DATASETS_FOLDER_MARKERS):
         return None
     manifest = read_manifest(path)
-    if manifest is not None and manifest.get("command") == "data prepare":
-        chosen = path / f"{split or 'train'}.jsonl"
+    if manifest is not None and manifest.get("command") in PROBLEM_FOLDERS:
+        chosen = path / f"{split or PROBLEM_FOLDERS[manifest['command']]}.jsonl"
         if not chosen.is_file():
             raise DataError(f"a prepared folder without a {chosen.name} (splits: "
                             f"{', '.join(sorted(p.stem for p in path.glob('*.jsonl')))})", path=str(path))

@@ -1,4 +1,4 @@
-"""Evaluation settings and benchmark recipes, as TRL-style dataclasses."""
+"""Sampling, evaluation and hard-set filter settings, and benchmark recipes, as TRL-style dataclasses."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,20 +7,14 @@ from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
 
 
 @dataclass
-class EvalConfig:
-    """How a checkpoint is evaluated: which benchmarks, how many samples, how they are sampled."""
+class SamplingConfig:
+    """How a checkpoint is sampled: shared by evaluation and by `exprl data filter`, which samples
+    the same way so that its hard set is hard for the model as evaluation and training see it."""
 
-    benches: list[str] = field(default_factory=list, metadata={
-        "help": "Benchmarks: bench-*.yaml recipes (files or bundled names, e.g. bench-math500), catalog datasets "
-                "(math500, gsm8k-test: `exprl data list`), or data files/hub ids load_problems reads "
-                "(JSONL/Parquet in the Problem schema; the reference may be absent)."})
-    n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
     temperature: float = field(default=POLICY_TEMPERATURE, metadata={
         "help": "Sampling temperature (0 = greedy); by default the one training samples rollouts at."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
     max_tokens: int = field(default=1024, metadata={"help": "Maximum new tokens per completion."})
-    limit: int | None = field(default=None, metadata={
-        "help": "Evaluate only the first LIMIT problems of each benchmark (smoke runs)."})
     batch_size: int = field(default=8, metadata={
         "help": "Requests per generate call, and per cache commit (use hundreds with vLLM)."})
     seed: int = field(default=0, metadata={"help": "Base seed; every (problem, sample) derives its own."})
@@ -30,21 +24,57 @@ class EvalConfig:
     engine: str = field(default="auto", metadata={
         "help": "auto (vLLM if installed and a GPU is present, else HF generate), hf, or vllm."})
 
+    def _check(self, what: str, n: int) -> None:
+        from exprl.errors import ConfigError
+
+        if n < 1:
+            raise ConfigError(f"{what}: n must be at least 1, got {n}")
+        if self.max_tokens < 1:
+            raise ConfigError(f"{what}: max_tokens must be at least 1, got {self.max_tokens}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{what}: batch_size must be at least 1, got {self.batch_size}")
+        if self.temperature < 0:
+            raise ConfigError(f"{what}: temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"{what}: top_p must be in (0, 1], got {self.top_p}")
+        if self.engine not in ("auto", "hf", "vllm"):
+            raise ConfigError(f"{what}: engine must be auto, hf or vllm, got {self.engine!r}")
+
+
+@dataclass
+class EvalConfig(SamplingConfig):
+    """How a checkpoint is evaluated: which benchmarks, how many samples, how they are sampled."""
+
+    benches: list[str] = field(default_factory=list, metadata={
+        "help": "Benchmarks: bench-*.yaml recipes (files or bundled names, e.g. bench-math500), catalog datasets "
+                "(math500, gsm8k-test: `exprl data list`), or data files/hub ids load_problems reads "
+                "(JSONL/Parquet in the Problem schema; the reference may be absent)."})
+    n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
+    limit: int | None = field(default=None, metadata={
+        "help": "Evaluate only the first LIMIT problems of each benchmark (smoke runs)."})
+
+    def __post_init__(self) -> None:
+        self._check("eval", self.n)
+
+
+@dataclass
+class FilterConfig(SamplingConfig):
+    """`exprl data filter`: which problems count as hard for a model (method.md §5.1: the paper keeps
+    the problems its base model fails in all 64 samples at a 32k-token budget)."""
+
+    n: int = field(default=8, metadata={"help": "Samples per problem."})
+    max_solved: int = field(default=0, metadata={
+        "help": "Keep a problem when at most this many of its n samples are correct (0: the paper's hard set, "
+                "solved in none)."})
+    limit: int | None = field(default=None, metadata={
+        "help": "Filter only the first LIMIT problems of the input (smoke runs)."})
+
     def __post_init__(self) -> None:
         from exprl.errors import ConfigError
 
-        if self.n < 1:
-            raise ConfigError(f"eval: n must be at least 1, got {self.n}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"eval: max_tokens must be at least 1, got {self.max_tokens}")
-        if self.batch_size < 1:
-            raise ConfigError(f"eval: batch_size must be at least 1, got {self.batch_size}")
-        if self.temperature < 0:
-            raise ConfigError(f"eval: temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"eval: top_p must be in (0, 1], got {self.top_p}")
-        if self.engine not in ("auto", "hf", "vllm"):
-            raise ConfigError(f"eval: engine must be auto, hf or vllm, got {self.engine!r}")
+        self._check("filter", self.n)
+        if not 0 <= self.max_solved <= self.n:
+            raise ConfigError(f"filter: max_solved must be between 0 and n = {self.n}, got {self.max_solved}")
 
 
 @dataclass

@@ -9,6 +9,9 @@ limit, the benchmarks, batch size and engine may change: they add or choose samp
     generations.sqlite    every sample, keyed by (generation key, benchmark, problem id, index)
     <benchmark>.json      per-problem c/n and mean length, pass@k for every k in 1..n
     results.md            one markdown table over the benchmarks
+
+Only problems whose domain has a verifier (exprl.rewards.verifier.VERIFIED_DOMAINS) are sampled and
+scored; the others (code) are counted per domain in the result's `unscored` and named under the table.
 """
 from __future__ import annotations
 
@@ -101,7 +104,11 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
     settings = SamplingSettings(temperature=config.temperature, top_p=config.top_p,
                                 max_new_tokens=config.max_tokens, system_prompt=config.system_prompt)
     key = generation_key(fingerprint, settings)
-    loaded = [load_benchmark(spec, config.limit) for spec in config.benches]
+    loaded, unscored = [], {}
+    for spec in config.benches:
+        name, source, problems = load_benchmark(spec, config.limit)
+        problems, unscored[name] = scorable(name, source, problems)
+        loaded.append((name, source, problems))
     names = [name for name, _, _ in loaded]
     if len(set(names)) != len(names):
         raise ConfigError(f"eval: two benchmarks share a name ({', '.join(names)}); give recipes distinct names")
@@ -118,28 +125,58 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
         "fingerprint": fingerprint, "generation_key": key, "settings": asdict(config),
         "benchmarks": names})
 
-    lazy = _LazyGenerator(model_id, settings, config, generator)
+    lazy = LazyGenerator(model_id, settings, config, generator)
     results: dict[str, dict[str, Any]] = {}
     with GenerationStore(out / GENERATIONS_FILE) as store:
         for name, source, problems in loaded:
             _generate_missing(store, lazy, key, name, problems, config)
-            _verify_missing(store, key, name, problems)
+            verify_missing(store, key, name, problems)
             result = _summarise(store, key, name, source, problems, config, model_id, fingerprint)
+            result["unscored"] = unscored[name]
             write_json_atomic(out / f"{name}.json", result)
             results[name] = result
     write_text_atomic(out / RESULTS_FILE, results_table(results))
     return results
 
 
-class _LazyGenerator:
+def scorable(name: str, source: str, problems: list[Problem]) -> tuple[list[Problem], dict[str, int]]:
+    """The problems pass@k can be computed on (their domain has a verifier), and how many of each
+    other domain were left out; logged, and recorded in the result as `unscored`. A benchmark with
+    none left is an error: there is nothing exprl could score."""
+    from exprl.data.domains import canonical_domain
+    from exprl.rewards.verifier import VERIFIED_DOMAINS, has_verifier
+
+    kept, left_out = [], {}
+    for problem in problems:
+        domain = canonical_domain(problem.domain, where=f"{source}, problem {problem.id}")
+        if has_verifier(domain):
+            kept.append(problem)
+        else:
+            left_out[domain] = left_out.get(domain, 0) + 1
+    if not kept:
+        raise ConfigError(f"benchmark {name} ({source}): every problem is in domain "
+                          f"{', '.join(left_out)}, which has no verifier (exprl verifies final answers in "
+                          f"{' and '.join(VERIFIED_DOMAINS)}); pass@k cannot be computed on it")
+    if left_out:
+        logger.warning("benchmark %s: %s left unscored: no verifier for %s (exprl verifies final answers in %s)",
+                       name, ", ".join(f"{n} {d} problem(s)" for d, n in left_out.items()),
+                       " or ".join(left_out), " and ".join(VERIFIED_DOMAINS))
+    return kept, left_out
+
+
+class LazyGenerator:
+    """The sampler, built on the first request: a fully cached run never loads the model. `requests`
+    counts the completions it was asked for (what a resumed run really generated)."""
+
     def __init__(self, model_id, settings, config, generator):
-        self._args, self._generator, self.calls = (model_id, settings, config), generator, 0
+        self._args, self._generator, self.calls, self.requests = (model_id, settings, config), generator, 0, 0
 
     def generate(self, conversations, seeds):
         if self._generator is None:
             model_id, settings, config = self._args
             self._generator = make_generator(model_id, settings, config.engine, config.batch_size)
         self.calls += 1
+        self.requests += len(conversations)
         return self._generator.generate(conversations, seeds)
 
 
@@ -163,11 +200,12 @@ def _generate_missing(store: GenerationStore, generator, key: str, name: str,
             bar.update(len(batch))
 
 
-def _verify_missing(store: GenerationStore, key: str, name: str, problems: list[Problem]) -> None:
+def verify_missing(store: GenerationStore, key: str, name: str, problems: list[Problem]) -> None:
+    """Grade every stored sample of `problems` that has no verdict yet (the sparse verifier)."""
     from exprl.rewards.verifier import sparse_rewards
 
     answers = {p.id: p.answer for p in problems}
-    pending = [s for s in store.samples(key, name) if s.correct is None and s.problem_id in answers]
+    pending = [s for s in store.samples(key, name, list(answers)) if s.correct is None]
     if not pending:
         return
     rewards = sparse_rewards([s.generation.text for s in pending], [answers[s.problem_id] for s in pending])
@@ -218,7 +256,10 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
         cells += [f"{100 * r['pass_at_k'][str(k)]:.2f}" if str(k) in r["pass_at_k"] else "" for k in ks]
         cells += [f"{r['mean_length']:.1f}", f"{100 * r['truncated_fraction']:.1f}%"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\npass@k in %, unbiased estimator over n samples per problem; length in tokens.\n"
+    notes = [f"{name}: {', '.join(f'{n} {d} problem(s)' for d, n in r['unscored'].items())} not scored "
+             f"(no verifier for the domain)" for name, r in results.items() if r.get("unscored")]
+    return ("\n".join(lines) + "\n\npass@k in %, unbiased estimator over n samples per problem; length in tokens.\n"
+            + "".join(f"{note}\n" for note in notes))
 
 
 def read_results(eval_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from exprl.errors import RunStateError
+
+_IDS_PER_QUERY = 500  # SQLite allows 999 bound parameters per statement in older builds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -85,12 +88,26 @@ class GenerationStore:
                 [(gen_key, benchmark, pid, index, g.text, g.num_tokens, g.finish_reason)
                  for pid, index, g in items])
 
-    def samples(self, gen_key: str, benchmark: str) -> list[StoredSample]:
-        rows = self._db.execute(
-            "SELECT problem_id, sample_index, text, num_tokens, finish_reason, correct FROM generations "
-            "WHERE gen_key=? AND benchmark=? ORDER BY problem_id, sample_index", (gen_key, benchmark))
+    def samples(self, gen_key: str, benchmark: str, problem_ids: Sequence[str] | None = None) -> list[StoredSample]:
+        """The stored samples of a benchmark (only those of `problem_ids` when given), by problem and index."""
+        query = ("SELECT problem_id, sample_index, text, num_tokens, finish_reason, correct FROM generations "
+                 "WHERE gen_key=? AND benchmark=?")
+        if problem_ids is None:
+            rows = list(self._db.execute(query, (gen_key, benchmark)))
+        else:
+            rows, ids = [], list(dict.fromkeys(problem_ids))
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                rows += self._db.execute(f"{query} AND problem_id IN ({','.join('?' * len(chunk))})",
+                                         (gen_key, benchmark, *chunk))
+        rows.sort(key=lambda row: (row[0], row[1]))
         return [StoredSample(pid, index, Generation(text, num_tokens, finish), None if ok is None else bool(ok))
                 for pid, index, text, num_tokens, finish, ok in rows]
+
+    def keys(self) -> list[tuple[str, str, int]]:
+        """(generation key, benchmark, samples) of everything stored: what `exprl analyze` reads."""
+        return list(self._db.execute("SELECT gen_key, benchmark, COUNT(*) FROM generations "
+                                     "GROUP BY gen_key, benchmark ORDER BY gen_key, benchmark"))
 
     def set_verdicts(self, gen_key: str, benchmark: str,
                      verdicts: list[tuple[str, int, bool]]) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from exprl.data.domains import DOMAIN_ALIASES, DOMAINS
 from exprl.judge.types import JudgeConfig, JudgeRequest, PromptLayout
 
 # Bump the number of a kind whenever its wording changes (it invalidates that kind's cache entries).
@@ -34,15 +35,10 @@ from exprl.judge.types import JudgeConfig, JudgeRequest, PromptLayout
 # shared-first layout and the known-answer block becoming an option.
 PROMPT_VERSION: dict[str, str] = {
     f"{domain}/{mode}": f"{domain}-{mode}-{'v2' if mode == 'outcome' else 'v3'}"
-    for domain in ("math", "science", "code") for mode in ("outcome", "prefix", "segment", "step")
+    for domain in DOMAINS for mode in ("outcome", "prefix", "segment", "step")
 }
 PROMPT_LAYOUTS: tuple[str, ...] = ("shared-first", "paper")
 
-DOMAIN_ALIASES = {
-    "math": "math", "mathematics": "math",
-    "science": "science", "physics": "science", "chemistry": "science", "biology": "science",
-    "code": "code", "coding": "code", "programming": "code",
-}
 
 # Characters per token used to turn `max_trace_tokens` into a character budget without a
 # tokenizer. English prose runs about 4; LaTeX-heavy math nearer 3, so 3 errs on the side of cutting.

@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Sequence
 
 from exprl.data.answers import last_boxed
+from exprl.data.domains import canonical_domain
+from exprl.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,12 @@ VERIFY_TIMEOUT_S = 5
 
 POOL_WORKERS = 2
 """Worker processes for off-main-thread verification; the CPU machines have two cores."""
+
+VERIFIED_DOMAINS: tuple[str, ...] = ("math", "science")
+"""Domains whose problems end in a final answer this verifier can check: math, and science (short
+answers and multiple-choice letters; the paper grades GPQA and OlympiadPhysics by answer, method.md
+§5.2). Code is graded by running tests (LiveCodeBench), which exprl does not do: a code problem has
+no verifier, so sparse GRPO cannot train on it and evaluation leaves it unscored."""
 
 _CHOICE_LETTERS = set("ABCDE")
 _CHOICE_WRAPPERS = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$")
@@ -50,6 +58,29 @@ def is_correct(completion: Any, answer: str) -> bool:
     conversational datasets). Safe to call from any thread.
     """
     return sparse_rewards([completion], [answer])[0] == 1.0
+
+
+def has_verifier(domain: str) -> bool:
+    """Whether problems of `domain` (any name `exprl.data.domains` knows) can be verified."""
+    return canonical_domain(domain) in VERIFIED_DOMAINS
+
+
+def refuse_unverifiable(problems: Sequence[Any], what: str) -> None:
+    """A ConfigError when any of `problems` is in a domain without a verifier, for `what` (e.g.
+    "stage2 (method grpo)"), which needs the verifier's reward; names the domain and an example."""
+    unverifiable: dict[str, list[Any]] = {}
+    for problem in problems:
+        if not has_verifier(problem.domain):
+            unverifiable.setdefault(canonical_domain(problem.domain), []).append(problem)
+    if unverifiable:
+        domain, found = next(iter(unverifiable.items()))
+        example = found[0]
+        raise ConfigError(
+            f"{what}: {len(found)} problem(s) are in domain '{domain}' (e.g. id {example.id!r}"
+            f"{f', source {example.source!r}' if example.source else ''}), which has no verifier: exprl checks "
+            f"final answers in {' and '.join(VERIFIED_DOMAINS)} only, and a sparse reward needs that check. "
+            f"Leave {domain} out of this stage's data (its data.mix, or `exprl data prepare --set "
+            f"domains=[{','.join(VERIFIED_DOMAINS)}]`).")
 
 
 def sparse_rewards(completions: Sequence[Any], answers: Sequence[str]) -> list[float]:
