@@ -11,6 +11,7 @@ from exprl.errors import ConfigError, RunStateError
 from exprl.eval.evaluate import EVAL_FORMAT
 from exprl.eval.passk import pass_at_k_curve
 from exprl.eval.report import write_report
+from exprl.rewards.monitors import Alert
 from exprl.runs import RUN_FORMAT, STAGES
 
 N = 8
@@ -30,7 +31,8 @@ def _eval_dir(path, results: dict[str, dict]) -> None:
         (path / f"{bench}.json").write_text(json.dumps(result))
 
 
-def make_run(root, name: str, method: str, skill: float, seed: int, stage2_done: bool = True):
+def make_run(root, name: str, method: str, skill: float, seed: int, stage2_done: bool = True,
+             alerts: tuple[Alert, ...] = ()):
     rng = random.Random(seed)
     run = root / name
     run.mkdir()
@@ -58,8 +60,15 @@ def make_run(root, name: str, method: str, skill: float, seed: int, stage2_done:
             if method.startswith("exprl") and stage == "stage1":
                 row.update({"exprl/dense_reward_mean": 0.3 + 0.02 * step,
                             "exprl/steps_per_trace_1": 0.1, "exprl/steps_per_trace_2-3": 0.5,
-                            "exprl/steps_per_trace_4-7": 0.3, "exprl/steps_per_trace_8+": 0.1})
+                            "exprl/steps_per_trace_4-7": 0.3, "exprl/steps_per_trace_8+": 0.1,
+                            "exprl/unscorable_share": 0.0, "exprl/judge_ok": 16.0, "exprl/judge_timeout": 0.0,
+                            "exprl/judge_calls": 16.0})
+            if method != "sft" or stage == "stage2":  # the monitors watch every RL stage
+                row.update({"exprl/overlong_share": 0.01 * step, "exprl/response_tokens_mean": 40.0 + step,
+                            "exprl/steps_per_trace_mean": 3.0, "exprl/bare_answer_share": 0.0,
+                            "exprl/number_list_share": 0.0})
             rows.append(row)
+            rows += [alert.record() for alert in alerts if stage == "stage1" and alert.step == step]
         (run / stage / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return run
 
@@ -84,10 +93,41 @@ def test_report_over_two_runs_writes_tables_and_plots(tmp_path, capsys):
     s1 = json.loads((a / "eval/stage1/math500.json").read_text())["pass_at_k"]
     assert f"{100 * s1['1']:.2f} / {100 * s1['8']:.2f}" in tables.split("## Table 2")[1]
     for png in ("pass_at_k_gsm8k.png", "pass_at_k_math500.png", "dynamics_stage1.png",
-                "dynamics_stage2.png", "steps_per_trace.png"):
+                "dynamics_stage2.png", "steps_per_trace.png", "monitors_stage1.png", "monitors_stage2.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
         assert f"]({png})" in report
+
+
+def test_alerts_section_lists_every_alert_with_its_step_and_says_none_for_an_honest_run(tmp_path):
+    honest = make_run(tmp_path, "exprl-outcome", "exprl-outcome", skill=1.0, seed=1)
+    collapse = Alert(4, "delimiter_collapse", 0.62, 0.5, "62% of rollouts are a single `###` step")
+    overlong = Alert(9, "overlong", 0.3, 0.25, "30% of rollouts hit max_completion_length | cut")
+    hacked = make_run(tmp_path, "exprl-process", "exprl-process", skill=0.0, seed=2, alerts=(overlong, collapse))
+    (hacked / "stage1" / "recipe.yaml").write_text("method: exprl-process\nmonitor:\n  one_step_share: 0.5\n")
+    sft = make_run(tmp_path, "sft", "sft", skill=0.3, seed=3)
+    report = write_report([honest, hacked, sft], tmp_path / "report").read_text()
+    alerts = report.split("## Alerts")[1]
+    assert "- **exprl-outcome**, Stage I (10 monitored steps): none" in alerts
+    assert "- **exprl-outcome**, Stage II (10 monitored steps): none" in alerts
+    assert "- **exprl-process**, Stage I (10 monitored steps): 2 alerts" in alerts
+    rows = [line for line in alerts.splitlines() if line.startswith("  | ") and "`" in line]
+    assert rows[0].startswith("  | 4 | `delimiter_collapse` | 0.62 | 0.5 | 62% of rollouts")
+    assert rows[1].startswith("  | 9 | `overlong` | 0.3 | 0.25 |") and "max_completion_length \\| cut" in rows[1]
+    # SFT's Stage I samples no rollouts: not monitored, not listed; its Stage II (sparse GRPO) is.
+    assert "**sft**, Stage I (" not in alerts and "- **sft**, Stage II (10 monitored steps): none" in alerts
+    assert "](monitors_stage1.png)" in report and "](monitors_stage2.png)" in report
+    assert (tmp_path / "report" / "monitors_stage1.png").stat().st_size > 10_000
+
+
+def test_an_alert_record_is_not_a_metrics_row(tmp_path):
+    run = make_run(tmp_path, "exprl-process", "exprl-process", skill=0.5, seed=4,
+                   alerts=(Alert(3, "overlong", 0.4, 0.25, "40%"),))
+    from exprl.eval.report import load_run
+
+    view = load_run(run)
+    assert [row["step"] for row in view.metrics["stage1"]] == list(range(1, 11))
+    assert [(a["step"], a["name"]) for a in view.alerts["stage1"]] == [(3, "overlong")]
 
 
 def test_k_larger_than_n_names_the_run_and_benchmark(tmp_path):

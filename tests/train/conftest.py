@@ -26,10 +26,10 @@ def problems_file(tmp_path_factory) -> Path:
 TARGETS = ["### add\n\\boxed{5}", "\\boxed{12}", "### mul\n### so\n\\boxed{12}", "\\boxed{5}"]
 
 
-def build_answer_model(path: Path, steps: int = 100) -> Path:
+def build_answer_model(path: Path, steps: int = 100, targets: list[str] = TARGETS) -> Path:
     """A tiny model pre-trained for a few seconds to answer with a mix of `###` steps and boxed 5 or
     12 whatever the question: at temperature 0.8 its groups mix right and wrong answers and one- and
-    multi-step traces, so every method gets a non-zero learning signal."""
+    multi-step traces, so every method gets a non-zero learning signal. `targets`: what it learns to write."""
     import torch
 
     from exprl.tiny import build_char_tokenizer, build_tiny_model
@@ -41,10 +41,10 @@ def build_answer_model(path: Path, steps: int = 100) -> Path:
 
     prompts = [tokenizer.apply_chat_template(policy_messages(q), tokenize=False, add_generation_prompt=True)
                for q in ("What is 2+3?", "What is 4*3?")]
-    texts = [p + t + "<|end|>" for p in prompts for t in TARGETS]
+    texts = [p + t + "<|end|>" for p in prompts for t in targets]
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    completion_lengths = [len(t) + 1 for _ in prompts for t in TARGETS]  # one token per character
+    completion_lengths = [len(t) + 1 for _ in prompts for t in targets]  # one token per character
     for row, n in enumerate(completion_lengths):
         labels[row, :-n] = -100  # learn the answers, not the prompt (padding is on the left)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -1,8 +1,11 @@
-"""`exprl report`: the paper's Tables 1 and 2, pass@k curves and training dynamics over pipeline runs.
+"""`exprl report`: the paper's Tables 1 and 2, pass@k curves, training dynamics, the training
+monitors and their alerts over pipeline runs.
 
 Table 1 is pass@1 after Stage II (plus the base row), Table 2 is pass@1 / pass@k after Stage I.
 Plots read each stage's metrics.jsonl (written by the trainer) and each stage's evaluation results;
-a stage that has not run yet shows as "–" rather than being left out silently.
+a stage that has not run yet shows as "–" rather than being left out silently. The monitor plots
+and the Alerts section read the same metrics.jsonl: its monitor metrics and its `alert` records
+(`exprl.rewards.monitors`), with each stage's thresholds from its recipe.yaml.
 """
 from __future__ import annotations
 
@@ -12,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exprl.config import load_config
 from exprl.errors import ConfigError, RunStateError
 from exprl.eval.evaluate import read_results
-from exprl.runs import METRICS_FILE, read_run
+from exprl.judge.types import JudgeStatus
+from exprl.rewards.monitors import ALERT_RECORD, ALERTS, MonitorConfig
+from exprl.runs import METRICS_FILE, RECIPE_FILE, read_run
 
 # Panel title -> (metrics.jsonl key, y label). Keys are TRL's own and the ExpRL trainer's `exprl/*`.
 DYNAMICS = [
@@ -26,6 +32,41 @@ DYNAMICS = [
     ("KL to reference policy", "kl", "KL"),
 ]
 STEP_BUCKETS = ["1", "2-3", "4-7", "8+"]
+STAGE_NAMES = {"stage1": "Stage I", "stage2": "Stage II"}
+
+
+@dataclass(frozen=True)
+class MonitorPanel:
+    """One panel of the monitor plot: its lines (metrics.jsonl key, label, line style), the
+    MonitorConfig field holding its threshold, and the alerts it marks."""
+
+    title: str
+    ylabel: str
+    lines: tuple[tuple[str, str, str], ...]
+    thresholds: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+
+
+MONITOR_PANELS = [
+    MonitorPanel("Judge reward vs sparse correctness", "mean reward / share correct",
+                 (("exprl/dense_reward_mean", "judge reward", "-"), ("exprl/sparse_correct", "correct", "--")),
+                 alerts=("reward_hacking",)),
+    MonitorPanel("Response length", "tokens", (("exprl/response_tokens_mean", "", "-"),)),
+    MonitorPanel("Overlong rollouts", "share of rollouts", (("exprl/overlong_share", "", "-"),),
+                 ("overlong_share",), ("overlong",)),
+    MonitorPanel("`###` steps per trace", "mean steps", (("exprl/steps_per_trace_mean", "", "-"),)),
+    MonitorPanel("One-step rollouts", "share of rollouts", (("exprl/steps_per_trace_1", "", "-"),),
+                 ("one_step_share",), ("delimiter_collapse",)),
+    MonitorPanel("Bare answers and number lists", "share of rollouts",
+                 (("exprl/bare_answer_share", "bare answer", "-"), ("exprl/number_list_share", "number list", "--")),
+                 ("bare_answer_share", "number_list_share"), ("bare_answers", "number_lists")),
+    MonitorPanel("Judge statuses", "share of judge calls",
+                 tuple((f"exprl/judge_{status.value}", status.value, style) for status, style in
+                       zip([s for s in JudgeStatus if s is not JudgeStatus.OK], ("-", "--", ":")))),
+    MonitorPanel("Unscorable rollouts", "share of rollouts", (("exprl/unscorable_share", "", "-"),),
+                 ("unscorable_share",), ("unscorable",)),
+]
+MONITORED_KEY = "exprl/overlong_share"  # logged at every step by every method the monitors watch
 EVAL_STAGES = {"base": "base_eval", "stage1": "stage1_eval", "stage2": "stage2_eval"}
 
 
@@ -39,6 +80,8 @@ class RunView:
     states: dict[str, str]
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # stage -> bench -> result
     metrics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)       # stage -> rows
+    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)        # stage -> alert records
+    monitor: dict[str, MonitorConfig] = field(default_factory=dict)              # stage -> its thresholds
 
 
 def load_run(path: str | Path) -> RunView:
@@ -52,7 +95,12 @@ def load_run(path: str | Path) -> RunView:
     for stage in ("stage1", "stage2"):
         metrics = path / stage / METRICS_FILE
         if metrics.is_file():
-            view.metrics[stage] = _read_metrics(metrics)
+            rows = _read_metrics(metrics)
+            view.metrics[stage] = [row for row in rows if row.get("record") != ALERT_RECORD]
+            view.alerts[stage] = [row for row in rows if row.get("record") == ALERT_RECORD]
+        recipe = path / stage / RECIPE_FILE
+        if recipe.is_file():
+            view.monitor[stage] = load_config(MonitorConfig, recipe, section="monitor")
     return view
 
 
@@ -94,6 +142,8 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
     hist = plot_steps_histogram(runs, out / "steps_per_trace.png")
     if hist:
         figures.append(hist)
+    monitor_figures = [plot_monitors(runs, stage, out / f"monitors_{stage}.png") for stage in STAGE_NAMES
+                       if any(_monitored(run, stage) for run in runs)]
 
     lines = ["# exprl report", "", "Runs:", ""]
     for run in runs:
@@ -111,6 +161,14 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
               "Per optimiser step, read from each stage's metrics.jsonl (panels without data for a "
               "method were not logged by it, e.g. no judge reward for SFT or GRPO).", ""]
     lines += [f"![{p.stem}]({p.name})" for p in figures if not p.name.startswith("pass_at_k")]
+    lines += ["", "## Training monitors", "",
+              "What the rollouts of each RL stage looked like, per optimiser step (`exprl.rewards.monitors`): "
+              "the judge's reward against sparse correctness (a rising judge reward over flat or falling "
+              "correctness is the signature of reward hacking), response length and overlong rollouts, `###` "
+              "steps and one-step rollouts (delimiter collapse), bare answers and number lists, the judge's "
+              "failures. Dotted lines: alert thresholds; red lines: the step an alert fired.", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in monitor_figures] or ["No RL stage has logged monitor metrics yet."]
+    lines += ["", *alerts_section(runs)]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -249,6 +307,93 @@ def plot_dynamics(runs: list[RunView], stage: str, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _monitored(run: RunView, stage: str) -> bool:
+    return any(MONITORED_KEY in row for row in run.metrics.get(stage, []))
+
+
+def alerts_section(runs: list[RunView]) -> list[str]:
+    """The report's "Alerts" section: every alert of every monitored stage, with the step it fired
+    at; "none" for a stage whose monitors stayed quiet."""
+    lines = ["## Alerts", "",
+             "Each alert fires once a run, at the step its threshold (the stage recipe's `monitor:` section) was "
+             "crossed, and is printed as a warning during training. It is a reason to read that stage's rollouts, "
+             "not a verdict.", ""]
+    monitored = [(run, stage) for run in runs for stage in STAGE_NAMES if _monitored(run, stage)]
+    if not monitored:
+        return lines + ["No RL stage has logged monitor metrics yet."]
+    for run, stage in monitored:
+        steps = len({row["step"] for row in run.metrics[stage] if MONITORED_KEY in row})
+        alerts = sorted(run.alerts.get(stage, []), key=lambda a: (a.get("step", 0), a.get("name", "")))
+        heading = f"- **{run.name}**, {STAGE_NAMES[stage]} ({steps} monitored steps):"
+        if not alerts:
+            lines.append(f"{heading} none")
+            continue
+        lines += [f"{heading} {len(alerts)} alert{'s' if len(alerts) > 1 else ''}", "",
+                  "  | step | alert | value | threshold | what the monitor saw |", "  |---|---|---|---|---|"]
+        for alert in alerts:
+            message = str(alert.get("message", "")).replace("|", "\\|")
+            lines.append(f"  | {alert.get('step')} | `{alert.get('name')}` | {_number(alert.get('value'))} | "
+                         f"{_number(alert.get('threshold'))} | {message} |")
+        lines.append("")
+    return lines
+
+
+def _number(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) else "–"
+
+
+def plot_monitors(runs: list[RunView], stage: str, path: Path) -> Path:
+    """The monitors over training, one panel per monitor (`MONITOR_PANELS`), every run in its own colour."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 4, figsize=(19, 8))
+    colours = {run.name: f"C{i % 10}" for i, run in enumerate(runs)}
+    for ax, panel in zip(axes.flat, MONITOR_PANELS):
+        for run in runs:
+            rows = [row for row in run.metrics.get(stage, []) if "step" in row]
+            for key, label, style in panel.lines:
+                points = [(row["step"], _panel_value(row, key)) for row in rows]
+                points = [(step, value) for step, value in points if value is not None]
+                if points:
+                    steps, values = zip(*points)
+                    name = ", ".join(part for part in (run.name if len(runs) > 1 else "", label) if part) or run.name
+                    ax.plot(steps, values, style, color=colours[run.name], marker="o" if len(points) < 30 else None,
+                            markersize=3, label=name)
+            for alert in run.alerts.get(stage, []):
+                if alert.get("name") in panel.alerts and isinstance(alert.get("step"), int):
+                    ax.axvline(alert["step"], color="red", linestyle="--", linewidth=1)
+                    ax.annotate(alert["name"], (alert["step"], 1.0), xycoords=("data", "axes fraction"),
+                                xytext=(3, -12), textcoords="offset points", color="red", fontsize=8)
+        thresholds = {getattr(run.monitor.get(stage, MonitorConfig()), name) for run in runs if _monitored(run, stage)
+                      for name in panel.thresholds}
+        for threshold in sorted(t for t in thresholds if t is not None):
+            ax.axhline(threshold, color="gray", linestyle=":", linewidth=1.2)
+            ax.annotate(f"alert at {threshold:g}", (0.0, threshold), xycoords=("axes fraction", "data"),
+                        xytext=(3, 2), textcoords="offset points", color="gray", fontsize=7)
+        ax.set_title(f"{panel.title} ({STAGE_NAMES[stage]})", fontsize=10)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _panel_value(row: dict[str, Any], key: str) -> float | None:
+    """A row's value for a panel line; a judge status as its share of the step's judge calls."""
+    value = row.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if key.startswith("exprl/judge_") and key.removeprefix("exprl/judge_") in {s.value for s in JudgeStatus}:
+        calls = row.get("exprl/judge_calls")
+        return value / calls if isinstance(calls, (int, float)) and calls > 0 else None
+    return float(value)
 
 
 def plot_steps_histogram(runs: list[RunView], path: Path) -> Path | None:

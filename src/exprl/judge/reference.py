@@ -72,7 +72,8 @@ name is part of every cache key):
   of candidate values earn nothing through their length, while a committed right answer still
   counts.
 * **Bare answers.** In outcome mode and the prefix view, a text with no `=` and fewer than
-  `BARE_ANSWER_WORDS` words outside its boxes is a bare answer, capped at 4 (`BARE_ANSWER_CAP`).
+  `BARE_ANSWER_WORDS` (10) words outside its boxes is a bare answer (`exprl.rewards.monitors.shows_no_work`:
+  the training monitors count bare answers by the same rule), capped at 4 (`BARE_ANSWER_CAP`).
   The cap matters where the reference states no intermediate result; otherwise a bare answer
   scores lower anyway, through the checkpoints it misses.
 * **Score.** With n checkpoints and r reached: r = 0 -> 1, r = n -> 5, otherwise 2, 3 or 4 as r/n
@@ -103,12 +104,12 @@ from typing import Sequence
 
 from exprl.data.answers import extract_answer, last_boxed
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+from exprl.rewards.monitors import shows_no_work
 
 REFERENCE_JUDGE_VERSION = "ref-v3"
 DEFAULT_MAX_CHECKPOINTS = 6
 WRONG_FINAL_CAP = 3
 BARE_ANSWER_CAP = 4
-BARE_ANSWER_WORDS = 10
 MAX_VALUES_PER_NAME = 2  # x = 2 or x = 3 are two roots; a third value for x is a list of candidates
 _MAX_VALUE_CHARS = 80
 _SYMBOLIC_MAX_CHARS = 60  # bounds math-verify's work, since its own timeout is off in threads
@@ -1073,8 +1074,7 @@ def assess(text: str, key: AnswerKey, *, matching: str = "any", final_from_last:
         for index in [i for i in order if status[i] == "reached"][:excess]:
             status[index] = "over budget"
         notes.append(f"states {values} distinct values, {excess} over the budget of {key.budget}")
-    outside_boxes = re.sub(r"\\(?:boxed|fbox)\{[^{}]*\}", " ", text)
-    bare = "=" not in outside_boxes and len(re.findall(r"[A-Za-z]{2,}", outside_boxes)) < BARE_ANSWER_WORDS
+    bare = shows_no_work(text)
     if hedged:
         notes.append(f"declares {len(distinct)} different final answers ({', '.join(distinct[:4])}"
                      f"{', ...' if len(distinct) > 4 else ''}): capped at {WRONG_FINAL_CAP}")

@@ -2,8 +2,8 @@
 
 One `Rollout` per sampled completion holds everything the advantages and the logged metrics need:
 the overlong flag, the verifier's verdict, the judge's reward for every judged step (an outcome
-judgment is one step: the whole trace), each judgment's status, and how many completion tokens
-each step holds. Plain values only (a status is its string, `JudgeStatus.value`), so a record
+judgment is one step: the whole trace), each judgment's status, how many completion tokens
+each step holds, and what the training monitors read from its text (`Traits`). Plain values only (a status is its string, `JudgeStatus.value`), so a record
 crosses processes in one gather and this module needs nothing from the judge layer above it.
 
 The path of a judge score to the loss, with the one conversion it goes through:
@@ -41,6 +41,16 @@ class Judgment:
     latency_s: float
 
 
+@dataclass(frozen=True)
+class Traits:
+    """What the training monitors read from a rollout's text (`exprl.rewards.monitors.read_traits`)."""
+
+    tokens: int          # completion tokens
+    steps: int           # `###` steps of the text (`exprl.rewards.steps.split_steps`), whatever the method
+    bare_answer: bool    # a boxed answer without work (`monitors.is_bare_answer`)
+    number_list: bool    # a long run of listed numbers (`monitors.is_number_list`)
+
+
 @dataclass
 class Rollout:
     """What the reward functions found for one rollout."""
@@ -54,6 +64,7 @@ class Rollout:
     tokens_per_step: list[int] = field(default_factory=list)
     """Process rollouts: how many completion tokens each step holds, in order (tokens map onto
     steps monotonically, `exprl.rewards.steps.token_step_ids`); [] otherwise."""
+    traits: Traits | None = None   # for the monitors; None where the trainer did not read the text
 
     @property
     def dense_reward(self) -> float | None:

@@ -1,7 +1,7 @@
 """The training recipe: one dataclass per section, in TRL's config style. No trl import here.
 
-A recipe YAML has `method`, `model`, `data`, `judge`, `reward`, exprl's own switches, and a `trl` section
-that is passed to the TRL config class of the method (GRPOConfig, SFTConfig or SDFTConfig). Any
+A recipe YAML has `method`, `model`, `data`, `judge`, `reward`, `monitor`, exprl's own switches, and
+a `trl` section that is passed to the TRL config class of the method (GRPOConfig, SFTConfig or SDFTConfig). Any
 `trl` key the recipe leaves out takes the method's paper default from `method_defaults`, then TRL's
 own default. TRL keys are checked against the TRL class when the run starts (unknown -> ConfigError).
 """
@@ -16,6 +16,7 @@ from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
 from exprl.judge.types import JudgeConfig
 from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.rewards.config import RewardConfig
+from exprl.rewards.monitors import MonitorConfig
 
 Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
 RL_METHODS = ("exprl-outcome", "exprl-process", "grpo")
@@ -58,6 +59,9 @@ class TrainConfig:
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={
         "help": "How judge scores and verifier verdicts become advantages (RL methods): "
                 "exprl.rewards.config.RewardConfig."})
+    monitor: MonitorConfig = field(default_factory=MonitorConfig, metadata={
+        "help": "Training monitors (RL methods): the thresholds at which a logged step raises an alert "
+                "(exprl.rewards.monitors.MonitorConfig)."})
     teacher_template: str = field(default=DEFAULT_TEACHER_TEMPLATE, metadata={
         "help": "self-distill: the teacher's user message; {prompt} = problem, {privileged_context} = reference."})
     rollout_batches: int | None = field(default=None, metadata={

@@ -198,13 +198,13 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from exprl.train.callbacks import MetricsJsonlCallback
+    from exprl.train.callbacks import metrics_callback
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = Dataset.from_list(build_rows(problems, config))
-    all_callbacks = [MetricsJsonlCallback(output_dir / METRICS_FILE), *callbacks]
+    all_callbacks = [metrics_callback(output_dir / METRICS_FILE, config), *callbacks]
 
     own_judge = None
     if config.method in JUDGED_METHODS and judge is None:

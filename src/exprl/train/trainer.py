@@ -28,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import statistics
-from collections import Counter
 from typing import Any, Callable, Sequence
 
 import torch
@@ -39,6 +37,7 @@ from trl.trainer.utils import shutdown_event_loop_in_daemon, start_event_loop_in
 
 from exprl.judge.types import Judge, JudgeRequest, JudgeResult, JudgeStatus, ProcessView, process_requests
 from exprl.rewards.config import RewardConfig
+from exprl.rewards.monitors import batch_metrics, read_traits
 from exprl.rewards.record import Judgment, Rollout, Signal, advantages, tokens_per_step
 from exprl.rewards.steps import decoded_offsets, split_steps, token_step_ids
 from exprl.rewards.verifier import completion_text, sparse_rewards
@@ -117,11 +116,18 @@ class ExpRLTrainer(GRPOTrainer):
             judging = (started[1] if started is not None and started[0] is completion_ids
                        else self._start_judging(inputs, completions, completion_ids))
         overlong = self._overlong(completion_ids)
-        correct = sparse_rewards(completions, [row["answer"] for row in inputs])  # while the judge works
+        # While the judge works: the verifier, and what the monitors read from each text.
+        correct = sparse_rewards(completions, [row["answer"] for row in inputs])
+        traits = [read_traits(completion_text(c), len(ids), self.reward.delimiter)
+                  for c, ids in zip(completions, completion_ids)]
         if judging is None:
-            return record_rollouts(overlong, correct)
-        requests, step_tokens, asked, results = judging.result()
-        return record_rollouts(overlong, correct, requests, step_tokens, asked, results)
+            rollouts = record_rollouts(overlong, correct)
+        else:
+            requests, step_tokens, asked, results = judging.result()
+            rollouts = record_rollouts(overlong, correct, requests, step_tokens, asked, results)
+        for rollout, found in zip(rollouts, traits):
+            rollout.traits = found
+        return rollouts
 
     def _overlong(self, completion_ids: Sequence[Sequence[int]]) -> list[bool]:
         return overlong_flags(completion_ids, set(self.eos_token_ids) | {self._tokenizer.pad_token_id},
@@ -154,36 +160,15 @@ class ExpRLTrainer(GRPOTrainer):
         output["completion_mask"] = mask
         loss_mask = mask if "tool_mask" not in output else mask * output["tool_mask"]
         output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        self._log_exprl_metrics(mode, rollouts, all_advantages, group_ids)
+        self._log_exprl_metrics(mode, rollouts, group_ids)
         return output
 
     # ------------------------------------------------------------------ 3. what is logged
-    def _log_exprl_metrics(self, mode: str, rollouts: list[Rollout], all_advantages: list[Any],
-                           group_ids: list[int]) -> None:
-        metrics, n = self._metrics[mode], max(len(rollouts), 1)
-        metrics["exprl/sparse_correct"].append(sum(r.correct for r in rollouts) / n)
-        solved_groups = {group for group, r in zip(group_ids, rollouts) if r.correct > 0}
-        metrics["exprl/unsolved_share"].append(1.0 - len(solved_groups) / max(len(set(group_ids)), 1))
-        metrics["exprl/overlong_share"].append(sum(r.overlong for r in rollouts) / n)
-        metrics["exprl/unscorable_share"].append(sum(a is None for a in all_advantages) / n)
-        if self.judge is None:
-            return
-        dense = [r.dense_reward for r in rollouts if r.dense_reward is not None]
-        if dense:
-            metrics["exprl/dense_reward_mean"].append(statistics.fmean(dense))
-            metrics["exprl/dense_reward_std"].append(statistics.stdev(dense) if len(dense) > 1 else 0.0)
-        judgments = [j for r in rollouts for j in r.judgments]
-        counts = Counter(j.status for j in judgments)
-        for status in JudgeStatus:
-            metrics[f"exprl/judge_{status.value}"].append(float(counts.get(status.value, 0)))
-        metrics["exprl/judge_calls"].append(float(len(judgments)))
-        if judgments:
-            metrics["exprl/judge_cache_hit_rate"].append(sum(j.cached for j in judgments) / len(judgments))
-            metrics["exprl/judge_latency_s"].append(statistics.fmean(j.latency_s for j in judgments))
-        steps = [r.num_steps for r in rollouts]
-        metrics["exprl/steps_per_trace_mean"].append(statistics.fmean(steps))
-        for label, low, high in (("1", 1, 1), ("2-3", 2, 3), ("4-7", 4, 7), ("8+", 8, 10**9)):
-            metrics[f"exprl/steps_per_trace_{label}"].append(sum(low <= s <= high for s in steps) / len(steps))
+    def _log_exprl_metrics(self, mode: str, rollouts: list[Rollout], group_ids: list[int]) -> None:
+        """The batch's monitor metrics (`exprl.rewards.monitors.batch_metrics`) into TRL's logs."""
+        statuses = [status.value for status in JudgeStatus] if self.judge is not None else None
+        for key, value in batch_metrics(rollouts, group_ids, statuses).items():
+            self._metrics[mode][key].append(value)
 
 
 # The reward path as plain functions, in the order the trainer calls them; benchmarks/reward_path.py
