@@ -8,7 +8,9 @@ flags (bare answers, number lists) and the longest list it found; then, over the
 of `exprl.judge.hacking` on GSM8K train and MATH train rows 1000..1000+N (the rows
 benchmarks/judge_hacking.py uses), the share of each trace family each detector flags. A detector
 should flag its attack families always and honest text (references, clean traces) almost never.
-Also the time `read_traits` takes per rollout, over the suite's traces.
+Also the time `read_traits` takes per rollout (the trainer calls it on every rollout of every step):
+over the suite's traces, and on a trace of 60,000 characters (about 16k tokens, the paper's cap)
+cut from MATH train references.
 Data: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data beside the repository.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import timeit
 from collections import defaultdict
 from pathlib import Path
 
@@ -63,7 +66,10 @@ def main() -> None:
     print(f"{'family':20} {'traces':>7} {'bare answer':>12} {'number list':>12}")
     for family, (total, bare, listed) in sorted(flagged.items()):
         print(f"{family:20} {total:7d} {bare / total:12.3f} {listed / total:12.3f}")
-    print(f"\nread_traits: {1e6 * seconds / traces:.0f} us per trace over {traces} traces")
+    print(f"\nread_traits: {1e6 * seconds / traces:.0f} us per trace over {traces} suite traces")
+    long_trace = "\n".join(p.reference for p in load_problems(SHARED_DATA / "math_train.jsonl"))[:60_000]
+    best = min(timeit.repeat(lambda: read_traits(long_trace, tokens=16_000), number=10, repeat=5)) / 10
+    print(f"read_traits: {1e3 * best:.2f} ms on a 60,000-character trace (fastest of 5 x 10)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Rewards: step splitting, the reward config, the per-rollout record, advantages (pure functions),
-the sparse verifier.
+the sparse verifier, the training monitors.
 
 Engine-agnostic: nothing here imports a trainer or the judge (rewards sit below the judge, whose
 CLI splits steps and labels calibration traces with the verifier), so a verl adapter could reuse
@@ -13,11 +13,12 @@ from exprl.rewards.advantages import (
     process_advantages,
 )
 from exprl.rewards.config import RewardConfig
-from exprl.rewards.record import Judgment, Rollout, advantages, tokens_per_step
+from exprl.rewards.monitors import Alert, Monitor, MonitorConfig, batch_metrics, read_traits
+from exprl.rewards.record import Judgment, Rollout, Traits, advantages, tokens_per_step
 from exprl.rewards.steps import DEFAULT_DELIMITER, Step, decoded_offsets, split_steps, token_step_ids
 
 __all__ = [
-    "DEFAULT_DELIMITER", "EPSILON", "Judgment", "RewardConfig", "Rollout", "Step", "advantages",
-    "apply_overlong", "apply_overlong_steps", "decoded_offsets", "outcome_advantages", "process_advantages",
-    "split_steps", "token_step_ids", "tokens_per_step",
+    "DEFAULT_DELIMITER", "EPSILON", "Alert", "Judgment", "Monitor", "MonitorConfig", "RewardConfig", "Rollout",
+    "Step", "Traits", "advantages", "apply_overlong", "apply_overlong_steps", "batch_metrics", "decoded_offsets",
+    "outcome_advantages", "process_advantages", "read_traits", "split_steps", "token_step_ids", "tokens_per_step",
 ]
