@@ -297,8 +297,12 @@ def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_
     from exprl.train.runner import load_training_problems
 
     inspect_output_dir(run_dir, "pipeline", adopt=(RUN_FILE,), flag="run directory",
-                       inputs=[*recipes.stage1.data.train_files, *config.eval.benches])
-    load_training_problems(recipes.stage1)
+                       inputs=[*recipes.stage1.data.sources(), *config.eval.benches])
+    problems = load_training_problems(recipes.stage1)
+    if recipes.stage2 is not None:
+        from exprl.rewards.verifier import refuse_unverifiable
+
+        refuse_unverifiable(problems, "stage2 (sparse GRPO on the Stage-I problems)")
     for bench in config.eval.benches:
         load_benchmark(bench, config.eval.limit)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exprl.config import load_config
+from exprl.data.mix import MixSource
 from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
+from exprl.errors import ConfigError
 from exprl.judge.types import JudgeConfig
 from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.rewards.config import RewardConfig
@@ -38,8 +40,29 @@ class DataConfig:
                 "JSONL/Parquet files, or anything else exprl.data.loaders.load_problems reads. A relative path "
                 "is looked up beside the recipe file, then in the working directory (a bundled recipe's: the "
                 "working directory only)."})
+    mix: list[MixSource] = field(default_factory=list, metadata={
+        "help": "Instead of train_files: several sources mixed by weight, each with its domain, e.g. "
+                "[{path: math/, weight: 0.6, domain: math}, {path: lcb/, weight: 0.4, domain: code}] "
+                "(exprl.data.mix: as many problems as the sources hold together, drawn with the run's seed, "
+                "each source's share exact to one problem, batches following the weights)."})
     max_problems: int | None = field(default=None, metadata={
-        "help": "Use only the first N problems (after concatenating the files); None = all."})
+        "help": "Use only the first N problems (after concatenating the files, or drawing the mix); None = all."})
+
+    def __post_init__(self) -> None:
+        if self.train_files and self.mix:
+            raise ConfigError("data: set train_files or mix, not both (a mix lists every source it draws from)")
+
+    def sources(self) -> list[str]:
+        """Every file, folder or dataset name the training problems come from."""
+        return [m.path for m in self.mix] if self.mix else list(self.train_files)
+
+    def describe(self) -> str:
+        """How a plan shows the data: the files, or the mix with its weights and domains."""
+        if not self.mix:
+            return ", ".join(self.train_files)
+        total = sum(m.weight for m in self.mix)
+        return "mix of " + ", ".join(f"{m.path} {100 * m.weight / total:.1f}%" + (f" ({m.domain})" if m.domain else "")
+                                     for m in self.mix)
 
 
 @dataclass
@@ -85,6 +108,8 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
     config = load_config(TrainConfig, path, overrides)
     folder = recipe_folder(find_recipe(path)) if path is not None else None
     config.data.train_files = [resolve_entry(p, folder) for p in config.data.train_files]
+    for source in config.data.mix:
+        source.path = resolve_entry(source.path, folder)
     return config
 
 

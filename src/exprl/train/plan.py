@@ -392,7 +392,7 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
         value = effective.get(key)
         return value.source if isinstance(value, Computed) else value
 
-    problems = _count_problems(config.data.train_files, config.data.max_problems)
+    problems = _count_problems(config.data.sources(), config.data.max_problems)
     max_steps = get("max_steps")
     optimizer_steps = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
     per_device = _positive(effective, "per_device_train_batch_size")
@@ -475,7 +475,7 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
     return StagePlan(
         name=name, method=config.method, world_size=world_size, recipe=_shown_path(recipe) or "given in code",
         model=model if model is not None else config.model,
-        data=data if data is not None else ", ".join(config.data.train_files),
+        data=data if data is not None else config.data.describe(),
         optimizer_steps=optimizer_steps, epochs=epochs, judge=judge, loss=loss, optimizer=optimizer,
         sampling=sampling, advantages=advantages,
         policy_prompt={"name": policy_prompt_name(config.system_prompt), "text": config.system_prompt},

@@ -62,17 +62,34 @@ class TrainResult:
 
 
 def load_training_problems(config: TrainConfig) -> list[Problem]:
+    """The problems a recipe trains on, in order: its files concatenated, or its mix drawn with its
+    seed (exprl.data.mix). Each problem's domain must be one exprl knows; a method whose reward is the
+    sparse verifier (grpo: Stage II, or the sparse baseline) refuses domains without a verifier."""
+    from exprl.data.domains import DOMAINS, canonical_domain
     from exprl.data.loaders import load_problems
+    from exprl.data.mix import mix_problems
+    from exprl.rewards.verifier import has_verifier, refuse_unverifiable
 
-    if not config.data.train_files:
-        raise ConfigError("data.train_files is empty: name at least one training file")
-    problems: list[Problem] = []
-    for path in config.data.train_files:
-        problems.extend(load_problems(path))
+    if not config.data.sources():
+        raise ConfigError("data.train_files is empty: name at least one training file (or a data.mix)")
+    if config.data.mix:
+        problems = mix_problems([load_problems(m.path) for m in config.data.mix], config.data.mix, config.seed)
+    else:
+        problems = [p for path in config.data.train_files for p in load_problems(path)]
     if config.data.max_problems is not None:
         problems = problems[:config.data.max_problems]
     if not problems:
-        raise ConfigError(f"no training problems in {', '.join(config.data.train_files)}")
+        raise ConfigError(f"no training problems in {', '.join(config.data.sources())}")
+    # The judge's cache keys hold the domain as written: `physics` and `science` would not share entries.
+    problems = [p if p.domain in DOMAINS else
+                dataclasses.replace(p, domain=canonical_domain(p.domain, where=f"{p.source or 'data'}, problem {p.id}"))
+                for p in problems]
+    if config.method == "grpo":
+        refuse_unverifiable(problems, "method grpo (Stage II, or the sparse baseline; its reward is the verifier)")
+    elif config.method in JUDGED_METHODS and not all(has_verifier(p.domain) for p in problems):
+        logger.warning("%d training problems are in a domain without a verifier (code): the judge alone rewards "
+                       "them, and exprl/sparse_correct counts them as incorrect",
+                       sum(not has_verifier(p.domain) for p in problems))
     return problems
 
 
