@@ -7,10 +7,11 @@ import json
 import pytest
 
 from exprl.judge.server import JudgeServer
-from exprl.weights import smollm2_gguf_path
 from exprl.judge.types import JudgeConfig
+from exprl.rewards.config import RewardConfig
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training
+from exprl.weights import smollm2_gguf_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.llama_server]
 
@@ -23,8 +24,11 @@ def llama_server():
 
 
 def test_smollm2_policy_with_llama_cpp_judge_completes_a_step(llama_server, problems_file, tmp_path):
+    # 32 tokens rarely hold a whole SmolLM2 answer; `keep` has the judge grade cut rollouts too, so
+    # the step makes judge calls whatever the sample lengths.
     config = TrainConfig(
         method="exprl-outcome", model="smollm2-135m", data=DataConfig(train_files=[str(problems_file)]),
+        reward=RewardConfig(overlong="keep"),
         judge=JudgeConfig(backend="openai", base_urls=[llama_server.base_url], model=llama_server.model_id(),
                           json_mode=True, cache_path="", max_new_tokens=128, timeout_s=120),
         trl=dict(max_steps=1, per_device_train_batch_size=4, num_generations=2, max_completion_length=32,
