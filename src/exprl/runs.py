@@ -66,8 +66,9 @@ METRICS_FILE = "metrics.jsonl"
 TRAIN_RESULT_FILE = "train_result.json"
 FINAL_DIR = "final"
 TRAIN_COMMAND = "train"
-TRAIN_WRITES = (RECIPE_FILE, METRICS_FILE, "checkpoint-*", FINAL_DIR, TRAIN_RESULT_FILE, "base-model")
-"""What a training run writes in its folder (TRL's checkpoints included)."""
+TRAIN_WRITES = (RECIPE_FILE, METRICS_FILE, "checkpoint-*", FINAL_DIR, TRAIN_RESULT_FILE, "base-model", "completions")
+"""What a training run writes in its folder (TRL's checkpoints included, and the completion tables TRL
+keeps under `trl.log_completions`, which `exprl analyze` reads)."""
 PIPELINE_COMMAND = "pipeline"
 PIPELINE_WRITES = (RUN_FILE, RESOLVED_CONFIG_FILE, "pipeline.yaml", "plan.json", "base-model", "stage1", "stage2",
                    "stage1-recipe.yaml", "stage2-recipe.yaml", "stage2-prompts.jsonl", "eval", "report")

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     if data is not None:
         _register_filter(data.actions)
 
+    _register_analyze(subparsers)
+
     r = subparsers.add_parser(
         "report", help="tables like the paper's Tables 1-2 and plots over pipeline run directories")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="directories written by `exprl pipeline`")
@@ -46,6 +48,9 @@ def register(subparsers) -> None:
                    help="the pass@k column of the Stage-I table (default: the largest k every run has)")
     r.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty folder exprl did not create (same-named files are replaced)")
+    r.add_argument("--analysis", nargs="+", default=[], metavar="DIR",
+                   help="`exprl analyze` folders whose behaviour tables and plots the report shows (a run's own "
+                        "RUN_DIR/analysis is found without this)")
     r.set_defaults(handler=_report)
 
 
@@ -143,13 +148,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-REPORT_WRITES = ("report.md", "tables.md", "pass_at_k_*.png", "dynamics_stage*.png", "steps_per_trace.png")
+REPORT_WRITES = ("report.md", "tables.md", "pass_at_k_*.png", "dynamics_stage*.png", "steps_per_trace.png",
+                 "monitors_*.png", "behaviours*.png", "delimiters*.png")
 
 
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from exprl.eval.report import load_run, write_report
+    from exprl.eval.report import analysis_folders, load_run, write_report
     from exprl.runs import claim_output_dir, inspect_output_dir
 
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "report" if len(args.runs) == 1 else Path("report"))
@@ -158,7 +164,78 @@ def _report(args: argparse.Namespace) -> int:
     inspect_output_dir(out, "report", **folder)
     for run in args.runs:
         load_run(run)  # every run readable before the report folder is made
+    analyses = analysis_folders(args.runs, args.analysis)
     claim_output_dir(out, "report", REPORT_WRITES, **folder)
-    path = write_report(args.runs, out, k=args.k)
+    path = write_report(args.runs, out, k=args.k, analyses=analyses)
     print(f"report written to {path}")
+    return 0
+
+
+def _register_analyze(subparsers) -> None:
+    from exprl.judge.cli import add_judge_config_arguments
+
+    p = subparsers.add_parser(
+        "analyze", help="response length, `###` steps and reasoning behaviours per method and stage",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read the generations exprl stored (a pipeline run's evaluations and, with "
+                    "trl.log_completions, its training rollouts; an eval, filter or training folder; or every run "
+                    "below a folder) and measure, per method and stage: response length, `###` delimiters per "
+                    "trace, and four reasoning behaviours (verification, backtracking, enumeration of cases, "
+                    "subgoal setting), each also counted problem by problem against the base model.\n\n"
+                    "Writes into DIR:\n"
+                    "  behaviours.md       the tables (share of traces per behaviour; problems gained / lost vs base)\n"
+                    "  delimiters.png      share of traces by number of `###` (the paper's Fig. 6), a panel per stage\n"
+                    "  behaviours.png      behaviour shares per method and stage; net problems gained vs base (Fig. 5)\n"
+                    "  analysis.json       every number above, the inputs and the annotator with its version\n"
+                    "  annotations.sqlite  the LLM annotator's cache (--annotator llm)\n\n"
+                    "`exprl report` shows the tables and plots of RUN_DIR/analysis (or of --analysis DIR).")
+    p.add_argument("inputs", nargs="+", metavar="RUN_OR_EVAL_DIR", help="folders to read (see above)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: INPUT/analysis for one input, ./analysis for several)")
+    p.add_argument("--annotator", choices=["rules", "llm"], default="rules",
+                   help="rules: the documented patterns of exprl.eval.annotate (default); llm: a chat model through "
+                        "a judge backend (--backend openai --base-url URL --model NAME, or --backend transformers "
+                        "--model PATH), its answers cached (--cache, default DIR/annotations.sqlite)")
+    p.add_argument("--max-per-problem", type=int, default=None, metavar="K",
+                   help="read at most K samples of each problem (bounds an LLM annotator's calls)")
+    add_judge_config_arguments(p, backends=("openai", "transformers"))
+    p.set_defaults(handler=_analyze)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from exprl.errors import ConfigError
+    from exprl.eval.analyze import ANALYZE_COMMAND, ANALYZE_WRITES, ANNOTATION_CACHE, find_groups, write_analysis
+    from exprl.eval.annotate import LLMAnnotator, RuleAnnotator
+    from exprl.judge.cli import judge_config_from_args
+    from exprl.runs import claim_output_dir, inspect_output_dir
+
+    if args.max_per_problem is not None and args.max_per_problem < 1:
+        raise ConfigError(f"--max-per-problem must be at least 1, got {args.max_per_problem}")
+    out = Path(args.out) if args.out else (Path(args.inputs[0]) / "analysis" if len(args.inputs) == 1
+                                           else Path("analysis"))
+    folder = dict(inputs=args.inputs, nested_ok=True)
+    inspect_output_dir(out, ANALYZE_COMMAND, **folder)
+    config = judge_config_from_args(args) if args.annotator == "llm" else None
+    if config is not None and config.backend == "reference":
+        raise ConfigError("--annotator llm needs --backend openai (with --base-url and --model) or --backend "
+                          "transformers (with --model): the reference judge reads no prose")
+    groups = find_groups(args.inputs, args.max_per_problem)  # every input readable before DIR is made
+    claim_output_dir(out, ANALYZE_COMMAND, ANALYZE_WRITES, **folder)
+    if config is not None:
+        cache = config.cache_path if config.cache_path is not None else str(out / ANNOTATION_CACHE)
+        annotator = LLMAnnotator(config, cache or None)
+    else:
+        annotator = RuleAnnotator()
+    try:
+        analysis = write_analysis(args.inputs, out, annotator, args.max_per_problem, groups)
+    finally:
+        close = getattr(annotator, "close", None)
+        if close:
+            close()
+    from exprl.eval.analyze import behaviour_markdown
+
+    print("\n".join(behaviour_markdown(analysis)))
+    print(f"\nanalysis written to {out}/ (behaviours.md, delimiters.png, behaviours.png, analysis.json)")
     return 0

@@ -116,8 +116,10 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, k: int | None = None) -> Path:
-    """Write report.md, tables.md and PNG plots; returns the path of report.md."""
+def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, k: int | None = None,
+                 analyses: list[str | Path] | None = None) -> Path:
+    """Write report.md, tables.md and PNG plots; returns the path of report.md. `analyses`: `exprl
+    analyze` folders whose behaviour tables and plots are shown (default: each run's own analysis/)."""
     if not run_dirs:
         raise ConfigError("report: name at least one run directory")
     runs = [load_run(p) for p in run_dirs]
@@ -169,6 +171,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
               "failures. Dotted lines: alert thresholds; red lines: the step an alert fired.", ""]
     lines += [f"![{p.stem}]({p.name})" for p in monitor_figures] or ["No RL stage has logged monitor metrics yet."]
     lines += ["", *alerts_section(runs)]
+    lines += behaviour_section(analysis_folders(run_dirs) if analyses is None else analyses, out)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -429,3 +432,36 @@ def plot_steps_histogram(runs: list[RunView], path: Path) -> Path | None:
 
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+# -- reasoning behaviours (exprl analyze) ---------------------------------------------------------
+def analysis_folders(run_dirs: list[str | Path], extra: list[str | Path] = ()) -> list[Path]:
+    """The analyses a report shows: each run's own RUN/analysis (where `exprl analyze RUN` wrote it),
+    then the folders named with --analysis."""
+    from exprl.eval.analyze import ANALYSIS_FILE, read_analysis
+
+    found = [Path(run) / "analysis" for run in run_dirs if (Path(run) / "analysis" / ANALYSIS_FILE).is_file()]
+    for folder in extra:
+        read_analysis(folder)  # a folder named on the command line must be an analysis
+        if Path(folder).resolve() not in {f.resolve() for f in found}:
+            found.append(Path(folder))
+    return found
+
+
+def behaviour_section(folders: list[str | Path], out: Path) -> list[str]:
+    """The report's behaviour section: each analysis's tables, with its plots redrawn into the report folder."""
+    from exprl.eval.analyze import behaviour_markdown, plot_behaviours, plot_delimiters, read_analysis
+
+    if not folders:
+        return []
+    lines = ["", "## Reasoning behaviours", "",
+             "From `exprl analyze` (exprl.eval.annotate): response length, `###` delimiters per trace and "
+             "reasoning behaviours, per method and stage.", ""]
+    for i, folder in enumerate(folders):
+        analysis = read_analysis(folder)
+        suffix = f"_{i + 1}" if len(folders) > 1 else ""
+        delimiters = plot_delimiters(analysis, out / f"delimiters{suffix}.png")
+        behaviours = plot_behaviours(analysis, out / f"behaviours{suffix}.png")
+        lines += [f"### {folder}" if len(folders) > 1 else f"Read from `{folder}`.", "", *behaviour_markdown(analysis),
+                  "", f"![{delimiters.stem}]({delimiters.name})", "", f"![{behaviours.stem}]({behaviours.name})", ""]
+    return lines

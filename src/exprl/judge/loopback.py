@@ -53,17 +53,20 @@ class LoopbackJudgeServer:
       wrong_shape  200 with JSON that is not a chat completion.
       unparseable  a normal completion whose text has no score.
       hang         never answer (until the client gives up); for timeouts.
+    `reply`: the whole answer text of a well-behaved request, from its body, for callers that are not
+    judges (the LLM behaviour annotator); default: the judgment above.
     `faults`: only the first `faults` chat requests misbehave, the rest are answered normally
     (None: all misbehave). `latency_s` delays every answer, good or bad.
     """
 
     def __init__(self, behaviour: str = "ok", *, latency_s: float = 0.0, faults: int | None = None,
                  status: int = 503, scorer: Callable[[dict[str, Any]], int] = default_scorer,
-                 retry_after: float | None = None, model: str = "loopback"):
+                 retry_after: float | None = None, model: str = "loopback",
+                 reply: Callable[[dict[str, Any]], str] | None = None):
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}, got '{behaviour}'")
         self.behaviour, self.latency_s, self.faults, self.status = behaviour, latency_s, faults, status
-        self.scorer, self.retry_after, self.model = scorer, retry_after, model
+        self.scorer, self.retry_after, self.model, self.reply = scorer, retry_after, model, reply
         self.request_count = 0          # chat completion requests received
         self.requests: list[dict[str, Any]] = []  # their JSON bodies, in arrival order
         self.in_flight = 0
@@ -207,6 +210,8 @@ class LoopbackJudgeServer:
         return False
 
     def _good_text(self, payload: dict[str, Any]) -> str:
+        if self.reply is not None:
+            return self.reply(payload)
         score = self.scorer(payload)
         if payload.get("response_format"):
             return json.dumps({"reasoning": "loopback judgment", "score": score})
