@@ -172,3 +172,37 @@ def test_stage2_must_be_sparse_grpo_and_prompts_must_agree(pipeline_files):
     config = load_pipeline_config(pipeline_files / "pipeline.yaml", ["eval.system_prompt=Answer."])
     with pytest.raises(ConfigError, match="eval.system_prompt"):
         plan_pipeline(config, pipeline_recipes(config), 1)
+
+
+@pytest.mark.slow
+def test_a_filter_step_trains_stage1_on_the_base_models_hard_set(tmp_path, capsys):
+    """The tiny random base solves nothing, so its hard set is every problem; Stage I trains on RUN/filter."""
+    rows = [{"id": f"t{i}", "problem": f"What is {i} + {i}?", "reference": f"{i} + {i} = \\boxed{{{2 * i}}}",
+             "answer": str(2 * i)} for i in range(3)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "stage1.yaml").write_text(
+        "method: sft\nmodel: tiny\ndata:\n  train_files: [train.jsonl]\n"
+        "trl:\n  max_steps: 1\n  per_device_train_batch_size: 2\n  save_steps: 1\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "name: filtered\nevaluate_base: false\nstage1:\n  recipe: stage1.yaml\nstage2:\n  enabled: false\n"
+        "filter:\n  enabled: true\n  n: 2\n  max_tokens: 6\n"
+        "eval:\n  benches: [train.jsonl]\n  n: 2\n  max_tokens: 6\n")
+    run_dir = tmp_path / "run"
+    args = ["pipeline", "--config", str(tmp_path / "pipeline.yaml"), "--run-dir", str(run_dir)]
+    assert main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "the base model's hard set of" in out  # the plan says what Stage I trains on
+    state = read_run(run_dir)
+    assert state["stages"]["filter"]["state"] == "done" and state["stages"]["filter"]["kept"] == 3
+    stats = json.loads((run_dir / "filter" / "stats.json").read_text())
+    assert stats["solve_counts"]["0"] == 3 and stats["samples"]["generated"] == 6
+    recipe = (run_dir / "stage1" / "recipe.yaml").read_text()
+    assert str(run_dir / "filter") in recipe
+    assert main(args) == 0  # resumed: every stage done, the filter is not run again
+    assert read_run(run_dir)["stages"]["filter"] == state["stages"]["filter"]
+
+    (tmp_path / "pipeline.yaml").write_text((tmp_path / "pipeline.yaml").read_text().replace(
+        "enabled: true", "enabled: true\n  system_prompt: null"))
+    config = load_pipeline_config(tmp_path / "pipeline.yaml")
+    with pytest.raises(ConfigError, match="filter.system_prompt"):  # it must sample as training and eval prompt
+        plan_pipeline(config, pipeline_recipes(config), 1)

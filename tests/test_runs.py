@@ -10,7 +10,6 @@ from exprl.errors import OutputError, RunStateError
 from exprl.runs import (
     MANIFEST_FILE,
     RUN_FORMAT,
-    STAGES,
     RowJournal,
     atomic_path,
     check_not_inputs,
@@ -81,10 +80,10 @@ def test_check_same_config_reads_yaml_or_json_and_ignores_the_keys_it_is_told(tm
 def test_open_run_creates_then_reopens_and_refuses_a_changed_config(tmp_path):
     run_dir = tmp_path / "run"
     config = {"pipeline": {"eval": {"n": 2}}, "stage1": {"method": "sft"}}
-    state = open_run(run_dir, config, name="label", method="sft", skipped=["stage2", "stage2_eval"])
+    state = open_run(run_dir, config, name="label", method="sft", skipped=["filter", "stage2", "stage2_eval"])
     assert state["format"] == RUN_FORMAT and state["name"] == "label" and not state["finished"]
     assert {s: r["state"] for s, r in state["stages"].items()} == {
-        "base_eval": "pending", "stage1": "pending", "stage1_eval": "pending",
+        "base_eval": "pending", "filter": "skipped", "stage1": "pending", "stage1_eval": "pending",
         "stage2": "skipped", "stage2_eval": "skipped"}
     assert read_run(run_dir) == state
     assert open_run(run_dir, config, name="label", method="sft") == state
@@ -126,7 +125,7 @@ def test_a_stage_records_done_failed_interrupted_or_what_it_set(tmp_path):
     assert stored["stage1"]["state"] == "failed" and stored["stage1"]["error"] == "ValueError: bad data"
     assert stored["stage1_eval"]["state"] == "interrupted"
     assert stored["stage2"]["state"] == "interrupted"
-    assert all("ended" in stored[s] for s in STAGES[:4])
+    assert all("ended" in stored[s] for s in ("base_eval", "stage1", "stage1_eval", "stage2"))
     assert stage_done(state, "base_eval") and not stage_done(state, "stage1")
     with stage(tmp_path, state, "stage1"):
         pass  # a rerun clears the old error

@@ -1,7 +1,8 @@
 """`exprl pipeline`: the paper's two-stage protocol in one resumable run directory.
 
-    evaluate base -> Stage I (any method) -> evaluate -> Stage II (sparse GRPO from the Stage-I
-    checkpoint, same prompts, references removed) -> evaluate
+    evaluate base -> [keep the Stage-I problems the base model cannot solve] -> Stage I (any method)
+    -> evaluate -> Stage II (sparse GRPO from the Stage-I checkpoint, same prompts, references
+    removed) -> evaluate
 
 Run directory (its format is exprl.runs'):
 
@@ -13,6 +14,7 @@ Run directory (its format is exprl.runs'):
     stage1/, stage2/      training runs (recipe.yaml, checkpoint-N/, metrics.jsonl, final/)
     stage2-prompts.jsonl  Stage-I problems with the reference solution replaced by the boxed answer
     eval/{base,stage1,stage2}/   evaluation directories (see exprl.eval.evaluate)
+    filter/               with `filter.enabled`: the base model's hard set (exprl.eval.filter), Stage I's data
 
 Stage II is one recipe for every Stage-I method (`stage2.recipe`; the paper's is
 the bundled paper-stage2.yaml): nothing of the Stage-I recipe carries over but the checkpoint and the
@@ -35,7 +37,7 @@ from typing import Any, Sequence
 from exprl.config import add_override_argument, dump_yaml, load_config, to_dict
 from exprl.data.catalog import add_data_dir_argument
 from exprl.errors import ConfigError
-from exprl.eval.config import EvalConfig
+from exprl.eval.config import EvalConfig, FilterConfig
 from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done, write_json_atomic
 from exprl.weights import resolve_policy_model
@@ -64,6 +66,16 @@ class StageTwoConfig:
 
 
 @dataclass
+class FilterStageConfig(FilterConfig):
+    """`exprl data filter` as the pipeline's first step (its settings, plus `enabled`)."""
+
+    enabled: bool = field(default=False, metadata={
+        "help": "Train Stage I (and Stage II) on the base model's own hard set: the Stage-I problems it solves "
+                "at most max_solved of n times (exprl data filter into RUN/filter; the paper's protocol, "
+                "method.md §5.1)."})
+
+
+@dataclass
 class PipelineConfig:
     """Stage I, Stage II and the evaluations around them (the paper's two-stage protocol)."""
 
@@ -75,6 +87,9 @@ class PipelineConfig:
     stage2: StageTwoConfig = field(default_factory=StageTwoConfig, metadata={"help": "Stage II (sparse RL)."})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={
         "help": "Evaluation after each stage (benches, n, temperature, max_tokens, ...)."})
+    filter: FilterStageConfig = field(default_factory=FilterStageConfig, metadata={
+        "help": "Optional first step: keep only the Stage-I problems the base model cannot solve (enabled, n, "
+                "max_solved, and sampling settings as in eval)."})
 
 
 def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
@@ -151,8 +166,17 @@ def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: 
 
     if not config.eval.benches:
         raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
-    plans = [plan_stage(recipes.stage1, world_size, "stage1", recipes.stage1_source)]
+    hard_set = None
+    if config.filter.enabled:
+        if recipes.stage1.data.mix:
+            raise ConfigError("pipeline: filter.enabled with a data.mix in Stage I: filter each source with "
+                              "`exprl data filter` and mix the filtered folders instead")
+        hard_set = (f"the base model's hard set of {recipes.stage1.data.describe()} (solved at most "
+                    f"{config.filter.max_solved} of {config.filter.n} samples; RUN/filter)")
+    plans = [plan_stage(recipes.stage1, world_size, "stage1", recipes.stage1_source, data=hard_set)]
     prompts = {"stage1 system_prompt": recipes.stage1.system_prompt, "eval.system_prompt": config.eval.system_prompt}
+    if config.filter.enabled:
+        prompts["filter.system_prompt"] = config.filter.system_prompt
     if recipes.stage2 is not None:
         # Stage II trains on the Stage-I problems: its epochs count those.
         stage2 = replace(recipes.stage2, data=recipes.stage1.data)
@@ -181,12 +205,15 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     plans = plan_pipeline(config, recipes, world_size_from_environment())
     stage1_config = recipes.stage1
 
-    skipped = [] if config.evaluate_base else ["base_eval"]
+    skipped = ([] if config.evaluate_base else ["base_eval"]) + ([] if config.filter.enabled else ["filter"])
     if recipes.stage2 is None:
         skipped += ["stage2", "stage2_eval"]
     from exprl.train.runner import RESUMABLE_CHANGES
 
-    state = open_run(run_dir, {"pipeline": to_dict(config), "stage1": to_dict(stage1_config),
+    pipeline = to_dict(config)
+    if not config.filter.enabled:
+        del pipeline["filter"]  # runs started before the filter existed resume unchanged
+    state = open_run(run_dir, {"pipeline": pipeline, "stage1": to_dict(stage1_config),
                                "stage2": to_dict(recipes.stage2) if recipes.stage2 is not None else None},
                      name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped,
                      ignore=[f"{stage}.{key}" for stage in ("stage1", "stage2") for key in RESUMABLE_CHANGES])
@@ -209,6 +236,9 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
 
     if config.evaluate_base and not stage_done(state, "base_eval"):
         eval_stage("base_eval", stage1_config.model)
+    if config.filter.enabled:
+        stage1_config = _filter_stage(run_dir, state, config.filter, stage1_config)
+        dump_yaml(stage1_config, run_dir / "stage1-recipe.yaml")
 
     stage1_model = _train_stage(run_dir, state, "stage1", stage1_config, judge=judge, callbacks=callbacks)
     if stage1_model is None:
@@ -228,6 +258,26 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
                             state["stages"][s]["state"] != "skipped")
     save_run(run_dir, state)
     return state
+
+
+def _filter_stage(run_dir: Path, state: dict, settings: FilterStageConfig, stage1: Any) -> Any:
+    """Stage I's recipe on the base model's hard set (exprl data filter into RUN/filter, once)."""
+    from exprl.eval.filter import filter_problems
+    from exprl.train.config import DataConfig
+
+    hard = run_dir / "filter"
+    if not stage_done(state, "filter"):
+        with stage(run_dir, state, "filter") as record:
+            options = {f.name: getattr(settings, f.name) for f in fields(FilterConfig)}
+            options["limit"] = stage1.data.max_problems if settings.limit is None else settings.limit
+            report = filter_problems(stage1.model, stage1.data.train_files, hard, FilterConfig(**options))
+            record.update(kept=report.stats["kept"], problems=report.stats["problems"])
+            if not report.stats["kept"]:
+                raise ConfigError(f"pipeline: the filter kept no problem: the base model solves each of the "
+                                  f"{report.stats['problems']} Stage-I problems more than filter.max_solved = "
+                                  f"{settings.max_solved} of {settings.n} times (see {hard}/stats.json); raise "
+                                  f"filter.max_solved or train on harder problems")
+    return replace(stage1, data=DataConfig(train_files=[str(hard)]))
 
 
 def _train_stage(run_dir: Path, state: dict, name: str, train_config: Any, **kwargs) -> str | None:

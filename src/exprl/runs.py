@@ -10,6 +10,7 @@
         final/                 the trained model and tokenizer
         train_result.json      written last: its presence means the run is finished
       eval/<stage>/          evaluation directories (exprl.eval.evaluate)
+      filter/                the base model's hard set, when the pipeline filters (exprl.eval.filter)
 
 Three rules hold in every run directory, and this module is where each is kept:
 
@@ -58,7 +59,7 @@ RUN_FORMAT = 1
 """Version of the run-directory layout; a run written with another one is refused, not guessed at."""
 RUN_FILE = "run.json"
 RESOLVED_CONFIG_FILE = "resolved-config.json"
-STAGES = ("base_eval", "stage1", "stage1_eval", "stage2", "stage2_eval")
+STAGES = ("base_eval", "filter", "stage1", "stage1_eval", "stage2", "stage2_eval")
 """A pipeline run's stages, in the order they run."""
 
 RECIPE_FILE = "recipe.yaml"
@@ -70,7 +71,7 @@ TRAIN_WRITES = (RECIPE_FILE, METRICS_FILE, "checkpoint-*", FINAL_DIR, TRAIN_RESU
 """What a training run writes in its folder (TRL's checkpoints included, and the completion tables TRL
 keeps under `trl.log_completions`, which `exprl analyze` reads)."""
 PIPELINE_COMMAND = "pipeline"
-PIPELINE_WRITES = (RUN_FILE, RESOLVED_CONFIG_FILE, "pipeline.yaml", "plan.json", "base-model", "stage1", "stage2",
+PIPELINE_WRITES = (RUN_FILE, RESOLVED_CONFIG_FILE, "pipeline.yaml", "plan.json", "base-model", "filter", "stage1", "stage2",
                    "stage1-recipe.yaml", "stage2-recipe.yaml", "stage2-prompts.jsonl", "eval", "report")
 
 
