@@ -15,9 +15,9 @@ It prints the seconds of every stage at every length (the fastest of `--repeats`
 per token, whether it grows linearly with length (per-token cost within 1.5x across lengths), and
 the share of the batch's rollout time on one H100 at the anchor's generation speed (about 2k
 completion tokens/s per GPU with HF generate, docs/facts.md); the target is under 10%. The sparse
-verifier runs for every method, sparse GRPO included, and costs per rollout (math-verify on the
-last box), not per token: it is printed beside ExpRL's stages, not in their total. The last line
-is one JSON object.
+verifier (math-verify on the last box: a cost per rollout, not per token) and the monitors'
+detectors run for every method, sparse GRPO included: they are printed beside ExpRL's stages, not
+in their total. The last line is one JSON object.
 
     OMP_NUM_THREADS=1 python benchmarks/reward_path.py [--lengths 1024 4096 16384] [--prompts 36]
         [--generations 16] [--signal process|outcome] [--repeats 2]
@@ -90,8 +90,9 @@ def build_rollouts(tokenizer, length: int, count: int, seed: int = 0) -> list[li
 
 
 STAGES = ("decode", "split", "token_steps", "requests", "judge_service", "records", "advantages", "tensor")
-"""ExpRL's own stages. The sparse verifier (`verifier`) runs for every method, sparse GRPO included,
-and costs per rollout rather than per token: it is reported beside them."""
+"""ExpRL's own stages. The sparse verifier and the monitors' detectors (`exprl.rewards.monitors`)
+run for every method, sparse GRPO included: they are reported beside them."""
+SHARED_STAGES = ("verifier", "monitors")
 # Functions the trainer module calls by name inside `judge_requests`, timed where it looks them up.
 _INNER = {"decoded_offsets": "decode", "split_steps": "split", "token_step_ids": "token_steps",
           "tokens_per_step": "token_steps", "process_requests": "requests"}
@@ -128,17 +129,21 @@ def run_batch(rows: list[dict[str, Any]], completion_ids: list[list[int]], token
 
     from exprl.rewards.config import RewardConfig
     from exprl.rewards.record import advantages
-    from exprl.rewards.verifier import sparse_rewards
+    from exprl.rewards.monitors import read_traits
+    from exprl.rewards.verifier import completion_text, sparse_rewards
     from exprl.train import trainer
 
     reward = RewardConfig()
     completions = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)  # TRL's own decode, not timed
-    seconds = dict.fromkeys(STAGES + ("verifier",), 0.0)
+    seconds = dict.fromkeys(STAGES + SHARED_STAGES, 0.0)
     clock = time.perf_counter
 
     t0 = clock()
     correct = sparse_rewards(completions, [row["answer"] for row in rows])
     seconds["verifier"] = clock() - t0
+    t0 = clock()
+    [read_traits(completion_text(c), len(ids), reward.delimiter) for c, ids in zip(completions, completion_ids)]
+    seconds["monitors"] = clock() - t0
     t0 = clock()
     overlong = trainer.overlong_flags(completion_ids, {tokenizer.eos_token_id, tokenizer.pad_token_id},
                                       max(map(len, completion_ids)) + 1)
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{count} rollouts ({args.prompts} prompts x {args.generations}), ExpRL-{args.signal.title()}, "
           f"view {args.view}, SmolLM2 tokenizer, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"{'tokens':>7}{'steps':>7}" + "".join(f"{s[:13]:>14}" for s in STAGES)
-          + f"{'total s':>9}{'us/token':>10}{'% rollout':>11}{'verifier s':>11}{'% rollout':>11}")
+          + f"{'total s':>9}{'us/token':>10}{'% rollout':>11}{'verifier s':>11}{'monitors s':>11}{'% rollout':>11}")
     from exprl.rewards.verifier import sparse_rewards
     sparse_rewards(["\\boxed{x^2}"], ["x^2"])  # math-verify's one-time set-up is the run's, not a batch's
     for length in args.lengths:
@@ -216,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         rollout_s = tokens / args.tokens_per_second
         row = {**{s: seconds[s] for s in STAGES}, "total_s": total, "us_per_token": total / tokens * 1e6,
                "rollout_s": rollout_s, "share_of_rollout": total / rollout_s, "verifier_s": seconds["verifier"],
-               "verifier_share_of_rollout": seconds["verifier"] / rollout_s,
+               "monitors_s": seconds["monitors"],
+               "shared_share_of_rollout": (seconds["verifier"] + seconds["monitors"]) / rollout_s,
                "steps_per_rollout": seconds["steps_per_rollout"]}
         report["lengths"][str(length)] = row
         print(f"{length:>7}{row['steps_per_rollout']:>7.1f}" + "".join(f"{seconds[s]:>14.3f}" for s in STAGES)
               + f"{total:>9.2f}{row['us_per_token']:>10.2f}{100 * row['share_of_rollout']:>10.2f}%"
-              + f"{seconds['verifier']:>11.2f}{100 * row['verifier_share_of_rollout']:>10.2f}%")
+              + f"{seconds['verifier']:>11.2f}{seconds['monitors']:>11.2f}"
+              + f"{100 * row['shared_share_of_rollout']:>10.2f}%")
     per_token = [row["us_per_token"] for row in report["lengths"].values()]
     report["linear"] = max(per_token) / min(per_token) < 1.5
     report["max_share_of_rollout"] = max(row["share_of_rollout"] for row in report["lengths"].values())
@@ -229,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cost per token {min(per_token):.2f} to {max(per_token):.2f} us "
           f"({'linear' if report['linear'] else 'NOT linear'} in length: within 1.5x across lengths); "
           f"at most {100 * report['max_share_of_rollout']:.2f}% of the batch's rollout time at "
-          f"{args.tokens_per_second:.0f} tokens/s per GPU (target < 10%); the sparse verifier, which every "
-          f"method runs, adds up to {100 * max(r['verifier_share_of_rollout'] for r in report['lengths'].values()):.2f}%")
+          f"{args.tokens_per_second:.0f} tokens/s per GPU (target < 10%); the verifier and monitors, which every "
+          f"method runs, add up to {100 * max(r['shared_share_of_rollout'] for r in report['lengths'].values()):.2f}%")
     print(json.dumps(report))
     return 0
 
