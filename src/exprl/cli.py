@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from exprl import __version__
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: interrupted; what finished is kept, run the same command again to resume.",
               file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
+    except BrokenPipeError:
+        # The reader went away (`exprl data list | head`): not an error of the command. Point stdout
+        # at devnull so the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def command_name(args: argparse.Namespace) -> str:
