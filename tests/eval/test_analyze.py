@@ -157,3 +157,19 @@ def test_help_explains_the_output(capsys):
     text = capsys.readouterr().out
     for name in ("behaviours.md", "delimiters.png", "behaviours.png", "analysis.json", "--annotator"):
         assert name in text
+
+
+def test_a_run_without_its_own_base_evaluation_is_compared_with_the_base_read(pipeline_run, tmp_path):
+    """As in the demo, which evaluates the base model in its first method's run only."""
+    import shutil
+
+    other = pipeline_run.parent / "grpo"
+    shutil.copytree(pipeline_run, other)
+    shutil.rmtree(other / "eval" / "base")
+    state = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**state, "name": "grpo", "method": "grpo"}))
+    analysis = write_analysis([pipeline_run.parent], tmp_path / "a", RuleAnnotator())
+    changes = {c["name"]: c["behaviours"] for c in analysis["changes"]}
+    assert changes["grpo / stage1"]["backtracking"] == {"gained": 2, "lost": 0, "net": 2}
+    assert [g["name"] for g in analysis["groups"]][:3] == ["base", "exprl-process / stage1", "grpo / stage1"]
+    assert analysis["groups"][0]["traces"] == 12  # one base, read once

@@ -10,7 +10,9 @@ Inputs, each a folder:
 - any other folder: every pipeline run below it (a demo's runs/demo, say).
 
 Traces are grouped by method and stage: (run name, base | stage1 | stage2 | stage1 rollouts | ...),
-benchmarks pooled; a base model evaluated the same way by several runs is read once, as `base`.
+benchmarks pooled; every base evaluation read forms one `base` group (samples reached twice, a base
+evaluated alike by several runs, are read once). The demo evaluates its base in one run only, and
+its seeds' problems have distinct ids, so each trained stage meets its own base problem by problem.
 Per group it measures the response length, the `###` delimiters per trace (their histogram is the
 paper's Fig. 6) and four reasoning behaviours (exprl.eval.annotate: verification, backtracking,
 enumeration, subgoal setting; rule-based by default, an LLM annotator as the option). Per trained
@@ -75,7 +77,8 @@ class Group:
     stage: str
     folders: list[str] = field(default_factory=list)
     traces: list[Trace] = field(default_factory=list)
-    base: "Group | None" = None   # for a trained stage of a pipeline run: its base model's traces
+    against_base: bool = False    # an evaluation after a pipeline's training stage: compared with `base`
+    base: "Group | None" = None
 
     @property
     def name(self) -> str:
@@ -96,6 +99,10 @@ def find_groups(paths: Sequence[str | Path], max_per_problem: int | None = None)
     if not groups:
         raise RunStateError(f"no stored generations in {', '.join(map(str, paths))}: evaluate a model (exprl eval, "
                             f"exprl pipeline) or train with trl.log_completions: true first")
+    base = groups.get(("base", "base"))
+    for group in groups.values():
+        if group.against_base and base is not None and base.traces:
+            group.base = base
     return sorted(groups.values(), key=lambda g: (g.label != "base", _stage_rank(g.stage), g.label))
 
 
@@ -122,20 +129,15 @@ def _read_folder(folder: Path, groups: dict, seen: set, cap: int | None) -> None
 
         state = read_run(folder)
         label = state.get("name") or folder.name
-        base = None
         for stage in ("base", *TRAINED_STAGES):
             eval_dir = folder / "eval" / stage
             if (eval_dir / "eval.json").is_file():
                 target = group("base", "base") if stage == "base" else group(label, stage)
+                target.against_base = stage != "base"
                 _read_store(eval_dir, target, seen, cap)
-                if stage == "base":
-                    base = target
         for stage in TRAINED_STAGES:
             if (folder / stage / "completions").is_dir():
                 _read_completions(folder / stage / "completions", group(label, f"{stage} rollouts"), seen, cap)
-        for stage in TRAINED_STAGES:
-            if (label, stage) in groups and base is not None:
-                groups[(label, stage)].base = base
     elif (folder / "eval.json").is_file():
         _read_store(folder, group(folder.name, "eval"), seen, cap)
     elif (folder / "filter.json").is_file():
@@ -164,9 +166,9 @@ def _read_store(folder: Path, group: Group, seen: set, cap: int | None) -> None:
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
             benchmarks = [b for (b,) in db.execute("SELECT DISTINCT benchmark FROM generations WHERE gen_key=?", (key,))]
             for bench in benchmarks:
-                if (key, bench) in seen:
-                    continue  # the same model, settings and benchmark, read through another run
-                seen.add((key, bench))
+                if (group.label, group.stage, key, bench) in seen:
+                    continue  # the same samples reached twice (a base evaluated alike by several runs)
+                seen.add((group.label, group.stage, key, bench))
                 rows = db.execute("SELECT problem_id, text, num_tokens, finish_reason, correct FROM generations "
                                   "WHERE gen_key=? AND benchmark=? AND sample_index<? ORDER BY problem_id, "
                                   "sample_index", (key, bench, limit))
@@ -183,9 +185,9 @@ def _read_completions(folder: Path, group: Group, seen: set, cap: int | None) ->
 
     from exprl.rewards.verifier import completion_text
 
-    if (str(folder), "") in seen:
+    if (group.label, group.stage, str(folder.resolve())) in seen:
         return
-    seen.add((str(folder), ""))
+    seen.add((group.label, group.stage, str(folder.resolve())))
     per_prompt: Counter = Counter()
     for path in sorted(folder.glob("completions_*.parquet")):
         try:
@@ -219,7 +221,7 @@ def analyze_groups(groups: Sequence[Group], annotator: Annotator) -> dict[str, A
         entries.append(_measure(group, annotations))
     changes = []
     for group in groups:
-        if group.base is not None and group.base.traces:
+        if group.base is not None and group.traces:
             changes.append(_change(group, flags[id(group)], group.base, flags[id(group.base)]))
     return {"groups": entries, "changes": changes}
 
@@ -348,6 +350,8 @@ def _pyplot():
 def plot_delimiters(analysis: dict[str, Any], path: Path) -> Path:
     """Share of traces by number of `###` delimiters, one panel per stage, a line per method."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for g in analysis["groups"]:
         by_stage.setdefault(g["stage"], []).append(g)
@@ -360,6 +364,7 @@ def plot_delimiters(analysis: dict[str, Any], path: Path) -> Path:
             total = sum(counts) or 1
             ax.plot(range(top + 1), [100 * c / total for c in counts], marker="o", markersize=3,
                     label=f"{g['label']} (mean {g['delimiters']['mean']:.1f})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"`###` per trace: {stage}")
         ax.set_xlabel("delimiters in a trace" + (f" ({HISTOGRAM_TOP} = {HISTOGRAM_TOP}+)" if top == HISTOGRAM_TOP else ""))
         ax.grid(alpha=0.3)
@@ -400,3 +405,6 @@ def _bars(ax, series: Iterable[tuple[str, list[float]]], ylabel: str, title: str
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7)
+    if not any(v for _, values in series for v in values):
+        ax.text(0.5, 0.5, "all zero: no trace shows a behaviour", ha="center", va="center",
+                transform=ax.transAxes, color="gray")
