@@ -52,6 +52,24 @@ def test_a_folder_is_written_whole_or_not_at_all(tmp_path):
     assert (target / "config.json").is_file()
 
 
+def test_two_writers_of_one_path_at_once_both_finish_whole(tmp_path):
+    """Every rank of a distributed run writes the same manifest; each rename is of a whole file."""
+    path = tmp_path / "manifest.json"
+    with atomic_path(path) as first, atomic_path(path) as second:
+        assert first != second
+        first.write_text("one")
+        second.write_text("two")
+    assert path.read_text() == "one" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+    folder = tmp_path / "model"
+    with atomic_path(folder) as first, atomic_path(folder) as second:
+        for tmp, text in ((first, "one"), (second, "two")):
+            tmp.mkdir()
+            (tmp / "config.json").write_text(text)
+    # the folder renamed first stands whole; the later one cannot replace a full folder and is dropped
+    assert (folder / "config.json").read_text() == "two" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "manifest.json", "model"]
+
+
 def test_config_changes_name_every_changed_key_as_a_dotted_path():
     before = {"method": "grpo", "trl": {"max_steps": 4, "beta": 0.0}, "data": {"train_files": ["a"]}}
     now = {"method": "grpo", "trl": {"max_steps": 5, "epsilon": 0.2}, "data": {"train_files": ["a", "b"]}}

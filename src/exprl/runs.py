@@ -43,6 +43,7 @@ import fnmatch
 import json
 import logging
 import os
+import secrets
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,13 +80,23 @@ PIPELINE_WRITES = (RUN_FILE, RESOLVED_CONFIG_FILE, "pipeline.yaml", "plan.json",
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` to write a file or a folder to; when the block ends without an
-    error it takes `path`'s place in one rename, otherwise it is removed."""
+    error it takes `path`'s place in one rename, otherwise it is removed.
+
+    The temporary's name is the writer's own (process id and a random part): processes writing the
+    same file at once (every rank of a distributed run claiming its output folder) each rename a
+    whole file, and the last one stands. A folder cannot be renamed over a full one, so when another
+    writer's whole folder got there first, it stands and this one is dropped."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
-        tmp.replace(path)
+        try:
+            tmp.replace(path)
+        except OSError:
+            if not (tmp.is_dir() and path.is_dir()):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
