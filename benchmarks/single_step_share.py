@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config(DemoConfig, overrides=args.overrides)
     run_dir = args.output_dir / args.label / f"seed-{args.seed}"
-    data = write_task_data(config, args.seed, args.output_dir / f"data-seed-{args.seed}")
+    data = write_task_data(config, args.seed, run_dir / "data")  # the task settings may differ per label
     model = base_model(config, args.seed, args.output_dir / "cache", log=print)
     train = stage1_config(config, "exprl-process", str(model), data["train-hard"], args.seed, run_dir)
     if args.steps is not None:
