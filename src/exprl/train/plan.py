@@ -177,6 +177,7 @@ def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] 
     defaults for the method, then `machine` (what the hardware forces, e.g. no bf16 on a CPU), then
     exprl's fixed choices for the method, then the recipe's `trl` section, then the derived
     `max_steps`. Unknown keys and budgets that do not divide are ConfigErrors naming the key."""
+    check_budget(config)
     known = trl_defaults(config.method)
     unknown = sorted(set(config.trl) - set(known))
     if unknown:
@@ -384,7 +385,6 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
           data: str | None) -> StagePlan:
     from exprl.data.prompts import policy_prompt_name
 
-    check_budget(config)
     values = trl_arguments(config, world_size)
     effective = {**trl_defaults(config.method), **values}
 
@@ -411,6 +411,7 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
             total_prompts=_as_number(batches * prompts) if batches is not None else None,
             total_completions=_as_number(batches * shape.generation_batch) if batches is not None else None)
         seen = plan_numbers["total_prompts"]
+        epochs = seen / problems if seen is not None and problems else None
         if config.method in JUDGED_METHODS:
             process = config.method == "exprl-process"
             judge = {"backend": config.judge.backend, "model": config.judge.model or None,
@@ -423,15 +424,14 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
         plan_numbers = dict(prompts_per_batch=None, completions_per_batch=None, num_generations=None,
                             optimizer_steps_per_batch=None, sequences_per_optimizer_step=batch,
                             rollout_batches=None, total_prompts=None, total_completions=None)
-        seen = optimizer_steps * batch if optimizer_steps is not None else None
-        if optimizer_steps is None:
+        if optimizer_steps is not None:
+            epochs = optimizer_steps * batch / problems if problems else None
+        else:
             # An epoch budget: the Trainer's count of optimiser steps, when the data is at hand.
             epochs = float(get("num_train_epochs"))
             if problems:
                 micro_batches = math.ceil(math.ceil(problems / world_size) / per_device)
                 optimizer_steps = math.ceil(epochs * max(math.ceil(micro_batches / accumulation), 1))
-    if seen is not None or config.method in SAMPLING_METHODS:
-        epochs = seen / problems if seen is not None and problems else None
 
     loss: dict[str, Any] = {}
     sampling: dict[str, Any] = {}
