@@ -8,7 +8,8 @@ exprl-process with the demo's settings, and records at every rollout batch:
 
 - the share of rollouts with one step (T = 1);
 - the share of the gradient's weight they carry: sum over their tokens of |advantage| divided by the
-  same sum over every rollout (the token-mean loss weighs each token's |advantage| alike).
+  same sum over every rollout (the token-mean loss weighs each token's |advantage| alike);
+- the mean |advantage| per trained token of one-step and of multi-step rollouts.
 
 It prints both for the first and last 10 batches and the whole of Stage I. Run it once on a tree with
 the old single-step rule and once on one with the new (`--label` names the run folder), with the same
@@ -58,10 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         # step counts in `_gathered`.
         steps = ([r.num_steps for r in self._rollouts] if hasattr(self, "_rollouts")
                  else self._gathered["num_steps"])
-        weight = (output["advantages"].abs() * output["completion_mask"]).sum(dim=1)
+        mask = output["completion_mask"]
+        advantages = output["advantages"] if output["advantages"].dim() == 2 else output["advantages"].unsqueeze(1)
+        weight = (advantages.abs() * mask).sum(dim=1)
+        tokens = mask.sum(dim=1)
         single = torch.tensor([n == 1 for n in steps])
         records.append({"single_share": single.float().mean().item(),
                         "single_weight": (weight[single].sum() / weight.sum().clamp(min=1e-12)).item(),
+                        "single_abs": weight[single].sum().item(), "single_tokens": tokens[single].sum().item(),
+                        "multi_abs": weight[~single].sum().item(), "multi_tokens": tokens[~single].sum().item(),
                         "steps_mean": sum(steps) / len(steps)})
         return output
 
@@ -79,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in (("first 10", records[:10]), ("last 10", records[-10:]), ("all", records)):
         print(f"| {name} | {100 * mean(rows, 'single_share'):.1f}% | {100 * mean(rows, 'single_weight'):.1f}% | "
               f"{mean(rows, 'steps_mean'):.2f} |")
+
+    def per_token(kind):
+        tokens = sum(r[f"{kind}_tokens"] for r in records)
+        return f"{sum(r[f'{kind}_abs'] for r in records) / tokens:.3f}" if tokens else "-"
+
+    print(f"mean |advantage| per trained token over Stage I: one-step rollouts {per_token('single')}, "
+          f"multi-step rollouts {per_token('multi')}")
     return 0
 
 
