@@ -11,9 +11,17 @@ exprl-process with the demo's settings, and records at every rollout batch:
   same sum over every rollout (the token-mean loss weighs each token's |advantage| alike);
 - the mean |advantage| per trained token of one-step and of multi-step rollouts.
 
-It prints both for the first and last 10 batches and the whole of Stage I. Run it once on a tree with
-the old single-step rule and once on one with the new (`--label` names the run folder), with the same
-output directory so both start from the same base model.
+It prints the shares for the first and last 10 batches and the whole of Stage I, and, on a tree with
+the new rule, what the old rule (the group z-score of s_T) would have given the same one-step rollouts.
+Run it once on a tree with the old single-step rule and once on one with the new (`--label` names the
+run folder), with the same output directory so both start from the same base model, e.g.
+
+    git archive a59d75f src | tar -x -C /tmp/before    # the old rule
+    B="benchmarks/single_step_share.py --output-dir runs/single-step --steps 40 --set base.steps=900 \
+       --set task.easy_max_steps=1 --set task.hard_min_steps=2 --set task.hard_max_steps=4 \
+       --set task.pretrain_long_share=0.1 --set base.num_problems=1500"
+    PYTHONPATH=/tmp/before/src OMP_NUM_THREADS=1 .venv/bin/python $B --label before
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python $B --label after
 """
 from __future__ import annotations
 
@@ -21,6 +29,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+
+def _z_scored_single_step_abs(trainer) -> float:
+    """Sum over the tokens of this batch's one-step rollouts of |advantage| under the old rule (the
+    final-step score z-scored in its group), from the same rollouts: the scale the fix removed."""
+    from exprl.rewards.advantages import apply_overlong, outcome_advantages
+
+    rollouts = trainer._rollouts
+    groups = [i // trainer.num_generations for i in range(len(rollouts))]
+    finals = apply_overlong([r.dense_reward for r in rollouts], [r.overlong for r in rollouts],
+                            trainer.reward.overlong)
+    z = outcome_advantages(finals, groups, "std")
+    return sum(abs(a) * sum(r.tokens_per_step) for r, a in zip(rollouts, z)
+               if r.num_steps == 1 and a is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         weight = (advantages.abs() * mask).sum(dim=1)
         tokens = mask.sum(dim=1)
         single = torch.tensor([n == 1 for n in steps])
-        records.append({"single_share": single.float().mean().item(),
+        z_abs = _z_scored_single_step_abs(self) if hasattr(self, "_rollouts") else None
+        records.append({"single_share": single.float().mean().item(), "single_abs_if_z": z_abs,
                         "single_weight": (weight[single].sum() / weight.sum().clamp(min=1e-12)).item(),
                         "single_abs": weight[single].sum().item(), "single_tokens": tokens[single].sum().item(),
                         "multi_abs": weight[~single].sum().item(), "multi_tokens": tokens[~single].sum().item(),
@@ -92,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"mean |advantage| per trained token over Stage I: one-step rollouts {per_token('single')}, "
           f"multi-step rollouts {per_token('multi')}")
+    if records and records[0]["single_abs_if_z"] is not None:
+        tokens = sum(r["single_tokens"] for r in records)
+        z = f"{sum(r['single_abs_if_z'] for r in records) / tokens:.3f}" if tokens else "-"
+        print(f"the same one-step rollouts under the old rule (group z-score of s_T): {z} per token")
     return 0
 
 

@@ -74,7 +74,8 @@ def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
                not): the centred outcome reward, in the same reward units as DeltaNorm's step
                differences. Under prefix judging s_T is the whole trace's score. Dropping every
                delimiter then earns no more than the trace's standing in its group; a group-std
-               z-score here would weigh each one-step token about four times a multi-step one.
+               z-score here weighed each one-step token several times a multi-step one (on the
+               demo task, 10x on the same rollouts: benchmarks/single_step_share.py).
       zero:    0, the letter of Eq. 2 (A_1 = s_1 - s_T = 0).
       raw:     s_1 >= 0, what the official code computes (uncentred).
     GroupNorm is centred already, so a T = 1 rollout there follows the GroupNorm formula.
