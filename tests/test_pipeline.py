@@ -45,7 +45,8 @@ def test_pipeline_runs_every_stage_then_skips_them_when_rerun(pipeline_files, ca
     state = read_run(run_dir)
     assert state["finished"] and state["method"] == "sft" and state["name"] == "sft-tiny"
     assert {s: r["state"] for s, r in state["stages"].items()} == {
-        "base_eval": "done", "stage1": "done", "stage1_eval": "done", "stage2": "done", "stage2_eval": "done"}
+        "filter": "skipped", "base_eval": "done", "stage1": "done", "stage1_eval": "done", "stage2": "done",
+        "stage2_eval": "done"}
     assert state["stages"]["stage2"]["method"] == "grpo"
     # The pipeline states which Stage II it runs, and what each stage was planned to do.
     assert state["stages"]["stage2"]["recipe"].endswith("stage2.yaml")
@@ -61,10 +62,10 @@ def test_pipeline_runs_every_stage_then_skips_them_when_rerun(pipeline_files, ca
         assert result["num_problems"] == 3 and result["n"] == 2
     assert (run_dir / "stage1" / "metrics.jsonl").is_file() and (run_dir / "stage2" / "metrics.jsonl").is_file()
 
-    stamps = {s: r["started"] for s, r in state["stages"].items()}
+    stamps = {s: r.get("started") for s, r in state["stages"].items()}  # a skipped stage never started
     assert main(["pipeline", "--config", str(pipeline_files / "pipeline.yaml"), "--run-dir", str(run_dir)]) == 0
     again = read_run(run_dir)
-    assert {s: r["started"] for s, r in again["stages"].items()} == stamps
+    assert {s: r.get("started") for s, r in again["stages"].items()} == stamps
 
     assert main(["report", str(run_dir)]) == 0
     report = (run_dir / "report" / "report.md").read_text()
