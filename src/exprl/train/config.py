@@ -47,8 +47,14 @@ class DataConfig:
                 "each source's share exact to one problem, batches following the weights)."})
     max_problems: int | None = field(default=None, metadata={
         "help": "Use only the first N problems (after concatenating the files, or drawing the mix); None = all."})
+    max_prompt_tokens: int | None = field(default=None, metadata={
+        "help": "Leave out problems whose policy prompt (chat template applied) is longer than this many "
+                "tokens of the policy's tokenizer, as the paper's code does at 4,096 (method.md §2.1); the "
+                "number left out is logged. None keeps every problem."})
 
     def __post_init__(self) -> None:
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
+            raise ConfigError(f"data.max_prompt_tokens must be >= 1 or null, got {self.max_prompt_tokens}")
         if self.train_files and self.mix:
             raise ConfigError("data: set train_files or mix, not both (a mix lists every source it draws from)")
 

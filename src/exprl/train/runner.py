@@ -93,6 +93,28 @@ def load_training_problems(config: TrainConfig) -> list[Problem]:
     return problems
 
 
+def within_prompt_budget(problems: Sequence[Problem], config: TrainConfig, tokenizer: Any) -> list[Problem]:
+    """The problems whose policy prompt fits `data.max_prompt_tokens` of the policy's tokenizer.
+
+    The paper's code drops longer prompts rather than cutting them: a cut prompt would train the policy
+    on a problem it cannot read whole."""
+    limit = config.data.max_prompt_tokens
+    if limit is None:
+        return list(problems)
+    def length(problem: Problem) -> int:
+        text = tokenizer.apply_chat_template(policy_messages(problem.problem, config.system_prompt),
+                                             add_generation_prompt=True, tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    kept = [p for p in problems if length(p) <= limit]
+    if len(kept) < len(problems):
+        logger.warning("left out %d of %d training problems whose prompt is longer than data.max_prompt_tokens=%d",
+                       len(problems) - len(kept), len(problems), limit)
+    if not kept:
+        raise ConfigError(f"no training problem's prompt fits data.max_prompt_tokens={limit}; raise it")
+    return kept
+
+
 def build_rows(problems: Sequence[Problem], config: TrainConfig) -> list[dict[str, Any]]:
     """Dataset rows. `prompt` comes only from policy_messages; the other columns are hidden from the
     policy (TRL hands them to reward functions, SFT uses `completion` as the target, self-distill's
@@ -220,6 +242,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    problems = within_prompt_budget(problems, config, tokenizer)
     dataset = Dataset.from_list(build_rows(problems, config))
     all_callbacks = [metrics_callback(output_dir / METRICS_FILE, config), *callbacks]
 
