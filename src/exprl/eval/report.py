@@ -19,7 +19,8 @@ from exprl.config import load_config
 from exprl.errors import ConfigError, RunStateError
 from exprl.eval.evaluate import read_results
 from exprl.judge.types import JudgeStatus
-from exprl.rewards.monitors import ALERT_RECORD, ALERTS, MonitorConfig
+from exprl.rewards import monitors
+from exprl.rewards.monitors import ALERT_RECORD, MonitorConfig
 from exprl.runs import METRICS_FILE, RECIPE_FILE, read_run
 
 # Panel title -> (metrics.jsonl key, y label). Keys are TRL's own and the ExpRL trainer's `exprl/*`.
@@ -31,7 +32,7 @@ DYNAMICS = [
     ("Response length", "completions/mean_length", "tokens"),
     ("KL to reference policy", "kl", "KL"),
 ]
-STEP_BUCKETS = ["1", "2-3", "4-7", "8+"]
+STEP_BUCKETS = [label for label, *_ in monitors.STEP_BUCKETS]
 STAGE_NAMES = {"stage1": "Stage I", "stage2": "Stage II"}
 
 

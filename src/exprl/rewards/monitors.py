@@ -167,7 +167,7 @@ def batch_metrics(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable],
 @dataclass
 class MonitorConfig:
     """Thresholds of the training monitors: the recipe's `monitor:` section. A share alert compares
-    the mean over the last `smoothing_steps` logged steps with its threshold; null turns one off."""
+    its mean over the last `smoothing_steps` optimiser steps with its threshold; null turns one off."""
 
     enabled: bool = field(default=True, metadata={
         "help": "Check the thresholds below at every logged step; false logs the monitor metrics only."})
