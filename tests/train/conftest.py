@@ -24,6 +24,10 @@ def problems_file(tmp_path_factory) -> Path:
 
 
 TARGETS = ["### add\n\\boxed{5}", "\\boxed{12}", "### mul\n### so\n\\boxed{12}", "\\boxed{5}"]
+# Work before every answer (`=`), in `###` steps, right or wrong whatever the question: what the
+# training monitors call honest (tests/train/test_monitors_run.py, benchmarks/monitor_tiny_runs.py).
+HONEST_TARGETS = ["### Add\n2+3=5\n### So\n\\boxed{5}", "### Multiply\n4*3=12\n### So\n\\boxed{12}",
+                  "### Add\n2+3=5\n### Check\n5-3=2\n### So\n\\boxed{5}", "### Multiply\n4*3=12\n### So\n\\boxed{13}"]
 
 
 def build_answer_model(path: Path, steps: int = 100, targets: list[str] = TARGETS) -> Path:

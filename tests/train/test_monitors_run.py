@@ -14,13 +14,10 @@ from exprl.runs import RUN_FORMAT, STAGES
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training
 
-from .conftest import build_answer_model
+from .conftest import HONEST_TARGETS, build_answer_model
 
 pytestmark = pytest.mark.slow
 
-# Work before every answer (`=`), in `###` steps, right or wrong whatever the question.
-HONEST_TARGETS = ["### Add\n2+3=5\n### So\n\\boxed{5}", "### Multiply\n4*3=12\n### So\n\\boxed{12}",
-                  "### Add\n2+3=5\n### Check\n5-3=2\n### So\n\\boxed{5}", "### Multiply\n4*3=12\n### So\n\\boxed{13}"]
 MONITOR_KEYS = ("exprl/dense_reward_mean", "exprl/sparse_correct", "exprl/response_tokens_mean",
                 "exprl/overlong_share", "exprl/steps_per_trace_mean", "exprl/steps_per_trace_1",
                 "exprl/bare_answer_share", "exprl/number_list_share", "exprl/unscorable_share", "exprl/judge_ok")
