@@ -3,6 +3,7 @@ monitor metrics reach metrics.jsonl, an honest policy raises no alert and its re
 monitor plots and an empty Alerts section, and a policy that writes bare answers raises one."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -10,6 +11,7 @@ import pytest
 
 from exprl.eval.report import write_report
 from exprl.judge.types import JudgeConfig
+from exprl.rewards.monitors import MonitorConfig
 from exprl.runs import RUN_FORMAT, STAGES
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training
@@ -28,17 +30,20 @@ def honest_model(tmp_path_factory):
     return build_answer_model(tmp_path_factory.mktemp("honest-model") / "model", targets=HONEST_TARGETS)
 
 
+def stage1_config(model, problems_file, method: str) -> TrainConfig:
+    return TrainConfig(method=method, model=str(model), data=DataConfig(train_files=[str(problems_file)]),
+                       judge=JudgeConfig(backend="reference", cache_path=""),
+                       trl=dict(max_steps=2, per_device_train_batch_size=4, num_generations=4,
+                                max_completion_length=64, learning_rate=1e-3, save_strategy="no"))
+
+
 def train_stage1(model, problems_file, run_dir, method: str):
     """A pipeline run folder whose Stage I is a real two-step run (the report reads pipeline runs)."""
     run_dir.mkdir()
     stages = {stage: {"state": "done" if stage == "stage1" else "pending"} for stage in STAGES}
     (run_dir / "run.json").write_text(json.dumps({"format": RUN_FORMAT, "exprl_version": "test", "name": method,
                                                   "method": method, "stages": stages}))
-    config = TrainConfig(method=method, model=str(model), data=DataConfig(train_files=[str(problems_file)]),
-                         judge=JudgeConfig(backend="reference", cache_path=""),
-                         trl=dict(max_steps=2, per_device_train_batch_size=4, num_generations=4,
-                                  max_completion_length=64, learning_rate=1e-3, save_strategy="no"))
-    result = run_training(config, run_dir / "stage1")
+    result = run_training(stage1_config(model, problems_file, method), run_dir / "stage1")
     return [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
 
 
@@ -55,6 +60,10 @@ def test_an_honest_run_logs_the_monitors_and_its_report_has_no_alert(honest_mode
     assert "](monitors_stage1.png)" in report
     assert (tmp_path / "report" / "monitors_stage1.png").stat().st_size > 10_000
     assert "- **exprl-process**, Stage I (2 monitored steps): none" in report.split("## Alerts")[1]
+    # Thresholds change what is reported, not what is trained: a rerun with others is no changed recipe.
+    stricter = dataclasses.replace(stage1_config(honest_model, problems_file, "exprl-process"),
+                                   monitor=MonitorConfig(overlong_share=0.05))
+    assert run_training(stricter, tmp_path / "run" / "stage1").already_done
 
 
 def test_bare_answers_raise_an_alert_on_the_console_in_metrics_and_in_the_report(answer_model, problems_file,
