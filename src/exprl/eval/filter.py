@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
@@ -47,9 +46,7 @@ from exprl.eval.evaluate import GENERATIONS_FILE, LazyGenerator, verify_missing
 from exprl.eval.generate import (Generator, SamplingSettings, generation_key, model_fingerprint, resolve_model,
                                  sample_seed)
 from exprl.eval.store import GenerationStore
-from exprl.runs import (RowJournal, claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic)
-
-logger = logging.getLogger(__name__)
+from exprl.runs import RowJournal, claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic
 
 FILTER_COMMAND = "data filter"
 FILTER_FORMAT = 1
