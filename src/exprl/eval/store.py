@@ -104,11 +104,6 @@ class GenerationStore:
         return [StoredSample(pid, index, Generation(text, num_tokens, finish), None if ok is None else bool(ok))
                 for pid, index, text, num_tokens, finish, ok in rows]
 
-    def keys(self) -> list[tuple[str, str, int]]:
-        """(generation key, benchmark, samples) of everything stored: what `exprl analyze` reads."""
-        return list(self._db.execute("SELECT gen_key, benchmark, COUNT(*) FROM generations "
-                                     "GROUP BY gen_key, benchmark ORDER BY gen_key, benchmark"))
-
     def set_verdicts(self, gen_key: str, benchmark: str,
                      verdicts: list[tuple[str, int, bool]]) -> None:
         with self._db:
