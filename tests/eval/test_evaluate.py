@@ -175,3 +175,31 @@ def test_a_domain_without_a_verifier_is_left_unscored_and_said_so(tiny_model, tm
     with pytest.raises(ConfigError, match="every problem is in domain code, which has no verifier"):
         evaluate(tiny_model, [str(code_only)], out_dir=tmp_path / "e2", n=1, max_tokens=2)
     assert not (tmp_path / "e2").exists()
+
+
+def test_traces_of_an_eval_are_what_judge_run_and_calibrate_read(tiny_model, tmp_path, capsys):
+    from exprl.data.loaders import write_problems
+    from exprl.data.synthetic import SyntheticTaskConfig, generate
+
+    bench = tmp_path / "chains.jsonl"
+    problems = generate(SyntheticTaskConfig(num_problems=5, min_steps=1, max_steps=2, seed=3))
+    write_problems(bench, problems)
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(tiny_model), "--bench", str(bench), "--n", "2", "--max-tokens", "6",
+                 "--out", str(out), "--traces"]) == 0
+    rows = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
+    by_id = {p.id: p for p in problems}
+    with sqlite3.connect(out / "generations.sqlite") as db:
+        stored = {(pid, index): (text, bool(ok)) for pid, index, text, ok in
+                  db.execute("SELECT problem_id, sample_index, text, correct FROM generations")}
+    for row in rows:
+        assert row["reference"] == by_id[row["problem_id"]].reference
+        assert (row["trace"], row["correct"]) == stored[(row["problem_id"], row["sample_index"])]
+    capsys.readouterr()
+    scores = tmp_path / "scores.jsonl"
+    assert main(["judge", "run", "--input", str(out / "traces.jsonl"), "--out", str(scores),
+                 "--backend", "reference", "--cache", ""]) == 0
+    assert len(scores.read_text().splitlines()) == 10
+    assert main(["judge", "calibrate", "--input", str(out / "traces.jsonl"), "--backend", "reference",
+                 "--cache", ""]) == 0

@@ -10,7 +10,7 @@ from exprl.eval.config import EvalConfig
 # flag -> EvalConfig field; a flag left out keeps the config's value (its default, the YAML's, --set's)
 _EVAL_FLAGS = {"bench": "benches", "n": "n", "temperature": "temperature", "top_p": "top_p",
                "max_tokens": "max_tokens", "limit": "limit", "batch_size": "batch_size", "seed": "seed",
-               "engine": "engine", "system_prompt": "system_prompt"}
+               "engine": "engine", "system_prompt": "system_prompt", "traces": "traces"}
 
 
 def register(subparsers) -> None:
@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     add_override_argument(p, "eval setting", "n=4")
     add_data_dir_argument(p)
     p.add_argument("--out", default="eval", help="output directory (default ./eval)")
+    p.add_argument("--traces", action="store_true", default=None,
+                   help="also write OUT/traces.jsonl, every sample with its problem, reference and verdict: the "
+                        "input of `exprl judge run` and `exprl judge calibrate`")
     p.set_defaults(handler=_eval)
 
     data = subparsers.choices.get("data")  # exprl.data.cli registered it first (exprl.cli)

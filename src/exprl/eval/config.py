@@ -52,6 +52,10 @@ class EvalConfig(SamplingConfig):
     n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
     limit: int | None = field(default=None, metadata={
         "help": "Evaluate only the first LIMIT problems of each benchmark (smoke runs)."})
+    traces: bool = field(default=False, metadata={
+        "help": "Also write traces.jsonl: every sample with its problem, reference and verdict, one row each, "
+                "in the input format of `exprl judge run` and `exprl judge calibrate` (off by default: at the "
+                "paper's 128 samples of 16k tokens it is gigabytes)."})
 
     def __post_init__(self) -> None:
         self._check("eval", self.n)

@@ -32,7 +32,8 @@ from exprl.eval.generate import (Generator, SamplingSettings, generation_key, ma
                                  model_fingerprint, resolve_model, sample_seed)
 from exprl.eval.passk import pass_at_k_curve
 from exprl.eval.store import GenerationStore
-from exprl.runs import claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic, write_text_atomic
+from exprl.runs import (atomic_path, claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic,
+                        write_text_atomic)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ EVAL_COMMAND = "eval"
 EVAL_FILE = "eval.json"
 GENERATIONS_FILE = "generations.sqlite"
 RESULTS_FILE = "results.md"
+TRACES_FILE = "traces.jsonl"
 SAMPLE_SETTINGS = ("temperature", "top_p", "max_tokens", "seed", "system_prompt")
 """What makes a sample what it is, besides the model: fixed for the life of an eval directory."""
 
@@ -118,8 +120,8 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
                         **{k: stored.get("settings", {}).get(k) for k in SAMPLE_SETTINGS}}, identity,
                        where=out, what="evaluation (model or sampling settings)",
                        hint="evaluate another model or setting into a new --out")
-    claim_output_dir(out, EVAL_COMMAND, [EVAL_FILE, GENERATIONS_FILE, RESULTS_FILE, *(f"{n}.json" for n in names)],
-                     **folder)
+    claim_output_dir(out, EVAL_COMMAND, [EVAL_FILE, GENERATIONS_FILE, RESULTS_FILE, TRACES_FILE,
+                                         *(f"{n}.json" for n in names)], **folder)
     write_json_atomic(out / EVAL_FILE, {
         "exprl_version": __version__, "format": EVAL_FORMAT, "model": model_id,
         "fingerprint": fingerprint, "generation_key": key, "settings": asdict(config),
@@ -135,8 +137,28 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
             result["unscored"] = unscored[name]
             write_json_atomic(out / f"{name}.json", result)
             results[name] = result
+        if config.traces:
+            write_traces(out / TRACES_FILE, store, key, loaded)
     write_text_atomic(out / RESULTS_FILE, results_table(results))
     return results
+
+
+def write_traces(path: Path, store: GenerationStore, key: str,
+                 benchmarks: list[tuple[str, str, list[Problem]]]) -> None:
+    """Every sample as a row of `exprl judge run`'s input (id, problem, reference, trace, answer, domain,
+    problem_id) plus its benchmark, sample index and verdict (`correct`, which `judge calibrate` reads
+    as the label). Written whole or not at all."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for name, _, problems in benchmarks:
+            by_id = {p.id: p for p in problems}
+            for sample in store.samples(key, name, list(by_id)):
+                problem = by_id[sample.problem_id]
+                handle.write(json.dumps({
+                    "id": f"{name}/{problem.id}/{sample.sample_index}", "problem_id": problem.id,
+                    "benchmark": name, "sample_index": sample.sample_index, "problem": problem.problem,
+                    "reference": problem.reference, "answer": problem.answer, "domain": problem.domain,
+                    "trace": sample.generation.text, "correct": sample.correct,
+                    "finish_reason": sample.generation.finish_reason}, ensure_ascii=False) + "\n")
 
 
 def scorable(name: str, source: str, problems: list[Problem]) -> tuple[list[Problem], dict[str, int]]:
