@@ -3,7 +3,7 @@
 Used by the judge fault tests and by the benchmarks (judge throughput, trainer step overhead). A
 real LLM server cannot be made to return a 503 twice and then succeed, cut a body short, or hang
 past a timeout on demand; this one can, while still speaking real HTTP/1.1 over a real socket so
-the client stack under test (openai -> httpx) is exercised end to end.
+the client stack under test (the backend on aiohttp) is exercised end to end.
 
 It is a plain asyncio server on its own thread and event loop, fast enough for hundreds of
 concurrent keep-alive connections (the benchmark needs 64 requests in flight at 200 ms each).
