@@ -5,12 +5,13 @@ import argparse
 
 from exprl.config import add_override_argument
 from exprl.data.catalog import add_data_dir_argument
-from exprl.eval.config import EvalConfig
+from exprl.eval.config import CACHE_IMPLEMENTATIONS, EvalConfig
 
 # flag -> EvalConfig field; a flag left out keeps the config's value (its default, the YAML's, --set's)
 _EVAL_FLAGS = {"bench": "benches", "n": "n", "temperature": "temperature", "top_p": "top_p",
                "max_tokens": "max_tokens", "limit": "limit", "batch_size": "batch_size", "seed": "seed",
-               "engine": "engine", "system_prompt": "system_prompt", "traces": "traces"}
+               "engine": "engine", "cache_implementation": "cache_implementation", "system_prompt": "system_prompt",
+               "traces": "traces"}
 
 
 def register(subparsers) -> None:
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
 
 _FILTER_FLAGS = {"n": "n", "max_solved": "max_solved", "limit": "limit", "temperature": "temperature",
                  "top_p": "top_p", "max_tokens": "max_tokens", "batch_size": "batch_size", "seed": "seed",
-                 "engine": "engine", "system_prompt": "system_prompt"}
+                 "engine": "engine", "cache_implementation": "cache_implementation", "system_prompt": "system_prompt"}
 
 
 def _register_filter(actions) -> None:
@@ -120,6 +121,9 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, defaults: type) -> None:
     p.add_argument("--seed", type=int, default=None, help=f"base seed (default {defaults.seed})")
     p.add_argument("--engine", choices=["auto", "hf", "vllm"], default=None,
                    help=f"sampler (default {defaults.engine}: vLLM when installed and a GPU is present, else HF)")
+    p.add_argument("--cache-implementation", choices=list(CACHE_IMPLEMENTATIONS), default=None,
+                   help=f"KV cache of HF generate (default {defaults.cache_implementation}: static, compiled, on a GPU; "
+                        "dynamic on a CPU)")
     p.add_argument("--system-prompt", default=None,
                    help="policy system prompt; '' for none (default: the training prompt)")
 

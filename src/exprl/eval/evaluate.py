@@ -196,7 +196,8 @@ class LazyGenerator:
     def generate(self, conversations, seeds):
         if self._generator is None:
             model_id, settings, config = self._args
-            self._generator = make_generator(model_id, settings, config.engine, config.batch_size)
+            self._generator = make_generator(model_id, settings, config.engine, config.batch_size,
+                                             config.cache_implementation)
         self.calls += 1
         self.requests += len(conversations)
         return self._generator.generate(conversations, seeds)
