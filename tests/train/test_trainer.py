@@ -145,6 +145,32 @@ def test_judging_runs_while_trl_computes_log_probs(answer_model, problems_file, 
 
 
 @pytest.mark.slow
+def test_static_cache_rollouts_decode_into_a_static_cache_with_compiling_allowed(
+        answer_model, problems_file, judge_server, tmp_path, monkeypatch):
+    """trl.cache_implementation: static reaches TRL's generate, and exprl lets transformers compile
+    it (TRL forbids it for every cache; on a CPU transformers compiles nothing anyway)."""
+    from transformers.cache_utils import StaticCache
+
+    built, disable_compile = [], []
+    real_init, real_generate = StaticCache.__init__, ExpRLTrainer._generate
+
+    def init(self, *args, **kwargs):
+        built.append(kwargs.get("max_cache_len"))
+        real_init(self, *args, **kwargs)
+
+    def generate(self, prompts):
+        disable_compile.append(self.generation_config.disable_compile)
+        return real_generate(self, prompts)
+
+    monkeypatch.setattr(StaticCache, "__init__", init)
+    monkeypatch.setattr(ExpRLTrainer, "_generate", generate)
+    result = run_training(make_config("exprl-outcome", answer_model, problems_file, judge_server, max_steps=1,
+                                      cache_implementation="static"), tmp_path / "run")
+    assert result.global_step == 1
+    assert disable_compile == [False] and len(built) == 1
+
+
+@pytest.mark.slow
 def test_unscorable_rollouts_leave_the_loss(answer_model, problems_file, tmp_path, monkeypatch):
     masks = []
     original_loss = ExpRLTrainer._compute_loss

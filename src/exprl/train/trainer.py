@@ -68,6 +68,11 @@ class ExpRLTrainer(GRPOTrainer):
             # TRL's own advantages weigh column 0 only (exprl replaces them anyway); the verifier is logged.
             kwargs["args"].reward_weights = [1.0] + [0.0] * (len(columns) - 1)
         super().__init__(*args, reward_funcs=columns, **kwargs)
+        if self.args.cache_implementation == "static" and not self.use_vllm:
+            # TRL turns transformers' compiled decoding off (`disable_compile`) for every cache, but a
+            # static cache is asked for to be compiled: uncompiled it is no faster than the dynamic
+            # one. On a CPU transformers compiles nothing either way (docs/architecture.md).
+            self.generation_config.disable_compile = False
         if judge is not None:
             # The judge's clients live on one event loop for the whole run (its connections are reused).
             self._judge_thread, self._judge_loop, ready = start_event_loop_in_daemon(name="exprl-judge")
