@@ -103,7 +103,8 @@ class HFGenerator:
 
     `cache_implementation` (exprl.eval.config.SamplingConfig): with `static`, transformers sizes the
     cache for the batch's prompt + max_new_tokens and, on a GPU, compiles the decoding step on the
-    first call; a later batch that is larger or longer makes a new cache and compiles again.
+    first call; a later batch that is larger, or longer than any before, makes a new cache, and
+    transformers may compile again for its shape (a fixed shape was measured, not an eval's mix).
     """
 
     def __init__(self, model: str, settings: SamplingSettings, batch_size: int = 8, device: str | None = None,
