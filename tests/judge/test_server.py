@@ -84,6 +84,20 @@ def test_eight_concurrent_judgments_all_come_back_with_statuses(llama_judge_serv
     assert judge.stats.backend_calls == 8 and sum(judge.stats.statuses.values()) == 8
 
 
+def test_a_prompt_past_the_servers_own_default_context_is_judged(llama_judge_server):
+    # llama_cpp.server's default n_ctx is 2048 tokens; a judge prompt of a few thousand tokens (a
+    # long trace) must be judged, not refused. The same prompt under --n_ctx 2048 (extra arguments
+    # come last and win) is the ERROR a too-small context gives.
+    long_trace = " ".join(f"### step {i}: 7 + {i} = {7 + i}." for i in range(100))
+    request = JudgeRequest(problem=PROBLEM, reference=REFERENCE, trace=long_trace)
+    with build_judge(config(llama_judge_server, max_new_tokens=4, max_retries=0)) as judge:
+        assert_well_formed(judge.judge_sync([request])[0])
+    with JudgeServer(smollm2_gguf_path(), extra_args=["--n_ctx", "2048"]) as small, \
+            build_judge(config(small, max_new_tokens=4, max_retries=0)) as judge:
+        refused = judge.judge_sync([request])[0]
+    assert refused.status is JudgeStatus.ERROR and "HTTP 400" in refused.error, refused
+
+
 def test_server_stops_cleanly_and_frees_its_port():
     server = JudgeServer(smollm2_gguf_path(), threads=1)
     with server:

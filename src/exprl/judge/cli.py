@@ -360,10 +360,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="server to start (default: llama.cpp for .gguf, vLLM otherwise)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=None, help="port of the first replica (default: a free one)")
-    parser.add_argument("--replicas", type=int, default=1, help="server processes, on consecutive ports")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per llama.cpp server")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="server processes, on consecutive ports; llama.cpp serves one request at a time, "
+                             "so on CPU replicas are the parallelism (list every printed URL in judge.base_urls)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per llama.cpp server (default 1; docs/scaling.md)")
     parser.add_argument("--extra", action="append", default=[], metavar="ARG",
-                        help="extra argument passed to the server (repeatable)")
+                        help="extra argument passed to the server, after exprl's own (repeatable; "
+                             "--extra=--n_ctx --extra=16384)")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -2,7 +2,18 @@
 
 `JudgeServer` is a context manager around the server process: it picks a free port when none is
 given, waits until `GET /v1/models` answers, reports the server's own stderr when it dies on the
-way up, and stops it (SIGTERM, then SIGKILL) on exit. `exprl judge serve` is `serve(args)`.
+way up, and stops it (SIGTERM, then SIGKILL) on exit. `exprl judge serve` starts one per replica.
+
+What llama-cpp-python 0.3.36's server (`llama_cpp/server/settings.py`, `app.py`) offers a judge,
+and what it does not: one `Llama` context per model and a lock around it, so requests are
+served one at a time: no parallel slots, no continuous batching (llama.cpp's own C++
+`llama-server` has both; this package does not ship it). Each request reuses the KV cache of the
+longest common prefix with the previous request's tokens, which the judge prompts' shared-first
+layout turns into a cache of a problem's shared part. `--cache true` adds a RAM cache of whole
+states, saved after every completion and searched by longest prefix: it helps only when
+requests of different problems interleave on one server, and copying a state per request cost
+about 10% more CPU per judgment in our measurement, so it stays off. Parallelism on a CPU comes
+from replicas: several single-thread servers behind the judge's round-robin `base_urls`.
 """
 from __future__ import annotations
 
@@ -23,6 +34,13 @@ from typing import Sequence
 from exprl.errors import ServerError
 
 _STDERR_LINES = 40
+# llama.cpp's worker threads spin at barriers: on a shared 2-core machine (load ~10) one server with
+# 2 threads gave 0.018 judgments/s and one with 1 thread 0.14 (docs/scaling.md). One thread per
+# replica, prompt and generation alike, unless told otherwise.
+LLAMA_CPP_THREADS = 1
+# Room for a judge prompt at the default judge.max_trace_tokens (8192) is the model's own limit for
+# SmolLM2; the server's default of 2048 refused longer prompts. A larger model takes --extra --n_ctx.
+LLAMA_CPP_CONTEXT = 8192
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,8 +58,8 @@ class JudgeServer:
     """One OpenAI-compatible server process serving `model`.
 
     `engine` defaults to llama.cpp for a `.gguf` file and vLLM otherwise; `threads` is llama.cpp's
-    `--n_threads` (facts: its default of 1 is slow alone, but give each process one thread when a
-    trainer shares two cores); `extra_args` go to the server's command line unchanged.
+    `--n_threads` and `--n_threads_batch` (default `LLAMA_CPP_THREADS`); `extra_args` go to the
+    server's command line last, so they override exprl's choices (`--n_ctx`, `--logits_all`, ...).
     """
 
     def __init__(self, model: str | os.PathLike, *, engine: str | None = None, host: str = "127.0.0.1",
@@ -73,10 +91,12 @@ class JudgeServer:
             if importlib.util.find_spec("llama_cpp") is None:
                 raise ServerError("llama.cpp's server is not installed: pip install "
                                   "'llama-cpp-python[server]==0.3.36' (or `pip install exprl[judge-server]`)")
+            threads = str(self.threads or LLAMA_CPP_THREADS)
+            # logits_all false: the server's default keeps every prompt token's logits (a judge needs
+            # none), which cost 12% more CPU per prefilled token and n_ctx x vocab floats of memory.
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", self.model,
-                   "--host", self.host, "--port", str(self.port)]
-            if self.threads:
-                cmd += ["--n_threads", str(self.threads)]
+                   "--host", self.host, "--port", str(self.port), "--n_threads", threads,
+                   "--n_threads_batch", threads, "--n_ctx", str(LLAMA_CPP_CONTEXT), "--logits_all", "false"]
             if self.served_model_name:
                 cmd += ["--model_alias", self.served_model_name]
         else:
