@@ -200,11 +200,12 @@ def main() -> int:
 
     outcome_recipe, process_recipe = recipe("paper-exprl-outcome.yaml"), recipe("paper-exprl-process.yaml")
     recipe_view = process_recipe["judge"].get("process_view", "segment")
-    try:
-        groups = {"outcome": int(outcome_recipe["trl"]["num_generations"]),
-                  "process": int(process_recipe["trl"]["num_generations"])}
-    except (KeyError, TypeError, ValueError):
-        sys.exit("recipes/paper-exprl-{outcome,process}.yaml: trl.num_generations (the group size G) not found")
+    # The paper recipes state only their batch shape; G is the method's default unless a recipe sets it.
+    from exprl.train.config import method_defaults
+
+    groups = {mode: int((r.get("trl") or {}).get("num_generations")
+                        or method_defaults(r["method"])["num_generations"])
+              for mode, r in (("outcome", outcome_recipe), ("process", process_recipe))}
     max_chars = process_recipe["judge"].get("max_trace_tokens", 8192) * CHARS_PER_TOKEN
     style = PromptStyle(layout=args.layout, known_answer=args.known_answer)
     lengths = tuple(int(n) for n in args.lengths.split(","))
