@@ -12,7 +12,7 @@ longest common prefix with the previous request's tokens, which the judge prompt
 layout turns into a cache of a problem's shared part. `--cache true` adds a RAM cache of whole
 states, saved after every completion and searched by longest prefix: it helps only when
 requests of different problems interleave on one server, and copying a state per request cost
-about 10% more CPU per judgment in our measurement, so it stays off. Parallelism on a CPU comes
+about 14% more CPU per judgment in our measurement, so it stays off. Parallelism on a CPU comes
 from replicas: several single-thread servers behind the judge's round-robin `base_urls`.
 """
 from __future__ import annotations
