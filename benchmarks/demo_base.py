@@ -1,90 +1,55 @@
-"""Is the demo's base model what the synthetic task needs? (architecture §7, property 1)
+"""Is the demo's base model what the synthetic task needs? Conditions C1-C4 of issue 12.
 
     .venv/bin/python benchmarks/demo_base.py [--seed 0] [--n 16] [--set KEY=VALUE ...]
 
 Pre-trains (or reuses, from --output-dir's cache) the base model of `exprl demo` with the same
-config and overrides, then samples it on the held-out easy and hard problems and prints:
+config and overrides, samples it n times per problem at the evaluation temperature on the held-out
+easy and hard problems and on the hard *training* problems, and prints per split:
 
-- pass@1 / pass@n at the evaluation temperature and greedy pass@1, per split;
-- mean `###` steps per hard sample (does the base write long chains at all?);
-- where the steps go wrong, each step checked on its own inputs: operation and operand copied from
-  the problem, input taken from the previous result, and the arithmetic right given those.
+- pass@1 / pass@n of the final answer, and the same for the guess-free "every step right";
+- the share of groups of `training.num_generations` samples with a right answer (sparse GRPO's
+  signal), and the share of right answers that are lucky (not every step right);
+- every `###` step checked on its own inputs: operation and operand read right, input taken from the
+  previous result, arithmetic right given those; the first step right, and the mean right prefix;
 
-A base that meets property 1 solves easy problems (high easy pass@1) while hard pass@n stays near
-the floor that guessing alone gives, 1 - (1 - 1/modulus)^n.
+then conditions C1-C4 (`exprl.demo.conditions`), each with its value and whether it holds.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-_STEP = re.compile(r"### (\d+): (-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
 
-
-def step_checks(problem, completion: str) -> list[tuple[bool, bool, bool]]:
-    """(operation and operand right, input right, arithmetic right given the step's own inputs)."""
-    from exprl.data.synthetic import OPERATIONS, chain_of
-
-    chain = chain_of(problem)
-    symbols = {symbol: fn for _, symbol, fn in OPERATIONS.values()}
-    checks, previous = [], chain.start
-    for match in _STEP.finditer(completion):
-        index, left, symbol, operand, result = match.groups()
-        index, left, operand, result = int(index), int(left), int(operand), int(result)
-        if not 1 <= index <= len(chain.steps):
-            break
-        name, true_operand = chain.steps[index - 1]
-        copied = OPERATIONS[name][1] == symbol and operand == true_operand
-        arithmetic = symbols[symbol](left, operand) % chain.modulus == result
-        checks.append((copied, left == previous, arithmetic))
-        previous = result
-    return checks
+COLUMNS = [("pass1", "pass@1"), ("pass_n", "pass@n"), ("group_success", "groups with a success"),
+           ("every_step_pass1", "every step pass@1"), ("every_step_pass_n", "every step pass@n"),
+           ("lucky_share", "lucky answers"), ("steps_per_sample", "### per sample"),
+           ("operation_right", "op. read right"), ("input_right", "input right"),
+           ("arithmetic_right", "arith. right"), ("first_step_right", "first step right"),
+           ("right_prefix", "right prefix")]
 
 
 def measure(config, seed: int, n: int, log) -> dict:
-    from exprl.data.answers import last_boxed
-    from exprl.data.prompts import policy_messages
+    from exprl.demo.conditions import check_conditions, sample_stats
     from exprl.demo.runner import base_model, task_problems
-    from exprl.eval.generate import HFGenerator, SamplingSettings, sample_seed
-    from exprl.eval.passk import mean_pass_at_k
 
     started = time.monotonic()
-    model = base_model(config, seed, Path(config.output_dir) / "cache", log=log)
+    model = str(base_model(config, seed, Path(config.output_dir) / "cache", log=log))
     pretrain_s = time.monotonic() - started
-    done = json.loads((model / "base_done.json").read_text())
+    done = json.loads((Path(model) / "base_done.json").read_text())
     problems = task_problems(config, seed)
-    benches = {name: problems[name] for name in ("easy", "hard")}
-    row: dict = {"pretrain_s": pretrain_s, "final loss": done["final_loss"]}
-    for temperature, samples in ((config.eval.temperature, n), (0.0, 1)):
-        settings = SamplingSettings(temperature=temperature, max_new_tokens=config.eval.max_tokens,
-                                    system_prompt=config.system_prompt)
-        generator = HFGenerator(str(model), settings, batch_size=config.eval.batch_size)
-        for name, bench in benches.items():
-            requests = [(p, i) for p in bench for i in range(samples)]
-            outputs = generator.generate([policy_messages(p.problem, config.system_prompt) for p, _ in requests],
-                                         [sample_seed(seed, name, p.id, i) for p, i in requests])
-            correct = {p.id: 0 for p in bench}
-            checks, steps = [], []
-            for (problem, _), output in zip(requests, outputs):
-                correct[problem.id] += last_boxed(output.text) == problem.answer
-                found = step_checks(problem, output.text)
-                checks.extend(found)
-                steps.append(len(found))
-            counts = [(samples, c) for c in correct.values()]
-            if temperature > 0:
-                row[f"{name} pass@1"] = 100 * mean_pass_at_k(counts, 1)
-                row[f"{name} pass@{n}"] = 100 * mean_pass_at_k(counts, n)
-                row[f"{name} steps"] = sum(steps) / len(steps)
-                for label, column in (("copy", 0), ("input", 1), ("arith", 2)):
-                    row[f"{name} {label}"] = 100 * sum(c[column] for c in checks) / max(1, len(checks))
-            else:
-                row[f"{name} greedy"] = 100 * mean_pass_at_k(counts, 1)
-    return row
+    common = dict(n=n, temperature=config.eval.temperature, max_tokens=config.eval.max_tokens,
+                  group_size=config.training.num_generations, seed=seed, system_prompt=config.system_prompt,
+                  batch_size=config.eval.batch_size)
+    stats = {name: sample_stats(model, problems[name], name=name, **common)
+             for name in ("easy", "hard", "train-hard")}
+    sampled_s = time.monotonic() - started - pretrain_s
+    return {"model": model, "pretrain_s": pretrain_s, "sample_s": sampled_s, "steps_trained": done["steps_trained"],
+            "final_loss": done["final_loss"], "stats": stats,
+            "conditions": check_conditions(stats["easy"].pass1, stats["train-hard"], config.task.modulus)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,12 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     from exprl.demo.config import DemoConfig
 
     config = load_config(DemoConfig, args.config, [*args.overrides, f"output_dir={args.output_dir}"])
-    row = measure(config, args.seed, args.n, log=lambda m: print(m, file=sys.stderr, flush=True))
-    floor = 100 * (1 - (1 - 1 / config.task.modulus) ** args.n)
-    print(f"overrides: {' '.join(args.overrides) or '(defaults)'}; seed {args.seed}; "
-          f"T={config.eval.temperature}; guessing floor of pass@{args.n}: {floor:.1f}")
-    print(" | ".join(f"{key} {value:.3g}" if key == "final loss" else f"{key} {value:.1f}"
-                     for key, value in row.items()))
+    result = measure(config, args.seed, args.n, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"overrides: {' '.join(args.overrides) or '(defaults)'}; seed {args.seed}; n={args.n} at "
+          f"T={config.eval.temperature}; base {result['model']}: {result['steps_trained']} steps, final loss "
+          f"{result['final_loss']:.3f}, pre-training {result['pretrain_s']:.0f} s, sampling {result['sample_s']:.0f} s")
+    print("| split | " + " | ".join(label for _, label in COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    for name, stats in result["stats"].items():
+        values = stats.to_dict()
+        print(f"| {name} | " + " | ".join(f"{values[key]:.2f}" if key == "right_prefix" else f"{values[key]:.1f}"
+                                          for key, _ in COLUMNS) + " |")
+    for condition in result["conditions"]:
+        print(f"{condition.name}: {condition.measured} (needs {condition.claim}): "
+              f"{'holds' if condition.holds else 'FAILS'}")
     return 0
 
 

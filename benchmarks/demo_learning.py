@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from exprl.config import load_config
     from exprl.demo.config import DemoConfig
-    from exprl.demo.runner import collect_results, run_demo, summary_tables
+    from exprl.demo.report import collect_results, summary_tables
+    from exprl.demo.runner import run_demo
 
     config = load_config(DemoConfig, args.config,
                          [*args.overrides, f"seeds={args.seeds}", f"output_dir={args.output_dir}"])
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if args.jobs <= 1:
         report = run_demo(config, log=lambda m: print(m, file=sys.stderr, flush=True))
-        table = collect_results(Path(config.output_dir), seeds, config.methods)
+        table = collect_results(Path(config.output_dir), seeds, config.methods, n=config.eval.n)
     else:
         runs = {seed: Path(config.output_dir) / f"seed-{seed}-run" for seed in seeds}
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         table = {}
         for seed in seeds:
             if seed not in failed:
-                for key, values in collect_results(runs[seed], [seed], config.methods).items():
+                for key, values in collect_results(runs[seed], [seed], config.methods, n=config.eval.n).items():
                     table.setdefault(key, []).extend(values)
         report = ", ".join(str(runs[s] / "report.md") for s in seeds)
     wall = time.monotonic() - started

@@ -6,7 +6,17 @@ import re
 import pytest
 
 from exprl.data.answers import last_boxed
-from exprl.data.synthetic import SyntheticTaskConfig, chain_of, generate, policy_trace
+from exprl.data.synthetic import (
+    STEP_LABELS,
+    SyntheticTaskConfig,
+    chain_of,
+    check_steps,
+    every_step_right,
+    generate,
+    parse_problem_text,
+    policy_trace,
+    right_prefix,
+)
 from exprl.errors import ConfigError
 
 
@@ -31,7 +41,7 @@ def test_difficulty_is_chain_length():
     assert {p.meta["steps"] for p in easy} == {1, 2, 3}
     assert {p.meta["steps"] for p in hard} == {5, 6}
     for p in easy + hard:
-        assert len(re.findall(r"\(\d+\) (Add|Subtract|Multiply by) \d+\.", p.problem)) == p.meta["steps"]
+        assert len(re.findall(r"\(\w+\) (Add|Subtract|Multiply by) \d+\.", p.problem)) == p.meta["steps"]
 
 
 def test_answers_follow_the_arithmetic():
@@ -98,3 +108,57 @@ def test_the_reference_judge_reads_the_references_results_and_credits_partial_tr
         full = judge.judge_one(JudgeRequest(problem=p.problem, reference=p.reference,
                                             trace=policy_trace(p), answer=p.answer))
         assert full.score == 5
+
+
+@pytest.mark.parametrize("labels", STEP_LABELS)
+def test_operations_and_steps_carry_the_same_label_and_the_text_gives_back_the_chain(labels):
+    for p in generate(SyntheticTaskConfig(num_problems=40, min_steps=1, max_steps=14, step_labels=labels,
+                                          operations=["add", "sub", "mul"])):
+        chain = chain_of(p)
+        found = re.findall(r"\((\w+)\) ", p.problem)
+        assert found == re.findall(r"### (\w+): ", policy_trace(p)) == [chain.label(i) for i in range(1, len(found) + 1)]
+        if labels == "letters":
+            assert found == list("abcdefghijklmn"[:len(found)])
+        assert parse_problem_text(p.problem) == chain
+
+
+def test_a_text_that_is_not_a_chain_problem_is_a_config_error():
+    for text in ("Start at 5. (a) Raise to 3. Work modulo 10.", "Start at 5. (b) Add 3. Work modulo 10.",
+                 "What is 2 + 2?"):
+        with pytest.raises(ConfigError, match="not a synthetic chain problem"):
+            parse_problem_text(text)
+
+
+def test_step_checks_find_each_kind_of_mistake_and_where_the_right_prefix_ends():
+    p = generate(SyntheticTaskConfig(num_problems=1, min_steps=5, max_steps=5, operations=["add", "sub"]))[0]
+    lines = policy_trace(p).split("\n")
+    assert [c.right for c in check_steps(p, policy_trace(p))] == [True] * 5
+    assert every_step_right(p, policy_trace(p))
+
+    def with_line(k: int, line: str) -> str:
+        return "\n".join(lines[:k] + [line] + lines[k + 1:])
+
+    label, body = lines[2].split(": ", 1)
+    left, symbol, operand, _, result = body.split(" ")
+    other = "-" if symbol == "+" else "+"
+    wrong = {
+        "operation": f"{label}: {left} {other} {operand} = {result}",
+        "input": f"{label}: {(int(left) + 1) % 100} {symbol} {operand} = {result}",
+        "arithmetic": f"{label}: {left} {symbol} {operand} = {(int(result) + 1) % 100}",
+        "in_turn": f"### a: {left} {symbol} {operand} = {result}",
+    }
+    for kind, line in wrong.items():
+        checks = check_steps(p, with_line(2, line))
+        assert not getattr(checks[2], kind), kind
+        assert right_prefix(checks) == 2, kind
+        assert not every_step_right(p, with_line(2, line))
+    # A step that is not of the form `### c: 7 + 5 = 12` is wrong on every count.
+    checks = check_steps(p, with_line(1, "### b: I am not sure"))
+    assert not any([checks[1].operation, checks[1].input, checks[1].arithmetic]) and right_prefix(checks) == 1
+    # Later steps are checked on their own inputs: after a wrong result, a step that builds on it is
+    # right in itself, yet the prefix stops at the mistake.
+    checks = check_steps(p, with_line(2, wrong["arithmetic"]))
+    assert not checks[3].input and checks[4].input and checks[4].arithmetic
+    # Every step right but one missing, or a wrong box: not every step right.
+    assert not every_step_right(p, "\n".join(lines[:4] + lines[5:]))
+    assert not every_step_right(p, "\n".join(lines[:-1] + ["\\boxed{101}"]))

@@ -60,7 +60,7 @@ def test_unknown_option_is_a_config_error():
 
 def test_judge_url_that_does_not_answer_fails_before_training(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    config = load_config(DemoConfig, overrides=[f"judge_url={url}", f"output_dir={tmp_path / 'run'}"])
+    config = load_config(DemoConfig, overrides=["judge=openai", f"judge_url={url}", f"output_dir={tmp_path / 'run'}"])
     with pytest.raises(ServerError, match="does not answer"):
         run_demo(config, log=lambda m: None)
     assert not (tmp_path / "run").exists()
@@ -124,7 +124,7 @@ def test_judge_url_sends_the_exprl_methods_judgments_to_that_server(tmp_path):
     run_dir = tmp_path / "demo"
     with LoopbackJudgeServer() as server:
         config = load_config(DemoConfig, overrides=REDUCED + [
-            f"output_dir={run_dir}", f"judge_url={server.base_url}", "judge_model=loopback",
+            f"output_dir={run_dir}", "judge=openai", f"judge_url={server.base_url}", "judge_model=loopback",
             "methods=[exprl-outcome, exprl-process]", "training.stage2_steps=1"])
         report = run_demo(config, log=lambda m: None)
         assert server.request_count > 0

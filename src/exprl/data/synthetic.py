@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import string
 from dataclasses import dataclass, field
 
+from exprl.data.answers import last_boxed
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError
 
@@ -44,6 +46,7 @@ TOKEN_WORDS = ("Start at ", ". (", ") ", *(f"{wording} " for wording, _, _ in OP
                "\\boxed{")
 # Reference variable names: one letter per intermediate result, so chains are capped by it.
 _VARIABLES = string.ascii_lowercase
+STEP_LABELS = ("letters", "numbers")
 
 
 @dataclass
@@ -62,6 +65,11 @@ class SyntheticTaskConfig:
     seed: int = field(default=0, metadata={"help": "Random seed; the same config gives the same problems."})
     split: str = field(default="train", metadata={
         "help": "Split name: part of every id and of the random stream, so splits with one seed differ."})
+    step_labels: str = field(default="letters", metadata={
+        "help": "How operations and trace steps are labelled: letters, `(c) Add 4.` / `### c: ...`, or "
+                "numbers, `(3) Add 4.` / `### 3: ...`. With number labels a label is the same token as a "
+                "value or an operand, and a tiny base model reads long problems wrongly "
+                "(docs/architecture.md)."})
 
     def __post_init__(self) -> None:
         if self.num_problems < 0:
@@ -79,6 +87,8 @@ class SyntheticTaskConfig:
         if not 1 <= self.min_operand <= self.max_operand:
             raise ConfigError(f"need 1 <= min_operand <= max_operand, got {self.min_operand} "
                               f"and {self.max_operand}")
+        if self.step_labels not in STEP_LABELS:
+            raise ConfigError(f"step_labels must be one of {', '.join(STEP_LABELS)}, got {self.step_labels!r}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,11 @@ class Chain:
     start: int
     steps: tuple[tuple[str, int], ...]  # (operation name, operand)
     modulus: int
+    step_labels: str = "letters"
+
+    def label(self, index: int) -> str:
+        """The label of step `index` (1-based), in the problem and in the trace."""
+        return _VARIABLES[index - 1] if self.step_labels == "letters" else str(index)
 
     @property
     def values(self) -> list[int]:
@@ -126,9 +141,33 @@ def generate(config: SyntheticTaskConfig, exclude: set[str] | frozenset[str] = f
 
 def problem_text(chain: Chain) -> str:
     sentences = [f"Start at {chain.start}."]
-    sentences += [f"({i}) {OPERATIONS[name][0]} {operand}." for i, (name, operand) in enumerate(chain.steps, 1)]
+    sentences += [f"({chain.label(i)}) {OPERATIONS[name][0]} {operand}."
+                  for i, (name, operand) in enumerate(chain.steps, 1)]
     sentences.append(f"Work modulo {chain.modulus}.")
     return " ".join(sentences)
+
+
+_PROBLEM = re.compile(r"Start at (\d+)\. ((?:\(\w+\) [A-Za-z ]+ \d+\. )+)Work modulo (\d+)\.")
+_OPERATION = re.compile(r"\((\w+)\) ([A-Za-z ]+?) (\d+)\. ")
+_NAME_OF_WORDING = {wording: name for name, (wording, _, _) in OPERATIONS.items()}
+
+
+def parse_problem_text(text: str) -> Chain:
+    """The chain a problem text states (the inverse of `problem_text`); a ConfigError if it states none."""
+    match = _PROBLEM.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(f"not a synthetic chain problem: {text[:80]!r}")
+    start, operations, modulus = match.groups()
+    found = _OPERATION.findall(operations)
+    labels = [label for label, _, _ in found]
+    for step_labels in STEP_LABELS:
+        chain = Chain(start=int(start), modulus=int(modulus), step_labels=step_labels,
+                      steps=tuple((_NAME_OF_WORDING.get(wording, ""), int(operand)) for _, wording, operand in found))
+        if labels == [chain.label(i) for i in range(1, len(found) + 1)]:
+            if any(name == "" for name, _ in chain.steps):
+                break
+            return chain
+    raise ConfigError(f"not a synthetic chain problem (labels or operations): {text[:80]!r}")
 
 
 def reference_solution(chain: Chain) -> str:
@@ -147,7 +186,7 @@ def policy_trace(problem: Problem) -> str:
     chain = chain_of(problem)
     lines, value = [], chain.start
     for index, ((name, operand), result) in enumerate(zip(chain.steps, chain.values), 1):
-        lines.append(f"### {index}: {value} {OPERATIONS[name][1]} {operand} = {result}")
+        lines.append(f"### {chain.label(index)}: {value} {OPERATIONS[name][1]} {operand} = {result}")
         value = result
     lines.append(f"\\boxed{{{chain.values[-1]}}}")
     return "\n".join(lines)
@@ -158,10 +197,77 @@ def chain_of(problem: Problem) -> Chain:
     meta = problem.meta
     try:
         return Chain(start=int(meta["start"]), modulus=int(meta["modulus"]),
-                     steps=tuple((str(name), int(operand)) for name, operand in meta["ops"]))
+                     steps=tuple((str(name), int(operand)) for name, operand in meta["ops"]),
+                     step_labels=str(meta.get("step_labels", "numbers")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"problem {problem.id} is not a synthetic chain problem "
                           f"(meta lacks start/ops/modulus): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """One `###` step of a trace, checked against the problem's chain."""
+
+    in_turn: bool     # its label is the next one: the k-th step of the trace is labelled step k
+    operation: bool   # operation and operand are those of the problem's step with this label
+    input: bool       # its input is the previous step's result (the start value for the first step)
+    arithmetic: bool  # its result is right given its own input, operation and operand
+
+    @property
+    def right(self) -> bool:
+        return self.in_turn and self.operation and self.input and self.arithmetic
+
+
+_STEP = re.compile(r"### (\w+): (-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
+_NOT_A_STEP = StepCheck(in_turn=False, operation=False, input=False, arithmetic=False)
+
+
+def check_steps(problem: Problem | Chain, completion: str) -> list[StepCheck]:
+    """Every `###` step of `completion`, in order, checked on its own inputs against the chain of
+    `problem` (a Problem, or a Chain, e.g. from `parse_problem_text`).
+
+    A step that does not have the form `### c: 70 + 4 = 74` is wrong on every count. The checks of
+    a step do not depend on whether earlier steps were right (its input is compared with the
+    previous step's *stated* result), so per-step rates measure each skill alone, and
+    `right_prefix` measures how far a trace gets before its first mistake.
+    """
+    chain = problem if isinstance(problem, Chain) else chain_of(problem)
+    labels = {chain.label(i): i for i in range(1, len(chain.steps) + 1)}
+    symbols = {symbol: fn for _, symbol, fn in OPERATIONS.values()}
+    checks: list[StepCheck] = []
+    previous = chain.start
+    for position, segment in enumerate(completion.split("###")[1:], 1):
+        match = _STEP.match("###" + segment)
+        if match is None:
+            checks.append(_NOT_A_STEP)
+            continue
+        label, left, symbol, operand, result = match.groups()
+        left, operand, result = int(left), int(operand), int(result)
+        index = labels.get(label)
+        copied = index is not None and chain.steps[index - 1] == (_NAME_OF_SYMBOL[symbol], operand)
+        checks.append(StepCheck(in_turn=index == position, operation=copied, input=left == previous,
+                                arithmetic=symbols[symbol](left, operand) % chain.modulus == result))
+        previous = result
+    return checks
+
+
+def right_prefix(checks: list[StepCheck]) -> int:
+    """How many steps are right in a row from the first (partial progress along the chain)."""
+    return next((i for i, check in enumerate(checks) if not check.right), len(checks))
+
+
+def every_step_right(problem: Problem, completion: str) -> bool:
+    """The guess-free success: exactly the chain's steps, each right, and the right boxed answer.
+
+    A final answer can be right by luck (a wrong chain still ends on one of `modulus` values); this
+    cannot.
+    """
+    checks = check_steps(problem, completion)
+    return (len(checks) == len(chain_of(problem).steps) and all(c.right for c in checks)
+            and last_boxed(completion) == problem.answer)
+
+
+_NAME_OF_SYMBOL = {symbol: name for name, (_, symbol, _) in OPERATIONS.items()}
 
 
 def _draw_chain(rng: random.Random, config: SyntheticTaskConfig) -> Chain:
@@ -169,7 +275,7 @@ def _draw_chain(rng: random.Random, config: SyntheticTaskConfig) -> Chain:
     start = rng.randrange(config.modulus)
     steps = tuple((rng.choice(config.operations), rng.randint(config.min_operand, config.max_operand))
                   for _ in range(length))
-    return Chain(start=start, steps=steps, modulus=config.modulus)
+    return Chain(start=start, steps=steps, modulus=config.modulus, step_labels=config.step_labels)
 
 
 def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int) -> Problem:
@@ -178,7 +284,8 @@ def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int
         id=f"synthetic/{config.split}/s{config.seed}/{index}", problem=text,
         reference=reference_solution(chain), answer=str(values[-1]), domain="math", source=SOURCE,
         meta={"start": chain.start, "ops": [[name, operand] for name, operand in chain.steps],
-              "modulus": chain.modulus, "steps": len(chain.steps), "values": values})
+              "modulus": chain.modulus, "steps": len(chain.steps), "values": values,
+              "step_labels": chain.step_labels})
 
 
 def _stream_seed(seed: int, split: str) -> int:

@@ -35,6 +35,8 @@ def _handle(args: argparse.Namespace) -> int:
     from exprl.demo.runner import run_demo
 
     overrides = list(args.overrides)
+    if args.judge_url is not None:
+        overrides.append("judge=openai")
     for key, value in (("seeds", args.seeds), ("judge_url", args.judge_url),
                        ("judge_model", args.judge_model), ("output_dir", args.output_dir)):
         if value is not None:

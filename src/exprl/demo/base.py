@@ -82,7 +82,7 @@ class BaseModelConfig:
 def cache_key(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], system_prompt: str | None) -> str:
     """Everything the trained weights depend on; a changed field trains a new base model."""
     payload = json.dumps({"base": asdict(base), "tasks": [asdict(t) for t in tasks],
-                          "system_prompt": system_prompt, "format": 3}, sort_keys=True)
+                          "system_prompt": system_prompt, "format": 4}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -118,6 +118,10 @@ def pretrain_base(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], c
     problems = [p for task in tasks for p in generate(task)]
     check = generate(replace(tasks[0], split=f"{tasks[0].split}-check", num_problems=base.check_problems),
                      exclude={p.problem for p in problems})
+    # Logged, never a stopping rule: how well the base reads the operations of the longest chains it
+    # learns from (the skill hard problems need beyond easy ones).
+    long_check = generate(replace(tasks[-1], split=f"{tasks[-1].split}-check", num_problems=base.check_problems),
+                          exclude={p.problem for p in problems}) if len(tasks) > 1 and tasks[-1].num_problems else []
     examples = [_encode(tokenizer, p.problem, policy_trace(p), system_prompt) for p in problems]
     too_long = max(len(ids) for ids, _ in examples)
     if too_long > base.max_positions:
@@ -134,8 +138,9 @@ def pretrain_base(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], c
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, base))
     model.train()
     running, checks = None, []
+    batches = _length_grouped_batches(examples, base.batch_size, order)
     for step in range(base.steps):
-        batch = order.sample(examples, min(base.batch_size, len(examples)))
+        batch = next(batches)
         input_ids, attention, labels = (t.to(device) for t in _collate(batch, tokenizer.pad_token_id))
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
         loss.backward()
@@ -147,8 +152,12 @@ def pretrain_base(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], c
         if (step + 1) % base.check_every == 0 or step + 1 == base.steps:
             solved = easy_greedy_accuracy(model, tokenizer, check, system_prompt)
             checks.append({"step": step + 1, "loss": round(running, 4), "easy_greedy": solved})
+            reading = ""
+            if long_check:
+                checks[-1]["long_operations_read"] = long_operations_read(model, tokenizer, long_check, system_prompt)
+                reading = f"; reads {checks[-1]['long_operations_read']:.0%} of long chains' operations right"
             log(f"base model: step {step + 1}/{base.steps} loss {running:.3f}, solves {solved:.0%} of "
-                f"held-out easy problems greedily ({time.monotonic() - started:.0f}s)")
+                f"held-out easy problems greedily{reading} ({time.monotonic() - started:.0f}s)")
             if base.target_easy_greedy and solved >= base.target_easy_greedy:
                 break
 
@@ -167,20 +176,34 @@ def pretrain_base(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], c
 
 def easy_greedy_accuracy(model, tokenizer, problems, system_prompt: str | None) -> float:
     """Share of `problems` whose greedy completion boxes the right answer (`model` stays in train mode)."""
-    import torch
-
     from exprl.data.answers import last_boxed
+
+    texts = _greedy_texts(model, tokenizer, problems, system_prompt, max_new_tokens=96)
+    return sum(last_boxed(text) == p.answer for text, p in zip(texts, problems)) / max(1, len(problems))
+
+
+def long_operations_read(model, tokenizer, problems, system_prompt: str | None) -> float:
+    """Share of the `###` steps of greedy completions that copy their operation and operand right."""
+    from exprl.data.synthetic import check_steps
+
+    longest = max(len(p.meta["ops"]) for p in problems)
+    texts = _greedy_texts(model, tokenizer, problems, system_prompt, max_new_tokens=10 * longest + 8)
+    checks = [c for text, p in zip(texts, problems) for c in check_steps(p, text)]
+    return sum(c.operation for c in checks) / max(1, len(checks))
+
+
+def _greedy_texts(model, tokenizer, problems, system_prompt: str | None, max_new_tokens: int) -> list[str]:
+    import torch
 
     prompts = [tokenizer.apply_chat_template(policy_messages(p.problem, system_prompt), add_generation_prompt=True,
                                              tokenize=False) for p in problems]
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     model.eval()
     with torch.no_grad():
-        output = model.generate(**encoded, do_sample=False, max_new_tokens=96,
+        output = model.generate(**encoded, do_sample=False, max_new_tokens=max_new_tokens,
                                 pad_token_id=tokenizer.pad_token_id)
     model.train()
-    texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
-    return sum(last_boxed(text) == p.answer for text, p in zip(texts, problems)) / max(1, len(problems))
+    return tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def _encode(tokenizer, problem_text: str, completion: str, system_prompt: str | None) -> tuple[list[int], int]:
@@ -190,6 +213,24 @@ def _encode(tokenizer, problem_text: str, completion: str, system_prompt: str | 
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     completion_ids = tokenizer(completion + "<|end|>", add_special_tokens=False)["input_ids"]
     return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def _length_grouped_batches(examples: list[tuple[list[int], int]], batch_size: int, order: random.Random):
+    """Endless random batches of examples of similar length.
+
+    A batch is padded to its longest sequence, and with a share of long (hard-length) traces a random
+    batch nearly always holds one: most of every step was padding. So draw a pool of
+    `_POOL_BATCHES` batches' worth at random, sort it by length, cut it into batches and shuffle those.
+    """
+    size = min(batch_size, len(examples))
+    while True:
+        pool = sorted(order.sample(examples, min(len(examples), size * _POOL_BATCHES)), key=lambda e: len(e[0]))
+        chunks = [pool[i:i + size] for i in range(0, len(pool) - size + 1, size)]
+        order.shuffle(chunks)
+        yield from chunks
+
+
+_POOL_BATCHES = 16
 
 
 def _collate(batch: list[tuple[list[int], int]], pad_id: int):

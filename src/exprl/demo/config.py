@@ -22,6 +22,10 @@ class DemoTaskConfig:
     max_operand: int = field(default=9, metadata={
         "help": "Largest operand. With add and sub the base model must learn 2 x modulus x (operands) "
                 "one-token sums; fewer operands, fewer facts."})
+    step_labels: str = field(default="letters", metadata={
+        "help": "Labels of operations and steps: letters (`(c) Add 4.`, `### c:`) or numbers (`(3)`, `### 3:`). "
+                "With numbers a label is the same token as a value, and the base read the operations of "
+                "long problems wrongly (docs/architecture.md)."})
     easy_min_steps: int = field(default=1, metadata={"help": "Shortest easy chain."})
     easy_max_steps: int = field(default=3, metadata={
         "help": "Longest easy chain: the base model is pre-trained on easy chains only."})
@@ -114,9 +118,13 @@ class DemoConfig:
     seed: int = field(default=0, metadata={"help": "First seed; repetitions use seed, seed+1, ..."})
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS), metadata={
         "help": f"Stage-I methods to compare: any of {', '.join(ALL_METHODS)}."})
+    judge: Literal["reference", "oracle", "openai"] = field(default="reference", metadata={
+        "help": "Stage-I reward of the exprl methods. reference: the deterministic reference judge (chain "
+                "matching); oracle: the exact share of right steps, recomputed from the problem "
+                "(exprl.demo.oracle), a check that the task and settings can show a dense-reward effect at "
+                "all, not a judge of the paper's; openai: the endpoint at judge_url."})
     judge_url: str = field(default="", metadata={
-        "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1). Empty = the "
-                "deterministic reference judge."})
+        "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1), for judge: openai."})
     judge_model: str = field(default="", metadata={"help": "Model name sent to the judge endpoint."})
     judge_process_view: Literal["prefix", "segment", "step"] = field(default="prefix", metadata={
         "help": "What an ExpRL-Process step score measures (exprl.judge.types.JudgeConfig.process_view): "
@@ -138,3 +146,7 @@ class DemoConfig:
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"methods must be a non-empty list of {', '.join(ALL_METHODS)}; got {self.methods}")
+        if self.judge not in ("reference", "oracle", "openai"):
+            raise ConfigError(f"judge must be reference, oracle or openai, got {self.judge!r}")
+        if (self.judge == "openai") != bool(self.judge_url):
+            raise ConfigError("judge: openai needs judge_url, and judge_url needs judge: openai")

@@ -4,9 +4,10 @@
       demo.yaml                  the resolved DemoConfig
       cache/base-<hash>/         pre-trained base models, keyed by everything they depend on
       seed-<s>/data/             train-hard (Stage I/II prompts), hard and easy held-out benchmarks
+      seed-<s>/train-hard-base.json  the base model's samples on train-hard, measured (conditions C2-C4)
       seed-<s>/<method>/         one `exprl pipeline` run per Stage-I method (exprl.pipeline)
       seed-<s>/report.md + PNGs  exprl report over that seed's runs (exprl.eval.report)
-      report.md + PNGs           the report (one seed), or mean ± std tables over seeds
+      report.md                  conditions, then tables as mean ± std over seeds, then plots (exprl.demo.report)
 
 Every stage below the demo is already resumable (the base cache, the pipeline's run.json, the
 trainer's checkpoints, the eval's generation cache), so re-running the command after an
@@ -15,7 +16,6 @@ interruption continues where it stopped.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +25,7 @@ from exprl.config import dump_yaml, to_dict
 from exprl.data.synthetic import SyntheticTaskConfig, generate
 from exprl.demo.base import pretrain_base
 from exprl.demo.config import DemoConfig
+from exprl.demo.report import TRAIN_HARD_BASE_FILE, write_demo_report
 from exprl.errors import RunStateError, ServerError
 from exprl.runs import check_same_config, read_run
 
@@ -37,7 +38,7 @@ def task_splits(config: DemoConfig, seed: int) -> dict[str, SyntheticTaskConfig]
     """The demo's splits for one seed: easy pre-training, hard training, hard and easy held out."""
     t = config.task
     common = dict(modulus=t.modulus, operations=list(t.operations), min_operand=t.min_operand,
-                  max_operand=t.max_operand, seed=seed)
+                  max_operand=t.max_operand, step_labels=t.step_labels, seed=seed)
     long_count = round(config.base.num_problems * t.pretrain_long_share)
     return {
         "pretrain": SyntheticTaskConfig(num_problems=config.base.num_problems - long_count,
@@ -93,7 +94,7 @@ def judge_config(config: DemoConfig, run_dir: Path):
 
     view = config.judge_process_view
     cache = str(run_dir / "judge-cache.sqlite")
-    if config.judge_url:
+    if config.judge == "openai":
         return JudgeConfig(backend="openai", base_urls=[config.judge_url], model=config.judge_model,
                            process_view=view, cache_path=cache)
     # Each value of a chain builds on all before it, so only checkpoints reached in order are progress.
@@ -172,7 +173,7 @@ def pipeline_config(config: DemoConfig, method: str, data: dict[str, Path], eval
 def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = print) -> Path:
     """Run (or resume) the demo; returns the path of the report."""
     run_dir = Path(run_dir or config.output_dir)
-    if config.judge_url:
+    if config.judge == "openai":
         check_judge_url(config.judge_url)
     _check_same_config(config, run_dir)
     started = time.monotonic()
@@ -183,6 +184,7 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
         log(f"[demo] seed {seed}: task data and base model")
         data = write_task_data(config, seed, seed_dir / "data")
         model = base_model(config, seed, run_dir / "cache", log=lambda m: log(f"[demo] {m}"))
+        _measure_train_hard(config, seed, str(model), seed_dir, log)
         runs = []
         for index, method in enumerate(config.methods):
             log(f"[demo] seed {seed}: {method}: Stage I -> eval -> Stage II -> eval "
@@ -193,7 +195,8 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
             runs.append(run_path)
         seed_reports.append(_write_seed_report(runs, seed_dir))
         log(f"[demo] seed {seed}: report {seed_reports[-1]}")
-    report = _write_top_report(config, run_dir, seeds, seed_reports)
+    report = write_demo_report(run_dir, seeds, config.methods, config.eval.n, config.eval.temperature,
+                               config.task.modulus, seed_reports)
     log(f"[demo] done in {time.monotonic() - started:.0f}s: {report}")
     return report
 
@@ -203,8 +206,13 @@ def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str
     from exprl.pipeline import run_pipeline
 
     train = stage1_config(config, method, base_model, data["train-hard"], seed, run_dir)
+    judge = None
+    if config.judge == "oracle" and method in ("exprl-outcome", "exprl-process"):
+        from exprl.demo.oracle import OracleJudge
+
+        judge = OracleJudge()
     state = run_pipeline(pipeline_config(config, method, data, evaluate_base), run_path, stage1_config=train,
-                         stage2_config=stage2_config(config, seed))
+                         stage2_config=stage2_config(config, seed), judge=judge)
     if not state.get("finished"):
         failed = {s: r.get("error") for s, r in state["stages"].items() if r.get("state") not in ("done", "skipped")}
         raise RunStateError(f"{run_path}: the pipeline stopped before finishing ({failed}); run the demo "
@@ -218,6 +226,30 @@ def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
     return write_report(runs, out_dir=seed_dir)
 
 
+def _measure_train_hard(config: DemoConfig, seed: int, model: str, seed_dir: Path, log: Log) -> None:
+    """The base model on the hard training problems, at the training group size (conditions C2-C4).
+
+    Sampled once per seed, n = eval.n per problem at the evaluation temperature, and stored; the
+    report reads it back (`exprl.demo.report`)."""
+    from exprl.demo.conditions import sample_stats
+
+    path = seed_dir / TRAIN_HARD_BASE_FILE
+    if path.is_file():
+        return
+    started = time.monotonic()
+    problems = task_problems(config, seed)["train-hard"]
+    stats = sample_stats(model, problems, n=config.eval.n, temperature=config.eval.temperature,
+                         max_tokens=config.eval.max_tokens, group_size=config.training.num_generations,
+                         seed=seed, name="train-hard", system_prompt=config.system_prompt,
+                         batch_size=config.eval.batch_size)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    log(f"[demo] seed {seed}: base on the hard training problems: {stats.group_success:.1f}% of groups of "
+        f"{stats.group_size} hold a right answer, first step right {stats.first_step_right:.0f}%, right prefix "
+        f"{stats.right_prefix:.2f} steps ({time.monotonic() - started:.0f}s)")
+
+
 # Seeds live in their own folders, so asking for more seeds extends a run without mixing.
 _EXTENDABLE = ("output_dir", "seeds")
 
@@ -228,69 +260,3 @@ def _check_same_config(config: DemoConfig, run_dir: Path) -> None:
     if path.is_file():
         check_same_config(path, to_dict(config), what="demo configuration", ignore=_EXTENDABLE)
     dump_yaml(config, path)
-
-
-def collect_results(run_dir: Path, seeds: list[int], methods: list[str]) -> dict[str, Any]:
-    """{(row, stage, bench, k): [value per seed]} read back from the finished pipeline runs."""
-    from exprl.eval.evaluate import read_results
-
-    table: dict[tuple[str, str, str, str], list[float]] = {}
-    for seed in seeds:
-        for index, method in enumerate(methods):
-            path = run_dir / f"seed-{seed}" / method
-            state = read_run(path)
-            stages = [("stage1", "stage1_eval"), ("stage2", "stage2_eval")]
-            if index == 0:
-                stages.append(("base", "base_eval"))
-            for stage, key in stages:
-                if state["stages"].get(key, {}).get("state") != "done":
-                    continue
-                row = "base" if stage == "base" else method
-                for bench, result in read_results(path / "eval" / stage).items():
-                    for k, value in result["pass_at_k"].items():
-                        table.setdefault((row, stage, bench, k), []).append(100 * value)
-    return table
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.2f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.2f} ± {std:.2f}"
-
-
-def summary_tables(table: dict, methods: list[str], k: int) -> str:
-    """Tables 1 and 2 of the paper, as mean ± std over seeds (sample std)."""
-    lines = [f"## Table 1: pass@1 after Stage II (sparse GRPO), mean ± std over seeds", "",
-             "| method | hard pass@1 | hard pass@%d | easy pass@1 |" % k, "|---|---|---|---|"]
-    rows = [("base", "base")] + [(m, "stage2") for m in methods]
-    for row, stage in rows:
-        lines.append(f"| {row} | " + " | ".join(mean_std(table.get((row, stage, b, kk), []))
-                                             for b, kk in (("hard", "1"), ("hard", str(k)), ("easy", "1"))) + " |")
-    lines += ["", f"## Table 2: after Stage I only, mean ± std over seeds", "",
-              "| method | hard pass@1 | hard pass@%d | easy pass@1 | easy pass@%d |" % (k, k), "|---|---|---|---|---|"]
-    rows = [("base", "base")] + [(m, "stage1") for m in methods]
-    for row, stage in rows:
-        lines.append(f"| {row} | " + " | ".join(mean_std(table.get((row, stage, b, kk), []))
-                                             for b, kk in (("hard", "1"), ("hard", str(k)), ("easy", "1"),
-                                                           ("easy", str(k)))) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _write_top_report(config: DemoConfig, run_dir: Path, seeds: list[int], seed_reports: list[Path]) -> Path:
-    if len(seeds) == 1:
-        from exprl.eval.report import write_report
-
-        return write_report([run_dir / f"seed-{seeds[0]}" / m for m in config.methods], out_dir=run_dir)
-    k = min(16, config.eval.n)
-    table = collect_results(run_dir, seeds, config.methods)
-    lines = ["# exprl demo report", "", f"Seeds: {', '.join(map(str, seeds))}. pass@k in %, unbiased "
-             f"estimator, n={config.eval.n} samples per problem at temperature {config.eval.temperature}.", "",
-             summary_tables(table, config.methods, k), "## Per-seed reports (tables, pass@k curves, training dynamics)", ""]
-    lines += [f"- [seed {s}]({p.relative_to(run_dir)})" for s, p in zip(seeds, seed_reports)]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
