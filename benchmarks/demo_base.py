@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         values = stats.to_dict()
         print(f"| {name} | " + " | ".join(f"{values[key]:.2f}" if key == "right_prefix" else f"{values[key]:.1f}"
                                           for key, _ in COLUMNS) + " |")
+    for name, stats in result["stats"].items():
+        if name != "easy":
+            print(f"{name}: operation read right at step 1, 2, ...: {stats.operation_right_by_step}")
+            print(f"{name}: step t right when steps 1..t-1 are (per-step accuracy along a right chain): "
+                  f"{stats.right_given_prefix_by_step}")
     for condition in result["conditions"]:
         print(f"{condition.name}: {condition.measured} (needs {condition.claim}): "
               f"{'holds' if condition.holds else 'FAILS'}")

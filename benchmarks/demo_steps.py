@@ -1,22 +1,24 @@
-"""Where a finished demo's samples go wrong on the hard split, step by step, per method.
+"""Where a finished demo's samples go wrong on the hard split, step by step, per method; and the
+credit ExpRL-Process gave each step position during Stage I.
 
     .venv/bin/python benchmarks/demo_steps.py runs/demo-bench --seeds 0 1 2 [--stage stage1]
 
 Reads the evaluation samples a demo run stored (`<run>/seed-<s>/<method>/eval/<stage>/generations.sqlite`;
-the base row is the base evaluation) and checks each `###` step on its own inputs, as
-`benchmarks/demo_base.py` does: operation read right, arithmetic right, and how many steps are right
-in a row from the first (partial progress, which is what a reference-scaffolded reward can build on).
+the base row is the base evaluation) and checks each `###` step on its own inputs with the code the
+report and `benchmarks/demo_base.py` use (`exprl.demo.conditions.split_stats`): operation read right,
+arithmetic right, the first step right, how many steps are right in a row from the first (partial
+progress, which is what a reference-scaffolded reward can build on), and every step right.
+
+Then, from ExpRL-Process's Stage-I metrics (`exprl/process_advantage_step_<t>`), the mean advantage
+of the tokens of step t, averaged over Stage I: under DeltaNorm (A_1 = s_1 - s_T, A_t = s_t - s_{t-1})
+and the prefix view, a trace that improves after its first step debits that first step.
 """
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import json
 import sys
-from collections import Counter
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_base import step_checks  # noqa: E402
 
 METHODS = ["sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"]
 
@@ -26,33 +28,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--stage", default="stage1", choices=["stage1", "stage2"])
+    parser.add_argument("--n", type=int, default=16, help="Samples per problem the evaluation drew.")
     args = parser.parse_args(argv)
 
     from exprl.data.loaders import load_problems
+    from exprl.demo.report import mean_std, stored_stats
 
-    rows: dict[str, Counter] = {}
+    rows: dict[str, list] = {}
+    positions: dict[str, dict[str, list[float]]] = {}
     for seed in args.seeds:
         seed_dir = args.run_dir / f"seed-{seed}"
-        problems = {p.id: p for p in load_problems(seed_dir / "data" / "hard.jsonl")}
+        problems = load_problems(seed_dir / "data" / "hard.jsonl")
         # The base evaluation lives in the first method's run.
         sources = [("base", next(seed_dir / m / "eval" / "base" for m in METHODS if (seed_dir / m / "eval" / "base").is_dir()))]
         sources += [(m, seed_dir / m / "eval" / args.stage) for m in METHODS if (seed_dir / m / "eval" / args.stage).is_dir()]
         for row, eval_dir in sources:
-            counts = rows.setdefault(row, Counter())
-            with sqlite3.connect(eval_dir / "generations.sqlite") as db:
-                for problem_id, text in db.execute("SELECT problem_id, text FROM generations WHERE benchmark = 'hard'"):
-                    checks = step_checks(problems[problem_id], text)
-                    right_in_a_row = next((i for i, c in enumerate(checks) if not all(c)), len(checks))
-                    counts.update(samples=1, steps=len(checks), read=sum(c[0] for c in checks),
-                                  arithmetic=sum(c[2] for c in checks), prefix=right_in_a_row,
-                                  first_right=right_in_a_row >= 1)
-    print(f"hard split, after {args.stage} (base: untrained), seeds {args.seeds}")
-    print("| model | samples | operation read right | arithmetic right | first step right | mean steps right in a row |")
+            rows.setdefault(row, []).append(stored_stats(eval_dir, "hard", problems, args.n, group_size=args.n))
+        metrics = seed_dir / "exprl-process" / "stage1" / "metrics.jsonl"
+        if metrics.is_file():
+            per_position: dict[str, list[float]] = {}
+            for line in metrics.read_text().splitlines():
+                for key, value in json.loads(line).items():
+                    if key.startswith("exprl/process_advantage_step_"):
+                        per_position.setdefault(key.rsplit("_", 1)[1], []).append(value)
+            for position, values in per_position.items():
+                positions.setdefault(position, {})[seed] = sum(values) / len(values)
+
+    print(f"hard split, after {args.stage} (base: untrained), seeds {args.seeds}; mean ± std over seeds")
+    print("| model | operation read right % | arithmetic right % | first step right % | mean right prefix "
+          "(steps) | every step right pass@1 % |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for row, c in rows.items():
-        steps = max(1, c["steps"])
-        print(f"| {row} | {c['samples']} | {100 * c['read'] / steps:.0f}% | {100 * c['arithmetic'] / steps:.0f}% | "
-              f"{100 * c['first_right'] / c['samples']:.0f}% | {c['prefix'] / c['samples']:.2f} |")
+    for row, stats in rows.items():
+        cells = [mean_std([getattr(s, f) for s in stats], 1 if f != "right_prefix" else 2)
+                 for f in ("operation_right", "arithmetic_right", "first_step_right", "right_prefix", "every_step_pass1")]
+        print(f"| {row} | " + " | ".join(cells) + " |")
+    if positions:
+        order = sorted((p for p in positions if p.isdigit()), key=int) + (["last"] if "last" in positions else [])
+        print("\nExpRL-Process, Stage I: mean advantage of step t's tokens (mean over steps, then over seeds)")
+        print("| step | " + " | ".join(order) + " |")
+        print("|---" * (len(order) + 1) + "|")
+        print("| A_t | " + " | ".join(mean_std(list(positions[p].values()), 3) for p in order) + " |")
     return 0
 
 

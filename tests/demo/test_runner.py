@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,22 @@ REDUCED = [
     "training.prompts_per_step=2", "training.max_completion_length=24",
     "eval.n=2", "eval.max_tokens=24",
 ]
+
+
+def assert_conditions_come_first_and_from_this_run(report: str, seed_dir: Path) -> None:
+    """The report opens with C1-C4, each measured on this run's base model, before any method table."""
+    from exprl.eval.evaluate import read_results
+
+    assert report.index("## Conditions") < report.index("## Table 1") < report.index("## Table 2")
+    section = report[report.index("## Conditions"):report.index("## Table 1")]
+    for name in ("C1 competence", "C2 no sparse signal", "C3 partial coverage", "C4 guess-free metric"):
+        assert name in section
+    train_hard = json.loads((seed_dir / "train-hard-base.json").read_text())
+    easy_pass1 = 100 * read_results(seed_dir / "sft" / "eval" / "base")["easy"]["pass_at_k"]["1"]
+    assert f"easy pass@1 {easy_pass1:.1f}%" in section
+    assert f"{train_hard['group_success']:.1f}% of groups" in section
+    assert f"first step right {train_hard['first_step_right']:.1f}%" in section
+    assert "every step right pass@1" in report[report.index("## Table 1"):]
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -96,10 +113,15 @@ def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
         state = json.loads((run_dir / "seed-0" / method / "run.json").read_text())
         assert state["finished"], (method, state)
     assert "Table 1" in text and "Table 2" in text
-    pngs = sorted(p.name for p in run_dir.glob("*.png"))
-    assert any(name.startswith("pass_at_k") for name in pngs), pngs
-    for png in run_dir.glob("*.png"):
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_conditions_come_first_and_from_this_run(text, run_dir / "seed-0")
+    process_metrics = (run_dir / "seed-0" / "exprl-process" / "stage1" / "metrics.jsonl").read_text()
+    assert "exprl/process_advantage_step_1" in process_metrics
+    # The plots come after the tables, and every image the report shows exists.
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    assert any(Path(image).name.startswith("pass_at_k") for image in images), images
+    assert text.index("## Table 2") < text.index("![")
+    for image in images:
+        assert (run_dir / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The held-out benchmarks are the two difficulty splits, and the reference never reached a prompt.
     hard = [json.loads(line) for line in (run_dir / "seed-0" / "data" / "hard.jsonl").read_text().splitlines()]
     lengths = range(config.task.hard_min_steps, config.task.hard_max_steps + 1)

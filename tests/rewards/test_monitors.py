@@ -33,6 +33,7 @@ from exprl.rewards.monitors import (
     longest_number_run,
     read_traits,
     shows_no_work,
+    step_position_advantages,
 )
 from exprl.rewards.record import Judgment, Rollout
 
@@ -150,6 +151,19 @@ def test_batch_metrics_by_hand():
     sparse = batch_metrics(rollouts, [0, 0, 1, 1, 2], judge_statuses=None)  # sparse GRPO: no judge keys
     assert "exprl/dense_reward_mean" not in sparse and "exprl/unscorable_share" not in sparse
     assert sparse["exprl/bare_answer_share"] == metrics["exprl/bare_answer_share"]
+
+
+def test_step_position_advantages_show_where_deltanorm_puts_the_credit():
+    # Prefix scores 0.25, 0.5, 0.75, 1.0 of a right chain: DeltaNorm debits step 1 by what follows.
+    right_chain = [0.25 - 1.0, 0.25, 0.25, 0.25]
+    one_step = [0.0]
+    metrics = step_position_advantages([right_chain, one_step, None, [0.5, -0.5]])
+    assert metrics["exprl/process_advantage_step_1"] == pytest.approx((-0.75 + 0.0 + 0.5) / 3)
+    assert metrics["exprl/process_advantage_step_2"] == pytest.approx((0.25 - 0.5) / 2)
+    assert metrics["exprl/process_advantage_step_4"] == pytest.approx(0.25)
+    assert "exprl/process_advantage_step_5" not in metrics
+    assert metrics["exprl/process_advantage_step_last"] == pytest.approx((0.25 - 0.5) / 2)  # multi-step rollouts only
+    assert batch_metrics([], [], STATUSES, step_advantages=[right_chain])["exprl/process_advantage_step_1"] == -0.75
 
 
 def test_rollouts_the_overlong_policy_left_unjudged_are_not_unscorable():

@@ -231,24 +231,48 @@ def check_steps(problem: Problem | Chain, completion: str) -> list[StepCheck]:
     previous step's *stated* result), so per-step rates measure each skill alone, and
     `right_prefix` measures how far a trace gets before its first mistake.
     """
+    return [check for _, check in located_step_checks(problem, completion)]
+
+
+def located_step_checks(problem: Problem | Chain, completion: str) -> list[tuple[int, StepCheck]]:
+    """`check_steps`, each with the offset in `completion` where its step's body starts (just after
+    its `###`), so that a caller can tell which step a span of the text holds."""
     chain = problem if isinstance(problem, Chain) else chain_of(problem)
     labels = {chain.label(i): i for i in range(1, len(chain.steps) + 1)}
     symbols = {symbol: fn for _, symbol, fn in OPERATIONS.values()}
-    checks: list[StepCheck] = []
+    found: list[tuple[int, StepCheck]] = []
     previous = chain.start
+    body = 0
     for position, segment in enumerate(completion.split("###")[1:], 1):
+        body = completion.index("###", body) + 3
         match = _STEP.match("###" + segment)
         if match is None:
-            checks.append(_NOT_A_STEP)
+            found.append((body, _NOT_A_STEP))
             continue
         label, left, symbol, operand, result = match.groups()
         left, operand, result = int(left), int(operand), int(result)
         index = labels.get(label)
         copied = index is not None and chain.steps[index - 1] == (_NAME_OF_SYMBOL[symbol], operand)
-        checks.append(StepCheck(in_turn=index == position, operation=copied, input=left == previous,
-                                arithmetic=symbols[symbol](left, operand) % chain.modulus == result))
+        found.append((body, StepCheck(in_turn=index == position, operation=copied, input=left == previous,
+                                      arithmetic=symbols[symbol](left, operand) % chain.modulus == result)))
         previous = result
-    return checks
+    return found
+
+
+def step_right_alone(chain: Chain, text: str) -> bool:
+    """Is the one step `text` holds right by itself: `c: 49 + 2 = 51` (with or without its `###`)
+    when step c's operation and operand are + 2, its input is the chain's value before step c, and
+    the arithmetic is right. What a grader shown only the step, not the steps before it, can check."""
+    match = _STEP.match("### " + text.strip().removeprefix("###").lstrip())
+    if match is None:
+        return False
+    label, left, symbol, operand, result = match.groups()
+    index = {chain.label(i): i for i in range(1, len(chain.steps) + 1)}.get(label)
+    if index is None:
+        return False
+    before = chain.start if index == 1 else chain.values[index - 2]
+    return (chain.steps[index - 1] == (_NAME_OF_SYMBOL[symbol], int(operand)) and int(left) == before
+            and OPERATIONS[chain.steps[index - 1][0]][2](before, int(operand)) % chain.modulus == int(result))
 
 
 def right_prefix(checks: list[StepCheck]) -> int:

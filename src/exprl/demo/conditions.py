@@ -19,7 +19,7 @@ Both `benchmarks/demo_base.py` and the demo's report use them, so the figures me
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from exprl.data.problem import Problem
@@ -50,6 +50,8 @@ class SplitStats:
     arithmetic_right: float   # per written step: result right given its own inputs
     first_step_right: float   # per sample: the first step is right on every count
     right_prefix: float       # per sample: mean steps right in a row from the first
+    operation_right_by_step: list[float] = field(default_factory=list)  # operation read right at step 1, 2, ...
+    right_given_prefix_by_step: list[float] = field(default_factory=list)  # step t right when steps < t are
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +67,8 @@ def split_stats(problems: Sequence[Problem], texts: Sequence[Sequence[str]], gro
     if n < 1 or any(len(samples) != n for samples in texts) or len(texts) != len(problems):
         raise ValueError("split_stats needs the same positive number of samples for every problem")
     answer_counts, every_counts = [], []
+    by_step: dict[int, list[int]] = {}      # position -> [operation read right, steps written]
+    extends: dict[int, list[int]] = {}      # position -> [right, samples whose steps before it were right]
     steps = operation = input_ = arithmetic = first = prefix = right_answers = lucky = 0
     for problem, samples in zip(problems, texts):
         answered = every = 0
@@ -81,6 +85,14 @@ def split_stats(problems: Sequence[Problem], texts: Sequence[Sequence[str]], gro
             input_ += sum(c.input for c in checks)
             arithmetic += sum(c.arithmetic for c in checks)
             run = right_prefix(checks)
+            for position, check in enumerate(checks, 1):
+                counts = by_step.setdefault(position, [0, 0])
+                counts[0] += check.operation
+                counts[1] += 1
+            for position in range(1, min(run + 1, len(checks)) + 1):
+                counts = extends.setdefault(position, [0, 0])
+                counts[0] += position <= run
+                counts[1] += 1
             first += run >= 1
             prefix += run
         answer_counts.append((n, answered))
@@ -96,7 +108,9 @@ def split_stats(problems: Sequence[Problem], texts: Sequence[Sequence[str]], gro
         lucky_share=100 * lucky / max(1, right_answers), steps_per_sample=steps / total,
         operation_right=100 * operation / per_step, input_right=100 * input_ / per_step,
         arithmetic_right=100 * arithmetic / per_step, first_step_right=100 * first / total,
-        right_prefix=prefix / total)
+        right_prefix=prefix / total,
+        operation_right_by_step=[round(100 * by_step[t][0] / by_step[t][1], 1) for t in sorted(by_step)],
+        right_given_prefix_by_step=[round(100 * extends[t][0] / extends[t][1], 1) for t in sorted(extends)])
 
 
 def sample_stats(model: str, problems: Sequence[Problem], *, n: int, temperature: float, max_tokens: int,

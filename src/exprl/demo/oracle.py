@@ -1,4 +1,4 @@
-"""The oracle dense reward: the exact share of a chain's steps a trace gets right, with no judge.
+"""The oracle dense reward: exactly how much of a chain a trace gets right, with no judge.
 
 It is not a judge of the paper's method; it checks the machinery. If even the exact dense reward
 cannot beat sparse GRPO on the demo's task at the demo's budget, then the task or the training
@@ -7,11 +7,15 @@ judge protocol (`exprl.judge.types.Judge`), so `run_training(..., judge=OracleJu
 `run_pipeline(..., judge=...)` train with it exactly as with a judge.
 
 It recomputes the chain from the problem text (`exprl.data.synthetic.parse_problem_text`); the
-reference is not used. The reward of a text is its right prefix (`right_prefix`: steps right in a row
-from the first, each checked on operation, input and arithmetic) over the chain's length, a value in
-[0, 1] with no Likert rounding. In process mode the text judged is `context + trace`: with the
-earlier steps as context (prefix judging) s_t is the share right up to step t; with no context
-(segment judging) only a first step can count, as the step alone cannot show its input.
+reference is not used. Steps are checked on operation, input and arithmetic
+(`exprl.data.synthetic.check_steps`). What a score is, per request mode (the process views of
+`exprl.judge.types.JudgeMode`):
+
+- outcome, prefix: the right prefix of the text judged (the trace; under prefix, the steps so far)
+  over the chain's length: the exact share of the chain done right, in [0, 1], with no Likert
+  rounding. Under prefix, s_t - s_{t-1} is 1/L for a step that extends the right prefix, else 0.
+- segment: 1 when the step shown alone is right by itself (`step_right_alone`), else 0.
+- step: 1 when the step extends the right prefix of the steps before it, else 0.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from exprl.data.synthetic import check_steps, parse_problem_text, right_prefix
+from exprl.data.synthetic import located_step_checks, parse_problem_text, right_prefix, step_right_alone
 from exprl.errors import ConfigError
 from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
 
@@ -28,7 +32,7 @@ ORACLE_VERSION = "oracle-v1"
 
 @dataclass
 class ExactResult(JudgeResult):
-    """A JudgeResult whose reward is the exact share, not (score - 1) / 4 of a rounded score."""
+    """A JudgeResult whose reward is the exact value, not (score - 1) / 4 of a rounded score."""
 
     exact_reward: float = 0.0
 
@@ -48,10 +52,21 @@ class OracleJudge:
             chain = parse_problem_text(request.problem)
         except ConfigError as exc:
             return JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))
-        length = len(chain.steps)
-        share = min(right_prefix(check_steps(chain, request.context + request.trace)), length) / length
-        return ExactResult(score=1 + round(4 * share), status=JudgeStatus.OK, raw=f"share {share:.4f}",
-                           latency_s=time.monotonic() - started, exact_reward=share)
+        if request.mode == "segment":
+            value = float(step_right_alone(chain, request.trace))
+        else:
+            text = request.context + request.trace
+            located = located_step_checks(chain, text)
+            done = min(right_prefix([check for _, check in located]), len(chain.steps))
+            if request.mode == "step":
+                # The judged step is the one whose body lies in `trace`; it counts when every step up
+                # to and including it is right.
+                judged = [i for i, (body, _) in enumerate(located) if len(request.context) <= body < len(text)]
+                value = float(bool(judged) and done > judged[-1])
+            else:
+                value = done / len(chain.steps)
+        return ExactResult(score=1 + round(4 * value), status=JudgeStatus.OK, raw=f"oracle {value:.4f}",
+                           latency_s=time.monotonic() - started, exact_reward=value)
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         return [self.judge_one(request) for request in requests]

@@ -120,11 +120,13 @@ STEP_BUCKETS = (("1", 1, 1), ("2-3", 2, 3), ("4-7", 4, 7), ("8+", 8, None))
 
 
 def batch_metrics(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable],
-                  judge_statuses: Sequence[str] | None = None) -> dict[str, float]:
+                  judge_statuses: Sequence[str] | None = None,
+                  step_advantages: Sequence[Sequence[float] | None] | None = None) -> dict[str, float]:
     """The logged findings of one generation batch, `exprl/<name>` -> value.
 
     `judge_statuses` are every status a judgment can have (each is logged as a count, zeros
     included, so every row has the same keys); None when the method asks no judge.
+    `step_advantages`: ExpRL-Process's advantages per step of each rollout (None: unscorable).
     """
     n = max(len(rollouts), 1)
     metrics = {"exprl/sparse_correct": sum(r.correct for r in rollouts) / n}
@@ -157,7 +159,28 @@ def batch_metrics(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable],
     if judgments:
         metrics["exprl/judge_cache_hit_rate"] = sum(j.cached for j in judgments) / len(judgments)
         metrics["exprl/judge_latency_s"] = statistics.fmean(j.latency_s for j in judgments)
+    if step_advantages is not None:
+        metrics.update(step_position_advantages(step_advantages))
     return metrics
+
+
+PROCESS_POSITIONS_LOGGED = 8
+
+
+def step_position_advantages(step_advantages: Sequence[Sequence[float] | None]) -> dict[str, float]:
+    """Mean advantage of the steps at positions 1..PROCESS_POSITIONS_LOGGED, and of the last step
+    of multi-step rollouts: where DeltaNorm puts its credit. Under a cumulative (prefix) score,
+    A_1 = s_1 - s_T debits a right first step by all that later steps add (docs/architecture.md)."""
+    positions: dict[str, list[float]] = {}
+    for advantages_of_steps in step_advantages:
+        if not advantages_of_steps:
+            continue
+        for position, value in enumerate(advantages_of_steps[:PROCESS_POSITIONS_LOGGED], start=1):
+            positions.setdefault(str(position), []).append(value)
+        if len(advantages_of_steps) > 1:
+            positions.setdefault("last", []).append(advantages_of_steps[-1])
+    return {f"exprl/process_advantage_step_{position}": statistics.fmean(values)
+            for position, values in positions.items()}
 
 
 # ---------------------------------------------------------------------------------------------

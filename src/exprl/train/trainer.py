@@ -165,14 +165,15 @@ class ExpRLTrainer(GRPOTrainer):
         output["completion_mask"] = mask
         loss_mask = mask if "tool_mask" not in output else mask * output["tool_mask"]
         output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        self._log_exprl_metrics(mode, rollouts, group_ids)
+        self._log_exprl_metrics(mode, rollouts, group_ids, all_advantages if self.signal == "process" else None)
         return output
 
     # ------------------------------------------------------------------ 3. what is logged
-    def _log_exprl_metrics(self, mode: str, rollouts: list[Rollout], group_ids: list[int]) -> None:
+    def _log_exprl_metrics(self, mode: str, rollouts: list[Rollout], group_ids: list[int],
+                           step_advantages: list[Any] | None) -> None:
         """The batch's monitor metrics (`exprl.rewards.monitors.batch_metrics`) into TRL's logs."""
         statuses = [status.value for status in JudgeStatus] if self.judge is not None else None
-        for key, value in batch_metrics(rollouts, group_ids, statuses).items():
+        for key, value in batch_metrics(rollouts, group_ids, statuses, step_advantages).items():
             self._metrics[mode][key].append(value)
 
 
