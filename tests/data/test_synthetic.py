@@ -162,3 +162,22 @@ def test_step_checks_find_each_kind_of_mistake_and_where_the_right_prefix_ends()
     # Every step right but one missing, or a wrong box: not every step right.
     assert not every_step_right(p, "\n".join(lines[:4] + lines[5:]))
     assert not every_step_right(p, "\n".join(lines[:-1] + ["\\boxed{101}"]))
+
+
+def test_shuffled_listing_states_every_operation_once_and_the_trace_still_goes_in_label_order():
+    shuffled = generate(SyntheticTaskConfig(num_problems=60, min_steps=1, max_steps=14, shuffle_operations=True))
+    in_order = generate(SyntheticTaskConfig(num_problems=60, min_steps=1, max_steps=14))
+    # The same draws: shuffling changes only the order the text lists the operations in.
+    assert [chain_of(p).steps for p in shuffled][:1] == [chain_of(p).steps for p in in_order][:1]
+    moved = 0
+    for p in shuffled:
+        chain = chain_of(p)
+        labels = [chain.label(i) for i in range(1, len(chain.steps) + 1)]
+        assert p.problem.startswith(f"Start at {chain.start}. Steps ({labels[0]}) to ({labels[-1]}): ")
+        listed = re.findall(r"\((\w+)\) (?:Add|Subtract|Multiply by) \d+\.", p.problem)
+        assert sorted(listed) == labels
+        moved += listed != labels
+        assert re.findall(r"### (\w+): ", policy_trace(p)) == labels
+        assert parse_problem_text(p.problem) == chain
+        assert every_step_right(p, policy_trace(p))
+    assert moved > 40  # most long listings are out of order

@@ -82,7 +82,8 @@ class BaseModelConfig:
 def cache_key(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], system_prompt: str | None) -> str:
     """Everything the trained weights depend on; a changed field trains a new base model."""
     payload = json.dumps({"base": asdict(base), "tasks": [asdict(t) for t in tasks],
-                          "system_prompt": system_prompt, "format": 4}, sort_keys=True)
+                          "system_prompt": system_prompt, "words": TOKEN_WORDS if base.word_tokens else [],
+                          "format": 4}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -22,6 +22,13 @@ class DemoTaskConfig:
     max_operand: int = field(default=9, metadata={
         "help": "Largest operand. With add and sub the base model must learn 2 x modulus x (operands) "
                 "one-token sums; fewer operands, fewer facts."})
+    listed_steps: int = field(default=0, metadata={
+        "help": "Operations every problem of every split lists; a problem asks for the first 1-3 (easy) or "
+                "hard_min_steps-hard_max_steps (hard) of them. 0 = list exactly the steps asked for "
+                "(exprl.data.synthetic.SyntheticTaskConfig.listed_steps)."})
+    shuffle_operations: bool = field(default=False, metadata={
+        "help": "List each problem's operations in a random order (still applied in label order), so that "
+                "reading an operation is a lookup by its label on every problem (exprl.data.synthetic)."})
     step_labels: str = field(default="letters", metadata={
         "help": "Labels of operations and steps: letters (`(c) Add 4.`, `### c:`) or numbers (`(3)`, `### 3:`). "
                 "With numbers a label is the same token as a value, and the base read the operations of "
@@ -54,6 +61,9 @@ class DemoTaskConfig:
         if self.pretrain_long_max_steps and not self.easy_max_steps < self.pretrain_long_max_steps <= self.hard_max_steps:
             raise ConfigError("task.pretrain_long_max_steps must be 0 or between easy_max_steps + 1 and "
                               f"hard_max_steps, got {self.pretrain_long_max_steps}")
+        if self.listed_steps and self.listed_steps < self.hard_max_steps:
+            raise ConfigError(f"task.listed_steps must be 0 or >= hard_max_steps ({self.hard_max_steps}), "
+                              f"got {self.listed_steps}")
         if not 0.0 <= self.pretrain_long_share < 1.0:
             raise ConfigError(f"task.pretrain_long_share must be in [0, 1), got {self.pretrain_long_share}")
         for name in ("num_train_hard", "num_eval_hard", "num_eval_easy"):

@@ -38,7 +38,8 @@ def task_splits(config: DemoConfig, seed: int) -> dict[str, SyntheticTaskConfig]
     """The demo's splits for one seed: easy pre-training, hard training, hard and easy held out."""
     t = config.task
     common = dict(modulus=t.modulus, operations=list(t.operations), min_operand=t.min_operand,
-                  max_operand=t.max_operand, step_labels=t.step_labels, seed=seed)
+                  max_operand=t.max_operand, step_labels=t.step_labels,
+                  shuffle_operations=t.shuffle_operations, listed_steps=t.listed_steps, seed=seed)
     long_count = round(config.base.num_problems * t.pretrain_long_share)
     return {
         "pretrain": SyntheticTaskConfig(num_problems=config.base.num_problems - long_count,
