@@ -78,7 +78,8 @@ def test_reference_never_appears_in_the_problem_text():
 
 @pytest.mark.parametrize("bad", [dict(min_steps=0), dict(min_steps=4, max_steps=3), dict(modulus=1),
                                  dict(operations=["pow"]), dict(operations=[]), dict(num_problems=-1),
-                                 dict(min_operand=5, max_operand=2)])
+                                 dict(min_operand=5, max_operand=2), dict(step_labels="roman"),
+                                 dict(max_steps=5, listed_steps=4), dict(max_steps=5, listed_steps=26)])
 def test_bad_config_is_a_config_error(bad):
     with pytest.raises(ConfigError):
         SyntheticTaskConfig(**bad)
@@ -124,7 +125,7 @@ def test_operations_and_steps_carry_the_same_label_and_the_text_gives_back_the_c
 
 def test_a_text_that_is_not_a_chain_problem_is_a_config_error():
     for text in ("Start at 5. (a) Raise to 3. Work modulo 10.", "Start at 5. (b) Add 3. Work modulo 10.",
-                 "What is 2 + 2?"):
+                 "Start at 5. (a) Stop. (b) Add 3. Work modulo 10.", "What is 2 + 2?"):
         with pytest.raises(ConfigError, match="not a synthetic chain problem"):
             parse_problem_text(text)
 
@@ -164,20 +165,17 @@ def test_step_checks_find_each_kind_of_mistake_and_where_the_right_prefix_ends()
     assert not every_step_right(p, "\n".join(lines[:-1] + ["\\boxed{101}"]))
 
 
-def test_shuffled_listing_states_every_operation_once_and_the_trace_still_goes_in_label_order():
-    shuffled = generate(SyntheticTaskConfig(num_problems=60, min_steps=1, max_steps=14, shuffle_operations=True))
-    in_order = generate(SyntheticTaskConfig(num_problems=60, min_steps=1, max_steps=14))
-    # The same draws: shuffling changes only the order the text lists the operations in.
-    assert [chain_of(p).steps for p in shuffled][:1] == [chain_of(p).steps for p in in_order][:1]
-    moved = 0
-    for p in shuffled:
+def test_a_fixed_list_length_lists_the_steps_a_stop_and_operations_never_applied():
+    easy = generate(SyntheticTaskConfig(num_problems=60, min_steps=1, max_steps=3, listed_steps=14))
+    hard = generate(SyntheticTaskConfig(num_problems=60, min_steps=13, max_steps=14, listed_steps=14, split="hard"))
+    for p in easy + hard:
         chain = chain_of(p)
-        labels = [chain.label(i) for i in range(1, len(chain.steps) + 1)]
-        assert p.problem.startswith(f"Start at {chain.start}. Steps ({labels[0]}) to ({labels[-1]}): ")
-        listed = re.findall(r"\((\w+)\) (?:Add|Subtract|Multiply by) \d+\.", p.problem)
-        assert sorted(listed) == labels
-        moved += listed != labels
-        assert re.findall(r"### (\w+): ", policy_trace(p)) == labels
-        assert parse_problem_text(p.problem) == chain
+        items = re.findall(r"\((\w+)\) ([A-Za-z ]+?)(?: \d+)?\.", p.problem)
+        assert [label for label, _ in items] == list("abcdefghijklmnopqrstuvwxyz"[:15])  # every prompt alike
+        assert [word for _, word in items].index("Stop") == len(chain.steps)
+        assert len(policy_trace(p).split("###")) - 1 == len(chain.steps)  # the unused ones are never applied
+        assert p.meta["values"] == chain.values and parse_problem_text(p.problem) == chain
         assert every_step_right(p, policy_trace(p))
-    assert moved > 40  # most long listings are out of order
+    # The same draws as without the fixed length: only the listed extras are new.
+    plain = generate(SyntheticTaskConfig(num_problems=1, min_steps=1, max_steps=3))[0]
+    assert chain_of(easy[0]).steps == chain_of(plain).steps and chain_of(easy[0]).start == chain_of(plain).start

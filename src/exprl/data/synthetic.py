@@ -41,9 +41,7 @@ OPERATIONS = {
 SOURCE = "synthetic-chain"
 # The pieces every problem and policy trace is made of: a tokenizer that keeps each whole
 # (`exprl.tiny.build_char_tokenizer(words=...)`) spends one position on each, as an LLM's would.
-# The header of shuffled listings comes first: BPE applies merges in this order, and "Start at "'s
-# would otherwise split "Steps".
-TOKEN_WORDS = (". Steps (", ") to (", "): (", "Start at ", ". (", ") ", *(f"{wording} " for wording, _, _ in OPERATIONS.values()),
+TOKEN_WORDS = ("Start at ", ". (", ") ", *(f"{wording} " for wording, _, _ in OPERATIONS.values()), "Stop",
                "Work modulo ", "### ", ": ", " = ", *(f" {symbol} " for _, symbol, _ in OPERATIONS.values()),
                "\\boxed{")
 # Reference variable names: one letter per intermediate result, so chains are capped by it.
@@ -68,16 +66,11 @@ class SyntheticTaskConfig:
     split: str = field(default="train", metadata={
         "help": "Split name: part of every id and of the random stream, so splits with one seed differ."})
     listed_steps: int = field(default=0, metadata={
-        "help": "Operations every problem lists (`Steps (a) to (c): (a) Add 7. ... (n) Subtract 2.`): the problem "
-                "asks for the first min_steps..max_steps of them, and the rest are never applied. 0 = list "
-                "exactly the steps asked for. With one list length for all problems, easy and hard prompts are "
-                "alike, and a hard problem differs from an easy one only in how many steps must go right in a "
-                "row (docs/architecture.md)."})
-    shuffle_operations: bool = field(default=False, metadata={
-        "help": "List the operations in a random order (`Steps (a) to (c): (c) Add 7. (a) Subtract 2. (b) Add "
-                "4.`); they are still applied in label order. Finding an operation is then a lookup by its "
-                "label for every problem, short or long, instead of a position a base model can learn from "
-                "short problems only (docs/architecture.md)."})
+        "help": "Operations every problem lists. A problem lists its steps, then `(k) Stop.`, then operations "
+                "it never applies, up to this many: `(a) Add 7. (b) Add 2. (c) Stop. (d) Subtract 4. ...`. So "
+                "every problem has one prompt length and layout, and a hard problem differs from an easy one "
+                "only in how many steps must go right in a row (docs/architecture.md). 0 = list exactly the "
+                "steps, with no stop item."})
     step_labels: str = field(default="letters", metadata={
         "help": "How operations and trace steps are labelled: letters, `(c) Add 4.` / `### c: ...`, or "
                 "numbers, `(3) Add 4.` / `### 3: ...`. With number labels a label is the same token as a "
@@ -100,11 +93,9 @@ class SyntheticTaskConfig:
         if not 1 <= self.min_operand <= self.max_operand:
             raise ConfigError(f"need 1 <= min_operand <= max_operand, got {self.min_operand} "
                               f"and {self.max_operand}")
-        if self.listed_steps and not self.max_steps <= self.listed_steps <= len(_VARIABLES):
-            raise ConfigError(f"listed_steps must be 0 or between max_steps ({self.max_steps}) and {len(_VARIABLES)}, "
-                              f"got {self.listed_steps}")
-        if self.listed_steps and self.shuffle_operations:
-            raise ConfigError("listed_steps and shuffle_operations cannot be combined")
+        if self.listed_steps and not self.max_steps <= self.listed_steps < len(_VARIABLES):
+            raise ConfigError(f"listed_steps must be 0 or between max_steps ({self.max_steps}) and "
+                              f"{len(_VARIABLES) - 1} (one label per step and one for the stop), got {self.listed_steps}")
         if self.step_labels not in STEP_LABELS:
             raise ConfigError(f"step_labels must be one of {', '.join(STEP_LABELS)}, got {self.step_labels!r}")
 
@@ -117,8 +108,8 @@ class Chain:
     steps: tuple[tuple[str, int], ...]  # (operation name, operand)
     modulus: int
     step_labels: str = "letters"
-    listing: tuple[int, ...] = ()  # the order the problem text lists the steps in; () = 1, 2, ..., in order
-    unused: tuple[tuple[str, int], ...] = ()  # operations listed after the steps, never applied
+    stop: bool = False  # the text lists `(k) Stop.` after the steps, then the `unused` operations
+    unused: tuple[tuple[str, int], ...] = ()  # operations listed after the stop, never applied
 
     def label(self, index: int) -> str:
         """The label of step `index` (1-based), in the problem and in the trace."""
@@ -160,19 +151,16 @@ def generate(config: SyntheticTaskConfig, exclude: set[str] | frozenset[str] = f
 
 
 def problem_text(chain: Chain) -> str:
-    operations = chain.steps + chain.unused
-    listed = chain.listing or tuple(range(1, len(operations) + 1))
-    sentences = [f"Start at {chain.start}."]
-    if chain.listing or chain.unused:
-        sentences.append(f"Steps ({chain.label(1)}) to ({chain.label(len(chain.steps))}):")
-    sentences += [f"({chain.label(i)}) {OPERATIONS[operations[i - 1][0]][0]} {operations[i - 1][1]}." for i in listed]
+    items = [f"{OPERATIONS[name][0]} {operand}" for name, operand in chain.steps]
+    if chain.stop:
+        items += ["Stop"] + [f"{OPERATIONS[name][0]} {operand}" for name, operand in chain.unused]
+    sentences = [f"Start at {chain.start}."] + [f"({chain.label(i)}) {item}." for i, item in enumerate(items, 1)]
     sentences.append(f"Work modulo {chain.modulus}.")
     return " ".join(sentences)
 
 
-_PROBLEM = re.compile(r"Start at (\d+)\. (Steps \(\w+\) to \(\w+\): )?((?:\(\w+\) [A-Za-z ]+ \d+\. )+)"
-                      r"Work modulo (\d+)\.")
-_OPERATION = re.compile(r"\((\w+)\) ([A-Za-z ]+?) (\d+)\. ")
+_PROBLEM = re.compile(r"Start at (\d+)\. ((?:\(\w+\) [A-Za-z ]+?(?: \d+)?\. )+)Work modulo (\d+)\.")
+_ITEM = re.compile(r"\((\w+)\) ([A-Za-z ]+?)(?: (\d+))?\. ")
 _NAME_OF_WORDING = {wording: name for name, (wording, _, _) in OPERATIONS.items()}
 
 
@@ -181,26 +169,19 @@ def parse_problem_text(text: str) -> Chain:
     match = _PROBLEM.fullmatch(text.strip())
     if match is None:
         raise ConfigError(f"not a synthetic chain problem: {text[:80]!r}")
-    start, header, operations, modulus = match.groups()
-    found = _OPERATION.findall(operations)
+    start, listed, modulus = match.groups()
+    items = _ITEM.findall(listed)
+    words = [wording for _, wording, _ in items]
+    stop = "Stop" in words
+    cut = words.index("Stop") if stop else len(items)
+    try:
+        operations = [(_NAME_OF_WORDING[wording], int(operand)) for _, wording, operand in items[:cut] + items[cut + 1:]]
+    except (KeyError, ValueError):
+        raise ConfigError(f"not a synthetic chain problem (operations): {text[:80]!r}") from None
     for step_labels in STEP_LABELS:
-        labels = {Chain(0, (), 2, step_labels).label(i): i for i in range(1, len(found) + 1)}
-        if {label for label, _, _ in found} != set(labels):
-            continue
-        listing = tuple(labels[label] for label, _, _ in found)
-        by_index = {labels[label]: (_NAME_OF_WORDING.get(wording, ""), int(operand)) for label, wording, operand in found}
-        listed = tuple(by_index[i] for i in range(1, len(found) + 1))
-        in_order = listing == tuple(sorted(listing))
-        asked = len(listed)
-        if header is not None:
-            last = header.split(" to (")[1].split(")")[0]
-            asked = labels.get(last, 0)
-        if any(name == "" for name, _ in listed) or not asked or (header is None and not in_order):
-            break
-        chain = Chain(start=int(start), modulus=int(modulus), step_labels=step_labels, steps=listed[:asked],
-                      listing=() if header is None or (in_order and asked < len(listed)) else listing,
-                      unused=listed[asked:])
-        if problem_text(chain) == text.strip():
+        chain = Chain(start=int(start), modulus=int(modulus), step_labels=step_labels, steps=tuple(operations[:cut]),
+                      stop=stop, unused=tuple(operations[cut:]))
+        if cut and problem_text(chain) == text.strip():
             return chain
     raise ConfigError(f"not a synthetic chain problem (labels or operations): {text[:80]!r}")
 
@@ -234,7 +215,7 @@ def chain_of(problem: Problem) -> Chain:
         return Chain(start=int(meta["start"]), modulus=int(meta["modulus"]),
                      steps=tuple((str(name), int(operand)) for name, operand in meta["ops"]),
                      step_labels=str(meta.get("step_labels", "numbers")),
-                     listing=tuple(int(i) for i in meta.get("listing", ())),
+                     stop=bool(meta.get("stop", False)),
                      unused=tuple((str(name), int(operand)) for name, operand in meta.get("unused", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"problem {problem.id} is not a synthetic chain problem "
@@ -338,13 +319,8 @@ def _draw_chain(rng: random.Random, config: SyntheticTaskConfig) -> Chain:
                   for _ in range(length))
     unused = tuple((rng.choice(config.operations), rng.randint(config.min_operand, config.max_operand))
                    for _ in range(max(0, config.listed_steps - length)))
-    listing: tuple[int, ...] = ()
-    if config.shuffle_operations:
-        order = list(range(1, length + 1))
-        rng.shuffle(order)
-        listing = tuple(order)
-    return Chain(start=start, steps=steps, modulus=config.modulus, step_labels=config.step_labels, listing=listing,
-                 unused=unused)
+    return Chain(start=start, steps=steps, modulus=config.modulus, step_labels=config.step_labels,
+                 stop=bool(config.listed_steps), unused=unused)
 
 
 def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int) -> Problem:
@@ -354,8 +330,8 @@ def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int
         reference=reference_solution(chain), answer=str(values[-1]), domain="math", source=SOURCE,
         meta={"start": chain.start, "ops": [[name, operand] for name, operand in chain.steps],
               "modulus": chain.modulus, "steps": len(chain.steps), "values": values,
-              "step_labels": chain.step_labels, **({"listing": list(chain.listing)} if chain.listing else {}),
-              **({"unused": [[name, operand] for name, operand in chain.unused]} if chain.unused else {})})
+              "step_labels": chain.step_labels,
+              **({"stop": True, "unused": [[name, operand] for name, operand in chain.unused]} if chain.stop else {})})
 
 
 def _stream_seed(seed: int, split: str) -> int:

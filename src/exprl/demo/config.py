@@ -23,12 +23,9 @@ class DemoTaskConfig:
         "help": "Largest operand. With add and sub the base model must learn 2 x modulus x (operands) "
                 "one-token sums; fewer operands, fewer facts."})
     listed_steps: int = field(default=0, metadata={
-        "help": "Operations every problem of every split lists; a problem asks for the first 1-3 (easy) or "
-                "hard_min_steps-hard_max_steps (hard) of them. 0 = list exactly the steps asked for "
-                "(exprl.data.synthetic.SyntheticTaskConfig.listed_steps)."})
-    shuffle_operations: bool = field(default=False, metadata={
-        "help": "List each problem's operations in a random order (still applied in label order), so that "
-                "reading an operation is a lookup by its label on every problem (exprl.data.synthetic)."})
+        "help": "Operations every problem of every split lists: its steps, `(k) Stop.`, then operations it "
+                "never applies (exprl.data.synthetic.SyntheticTaskConfig.listed_steps). 0 = list exactly the "
+                "steps asked for."})
     step_labels: str = field(default="letters", metadata={
         "help": "Labels of operations and steps: letters (`(c) Add 4.`, `### c:`) or numbers (`(3)`, `### 3:`). "
                 "With numbers a label is the same token as a value, and the base read the operations of "
