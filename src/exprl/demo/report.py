@@ -131,9 +131,10 @@ def conditions_section(seed_conditions: dict[int, list[Condition] | None]) -> st
     names = next((([c.name for c in cs]) for cs in seed_conditions.values() if cs), [])
     claims = next((([c.claim for c in cs]) for cs in seed_conditions.values() if cs), [])
     lines = ["## Conditions", "",
-             "Measured on each seed's base model before any training, on the hard *training* problems (C2-C4) "
-             "and held-out easy problems (C1), at the evaluation temperature. The paper's claim is only put to "
-             "a test where all four hold; a seed where one fails is reported, not dropped.", ""]
+             "Measured on each seed's base model before any training: C1 on the held-out easy problems (the "
+             "base row of the tables), C2-C4 on one group of rollouts per hard *training* problem, drawn as Stage I "
+             "draws its groups. The paper's claim is only put to a test where all four hold; a seed where one "
+             "fails is reported, not dropped.", ""]
     lines += [f"- **{name}**: {claim}" for name, claim in zip(names, claims)]
     lines += ["", "| seed | " + " | ".join(names) + " | all hold |", "|---" * (len(names) + 2) + "|"]
     for seed, conditions in seed_conditions.items():

@@ -228,10 +228,9 @@ def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
 
 
 def _measure_train_hard(config: DemoConfig, seed: int, model: str, seed_dir: Path, log: Log) -> None:
-    """The base model on the hard training problems, at the training group size (conditions C2-C4).
-
-    Sampled once per seed, n = eval.n per problem at the evaluation temperature, and stored; the
-    report reads it back (`exprl.demo.report`)."""
+    """The base model on the hard training problems (conditions C2-C4): one group of
+    `training.num_generations` samples per problem at the rollout temperature, as Stage I's groups are
+    drawn. Sampled once per seed and stored; the report reads it back (`exprl.demo.report`)."""
     from exprl.demo.conditions import sample_stats
 
     path = seed_dir / TRAIN_HARD_BASE_FILE
@@ -239,8 +238,8 @@ def _measure_train_hard(config: DemoConfig, seed: int, model: str, seed_dir: Pat
         return
     started = time.monotonic()
     problems = task_problems(config, seed)["train-hard"]
-    stats = sample_stats(model, problems, n=config.eval.n, temperature=config.eval.temperature,
-                         max_tokens=config.eval.max_tokens, group_size=config.training.num_generations,
+    stats = sample_stats(model, problems, n=config.training.num_generations, temperature=config.training.temperature,
+                         max_tokens=config.training.max_completion_length, group_size=config.training.num_generations,
                          seed=seed, name="train-hard", system_prompt=config.system_prompt,
                          batch_size=config.eval.batch_size)
     tmp = path.with_suffix(".partial")
