@@ -22,6 +22,10 @@ class DemoTaskConfig:
     max_operand: int = field(default=9, metadata={
         "help": "Largest operand. With add and sub the base model must learn 2 x modulus x (operands) "
                 "one-token sums; fewer operands, fewer facts."})
+    last_first: bool = field(default=False, metadata={
+        "help": "List each problem's operations last first after a stop item, `(d) Stop. (c) Add 7. (b) ... (a) "
+                "...`, so that step k's operation sits at one distance from the end of every problem, short or "
+                "long (exprl.data.synthetic.SyntheticTaskConfig.last_first)."})
     listed_steps: int = field(default=0, metadata={
         "help": "Operations every problem of every split lists: its steps, `(k) Stop.`, then operations it "
                 "never applies (exprl.data.synthetic.SyntheticTaskConfig.listed_steps). 0 = list exactly the "
