@@ -15,14 +15,19 @@ ALL_METHODS = ["sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"]
 class DemoTaskConfig:
     """The synthetic coverage task's splits (see exprl.data.synthetic)."""
 
-    modulus: int = field(default=100, metadata={"help": "Values are reduced modulo this number."})
-    operations: list[str] = field(default_factory=lambda: ["add", "sub"], metadata={
-        "help": "Operations in the chains (add, sub, mul)."})
+    modulus: int = field(default=97, metadata={
+        "help": "Values are reduced modulo this number (at most 100: one token per value). A prime makes "
+                "multiplying by 2-9 a bijection, so a wrong chain's end is close to a uniform guess; modulo "
+                "100 products fall onto multiples of 2 and 5 and wrong chains land on the answer more often "
+                "(docs/architecture.md, conditions first)."})
+    operations: list[str] = field(default_factory=lambda: ["add", "sub", "mul"], metadata={
+        "help": "Operations in the chains (add, sub, mul). With add and sub only, a chain read out of order "
+                "still ends on the right value (they commute): lucky answers without the work."})
     min_operand: int = field(default=2, metadata={"help": "Smallest operand of an operation."})
     max_operand: int = field(default=9, metadata={
         "help": "Largest operand. With add and sub the base model must learn 2 x modulus x (operands) "
                 "one-token sums; fewer operands, fewer facts."})
-    last_first: bool = field(default=False, metadata={
+    last_first: bool = field(default=True, metadata={
         "help": "List each problem's operations last first after a stop item, `(d) Stop. (c) Add 7. (b) ... (a) "
                 "...`, so that step k's operation sits at one distance from the end of every problem, short or "
                 "long (exprl.data.synthetic.SyntheticTaskConfig.last_first)."})
@@ -37,16 +42,16 @@ class DemoTaskConfig:
     easy_min_steps: int = field(default=1, metadata={"help": "Shortest easy chain."})
     easy_max_steps: int = field(default=3, metadata={
         "help": "Longest easy chain: the base model is pre-trained on easy chains only."})
-    hard_min_steps: int = field(default=7, metadata={
-        "help": "Shortest hard chain. With a competent base, 5-6 steps left hard pass@16 at about 50%; "
-                "7-8 bring it to about 30%, against the 15% that guessing gives (docs/architecture.md)."})
-    hard_max_steps: int = field(default=8, metadata={"help": "Longest hard chain."})
-    pretrain_long_share: float = field(default=0.03, metadata={
+    hard_min_steps: int = field(default=13, metadata={
+        "help": "Shortest hard chain: long enough that a base right on most steps almost never gets all of "
+                "them (condition C2, exprl.demo.conditions; docs/architecture.md)."})
+    hard_max_steps: int = field(default=14, metadata={"help": "Longest hard chain."})
+    pretrain_long_share: float = field(default=0.2, metadata={
         "help": "Share of pre-training traces that are longer than easy ones (easy_max_steps + 1 up to "
                 "pretrain_long_max_steps). With none, the base model never writes more steps than an easy "
                 "chain has (measured: 2.1 `###` per hard sample, hard pass@16 2%), so no reward, sparse or "
                 "dense, can reach the steps hard problems need (docs/architecture.md)."})
-    pretrain_long_max_steps: int = field(default=0, metadata={
+    pretrain_long_max_steps: int = field(default=14, metadata={
         "help": "Longest chain among the long pre-training traces; 0 = hard_max_steps. Below "
                 "hard_min_steps, the base has practised chains up to that length but never a hard one."})
     num_train_hard: int = field(default=64, metadata={
@@ -91,8 +96,8 @@ class DemoTrainingConfig:
         "help": "Rollout sampling temperature (the paper's, exprl.data.prompts.POLICY_TEMPERATURE)."})
     beta: float = field(default=0.0, metadata={
         "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass)."})
-    max_completion_length: int = field(default=128, metadata={
-        "help": "Rollout cap in tokens; a full 8-step trace is about 76 (word tokens), so the cap "
+    max_completion_length: int = field(default=160, metadata={
+        "help": "Rollout cap in tokens; a full 14-step trace is at most 129 (word tokens), so the cap "
                 "only stops runaway traces."})
 
     def __post_init__(self) -> None:
@@ -109,7 +114,8 @@ class DemoEvalConfig:
     n: int = field(default=16, metadata={"help": "Samples per problem (pass@k for k <= n)."})
     temperature: float = field(default=POLICY_TEMPERATURE, metadata={
         "help": "Evaluation sampling temperature (the paper's, exprl.data.prompts.POLICY_TEMPERATURE)."})
-    max_tokens: int = field(default=128, metadata={"help": "Maximum new tokens per sample."})
+    max_tokens: int = field(default=200, metadata={
+        "help": "Maximum new tokens per sample (a full 14-step trace is at most 129)."})
     batch_size: int = field(default=256, metadata={
         "help": "Samples per generate call: tiny models are per-call-overhead bound on CPU."})
 
