@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from exprl.config import load_config
+from exprl.data.synthetic import parse_problem_text
 from exprl.demo.config import DemoConfig
 from exprl.demo.runner import run_demo
 from exprl.errors import ConfigError, RunStateError, ServerError
@@ -125,7 +126,7 @@ def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
     # The held-out benchmarks are the two difficulty splits, and the reference never reached a prompt.
     hard = [json.loads(line) for line in (run_dir / "seed-0" / "data" / "hard.jsonl").read_text().splitlines()]
     lengths = range(config.task.hard_min_steps, config.task.hard_max_steps + 1)
-    assert {len(p["problem"].split("(")) - 1 for p in hard} <= set(lengths)
+    assert {len(parse_problem_text(p["problem"]).steps) for p in hard} <= set(lengths)
     assert any("reusing" in m for m in messages)  # the base model trained before the interrupt
 
     # Run again: every stage is finished, so nothing is trained and the base model is reused.
