@@ -41,7 +41,7 @@ class DemoTaskConfig:
                 "long problems wrongly (docs/architecture.md)."})
     easy_min_steps: int = field(default=1, metadata={"help": "Shortest easy chain."})
     easy_max_steps: int = field(default=3, metadata={
-        "help": "Longest easy chain: the base model is pre-trained on easy chains only."})
+        "help": "Longest easy chain. Easy chains are the base model's pre-training but for pretrain_long_share."})
     hard_min_steps: int = field(default=13, metadata={
         "help": "Shortest hard chain: long enough that a base right on most steps almost never gets all of "
                 "them (condition C2, exprl.demo.conditions; docs/architecture.md)."})
