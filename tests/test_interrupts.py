@@ -40,8 +40,11 @@ def traces(path: Path) -> Path:
 
 def exprl(*argv: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    # A shell's background job starts with SIGINT ignored, and a child inherits that: Ctrl-C must
+    # reach exprl as it does in a terminal, whatever started this test run.
     return subprocess.Popen([sys.executable, "-m", "exprl.cli", *argv], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:
