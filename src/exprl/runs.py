@@ -414,15 +414,23 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise RunStateError(f"{run_dir}: no {RUN_FILE}; not an exprl pipeline run directory")
+    return read_versioned_json(path, "run", RUN_FORMAT, "start a new run directory")
+
+
+def read_versioned_json(path: Path, kind: str, expected_format: int, remedy: str) -> dict[str, Any]:
+    """A JSON record exprl wrote with a `format` number (run.json, eval.json, filter.json, analysis.json).
+    A file that cannot be read, is not JSON, or has another format is a RunStateError naming the file,
+    the exprl version that wrote it, and `remedy` (what the user does next)."""
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunStateError(f"{path}: corrupt ({exc})") from exc
-    if state.get("format") != RUN_FORMAT:
-        raise RunStateError(f"{path}: written by exprl {state.get('exprl_version', '?')} (run format "
-                            f"{state.get('format')!r}); this exprl {__version__} reads format {RUN_FORMAT}. "
-                            f"Start a new run directory.")
-    return state
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunStateError(f"{path}: corrupt or unreadable ({exc}); {remedy}") from exc
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != expected_format:
+        written_by = record.get("exprl_version", "?") if isinstance(record, dict) else "?"
+        raise RunStateError(f"{path}: written by exprl {written_by} with {kind} format {found!r}; this exprl "
+                            f"{__version__} reads format {expected_format}: {remedy}")
+    return record
 
 
 def save_run(run_dir: str | os.PathLike, state: Mapping[str, Any]) -> None:

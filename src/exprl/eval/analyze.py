@@ -44,7 +44,7 @@ from typing import Any, Iterable, Sequence
 from exprl import __version__
 from exprl.errors import RunStateError
 from exprl.eval.annotate import BEHAVIOURS, Annotator
-from exprl.runs import write_json_atomic, write_text_atomic
+from exprl.runs import read_versioned_json, write_json_atomic, write_text_atomic
 
 ANALYZE_COMMAND = "analyze"
 ANALYSIS_FILE = "analysis.json"
@@ -293,16 +293,7 @@ def write_analysis(paths: Sequence[str | Path], out: str | Path, annotator: Anno
 
 
 def read_analysis(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / ANALYSIS_FILE
-    try:
-        analysis = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunStateError(f"{path}: not a readable analysis ({exc}); run exprl analyze again") from exc
-    if analysis.get("format") != ANALYSIS_FORMAT:
-        raise RunStateError(f"{path}: written by exprl {analysis.get('exprl_version', '?')} (analysis format "
-                            f"{analysis.get('format')!r}); this exprl reads format {ANALYSIS_FORMAT}: run exprl analyze "
-                            f"again")
-    return analysis
+    return read_versioned_json(Path(folder) / ANALYSIS_FILE, "analysis", ANALYSIS_FORMAT, "run exprl analyze again")
 
 
 def _percent(value: float | None) -> str:

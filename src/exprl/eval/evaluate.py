@@ -32,8 +32,8 @@ from exprl.eval.generate import (Generator, SamplingSettings, generation_key, ma
                                  model_fingerprint, resolve_model, sample_seed)
 from exprl.eval.passk import pass_at_k_curve
 from exprl.eval.store import GenerationStore
-from exprl.runs import (atomic_path, claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic,
-                        write_text_atomic)
+from exprl.runs import (atomic_path, claim_output_dir, inspect_output_dir, read_versioned_json, refuse_changes,
+                        write_json_atomic, write_text_atomic)
 
 logger = logging.getLogger(__name__)
 
@@ -304,14 +304,5 @@ def _check_manifest(out: Path) -> dict[str, Any] | None:
     path = out / EVAL_FILE
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunStateError(f"{path}: corrupt ({exc}); delete the directory to start over") from exc
-    if manifest.get("format") != EVAL_FORMAT:
-        raise RunStateError(
-            f"{path}: written by exprl {manifest.get('exprl_version', '?')} with eval format "
-            f"{manifest.get('format')!r}; this exprl {__version__} reads format {EVAL_FORMAT}. "
-            f"Use a new output directory.")
-    return manifest
+    return read_versioned_json(path, "eval", EVAL_FORMAT, "use a new output directory, or delete this one to start over")
 

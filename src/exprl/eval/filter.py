@@ -46,7 +46,8 @@ from exprl.eval.evaluate import GENERATIONS_FILE, LazyGenerator, verify_missing
 from exprl.eval.generate import (Generator, SamplingSettings, generation_key, model_fingerprint, resolve_model,
                                  sample_seed)
 from exprl.eval.store import GenerationStore
-from exprl.runs import RowJournal, claim_output_dir, inspect_output_dir, refuse_changes, write_json_atomic
+from exprl.runs import (RowJournal, claim_output_dir, inspect_output_dir, read_versioned_json, refuse_changes,
+                        write_json_atomic)
 
 FILTER_COMMAND = "data filter"
 FILTER_FORMAT = 1
@@ -213,12 +214,4 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / FILTER_FILE
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunStateError(f"{path}: corrupt ({exc}); delete the folder to start over") from exc
-    if manifest.get("format") != FILTER_FORMAT:
-        raise RunStateError(f"{path}: written by exprl {manifest.get('exprl_version', '?')} with filter format "
-                            f"{manifest.get('format')!r}; this exprl {__version__} reads format {FILTER_FORMAT}. "
-                            f"Use a new output folder.")
-    return manifest
+    return read_versioned_json(path, "filter", FILTER_FORMAT, "use a new output folder, or delete this one to start over")
