@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/demo_learning.py --seeds 3 [--jobs 3] [--output-dir runs/demo-bench] [--set KEY=VALUE ...]
 
-Runs `exprl demo` (the bundled demo.yaml plus overrides) for every seed, then prints pass@1 / pass@16
+Runs `exprl demo` (the bundled demo.yaml plus overrides) for every seed, then prints pass@1 / pass@n (n = eval.n)
 on held-out hard and easy problems as mean ± std over seeds, and the wall time. Resumable: a rerun
 reuses finished stages (the wall time then covers only what was left). `--jobs N` runs N seeds at
 once, each in its own process and run directory (`<output-dir>/seed-<s>-run`): worth it on a GPU or

@@ -121,6 +121,17 @@ def test_what_cannot_be_analysed_is_named(tmp_path, capsys):
     assert not (tmp_path / "a").exists()  # nothing is written before every input has been read
 
 
+def test_an_evaluation_of_another_format_is_refused_with_its_version(pipeline_run, tmp_path):
+    eval_dir = pipeline_run / "eval" / "stage1"
+    manifest = json.loads((eval_dir / "eval.json").read_text())
+    (eval_dir / "eval.json").write_text(json.dumps({**manifest, "format": 99, "exprl_version": "9.9.9"}))
+    with pytest.raises(RunStateError, match=r"eval\.json: written by exprl 9\.9\.9 with eval format 99"):
+        find_groups([eval_dir])
+    (eval_dir / "eval.json").write_text("{not json")
+    with pytest.raises(RunStateError, match="eval.json: corrupt"):
+        find_groups([eval_dir])
+
+
 def test_the_llm_annotator_from_the_command_line_with_its_cache(pipeline_run, tmp_path, capsys):
     from exprl.eval.annotate import BEHAVIOURS
     from exprl.judge.loopback import LoopbackJudgeServer

@@ -152,11 +152,10 @@ def _read_folder(folder: Path, groups: dict, seen: set, cap: int | None) -> None
 def _read_store(folder: Path, group: Group, seen: set, cap: int | None) -> None:
     """The samples of an evaluation or filter folder: its generation key, every benchmark, the first
     n indices (or `cap`). Read-only: analysing never writes into an input."""
-    manifest_file = folder / ("eval.json" if (folder / "eval.json").is_file() else "filter.json")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunStateError(f"{manifest_file}: corrupt ({exc})") from exc
+    from exprl.eval.evaluate import read_eval_manifest
+    from exprl.eval.filter import read_filter_manifest
+
+    manifest = read_eval_manifest(folder) or read_filter_manifest(folder) or {}
     key, n = manifest.get("generation_key"), manifest.get("settings", {}).get("n")
     store = folder / "generations.sqlite"
     if not key or not store.is_file():

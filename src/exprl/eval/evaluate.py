@@ -101,7 +101,7 @@ def evaluate_config(model: str | Path, config: EvalConfig, out_dir: str | Path,
     # Reading the folder again would change the model's fingerprint: an output inside it is refused too.
     folder = dict(inputs=[model_id], adopt=(EVAL_FILE,), flag="--out")
     inspect_output_dir(out, EVAL_COMMAND, **folder)
-    stored = _check_manifest(out)
+    stored = read_eval_manifest(out)
     fingerprint = model_fingerprint(model_id)
     settings = SamplingSettings(temperature=config.temperature, top_p=config.top_p,
                                 max_new_tokens=config.max_tokens, system_prompt=config.system_prompt)
@@ -288,7 +288,7 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
 def read_results(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
     """The per-benchmark results an earlier `evaluate` wrote into `eval_dir`."""
     eval_dir = Path(eval_dir)
-    manifest = _check_manifest(eval_dir)
+    manifest = read_eval_manifest(eval_dir)
     if manifest is None:
         raise RunStateError(f"{eval_dir}: no eval.json; not an evaluation directory")
     results = {}
@@ -300,7 +300,8 @@ def read_results(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
     return results
 
 
-def _check_manifest(out: Path) -> dict[str, Any] | None:
+def read_eval_manifest(out: Path) -> dict[str, Any] | None:
+    """The eval.json of an evaluation folder, format-checked; None when there is none yet."""
     path = out / EVAL_FILE
     if not path.is_file():
         return None

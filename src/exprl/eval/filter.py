@@ -109,7 +109,7 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
                                 max_new_tokens=config.max_tokens, system_prompt=config.system_prompt)
     key = generation_key(fingerprint, settings)
     identity = {"model": model_id, "fingerprint": fingerprint, **{k: getattr(config, k) for k in SAMPLE_SETTINGS}}
-    stored = _read_manifest(out)
+    stored = read_filter_manifest(out)
     if stored is not None:
         refuse_changes(stored["identity"], identity, where=out, what="filter (model or sampling settings)",
                        hint="filter with another model or setting into a new --out")
@@ -210,7 +210,8 @@ def filter_stats(problems: Sequence[Problem], rows: Sequence[dict[str, Any]], co
             "per_domain": shares(lambda p: p.domain)}
 
 
-def _read_manifest(out: Path) -> dict[str, Any] | None:
+def read_filter_manifest(out: Path) -> dict[str, Any] | None:
+    """The filter.json of a filter folder, format-checked; None when there is none yet."""
     path = out / FILTER_FILE
     if not path.is_file():
         return None
