@@ -7,6 +7,7 @@ import pytest
 
 from exprl.data.answers import last_boxed
 from exprl.data.synthetic import (
+    OPERATIONS,
     STEP_LABELS,
     SyntheticTaskConfig,
     chain_of,
@@ -79,7 +80,7 @@ def test_reference_never_appears_in_the_problem_text():
 @pytest.mark.parametrize("bad", [dict(min_steps=0), dict(min_steps=4, max_steps=3), dict(modulus=1),
                                  dict(operations=["pow"]), dict(operations=[]), dict(num_problems=-1),
                                  dict(min_operand=5, max_operand=2), dict(step_labels="roman"),
-                                 dict(max_steps=5, listed_steps=4), dict(max_steps=5, listed_steps=26)])
+                                 dict(max_steps=26, last_first=True)])
 def test_bad_config_is_a_config_error(bad):
     with pytest.raises(ConfigError):
         SyntheticTaskConfig(**bad)
@@ -121,6 +122,20 @@ def test_operations_and_steps_carry_the_same_label_and_the_text_gives_back_the_c
         if labels == "letters":
             assert found == list("abcdefghijklmn"[:len(found)])
         assert parse_problem_text(p.problem) == chain
+
+
+def test_last_first_lists_the_stop_then_the_steps_so_step_k_sits_as_far_from_the_end_in_every_problem():
+    easy = generate(SyntheticTaskConfig(num_problems=30, min_steps=1, max_steps=3, last_first=True))
+    hard = generate(SyntheticTaskConfig(num_problems=30, min_steps=13, max_steps=14, last_first=True, split="hard"))
+    for p in easy + hard:
+        chain = chain_of(p)
+        items = re.findall(r"\((\w+)\) ([A-Za-z ]+?)(?: (\d+))?\.", p.problem)
+        assert items[0][1] == "Stop" and items[0][0] == chain.label(len(chain.steps) + 1)
+        listed = [(label, int(operand)) for label, _, operand in items[1:]][::-1]
+        assert listed == [(chain.label(k), operand) for k, (_, operand) in enumerate(chain.steps, 1)]
+        # what follows step a's operation is the same text in every problem: the lookup is one distance
+        assert p.problem.endswith(f"(a) {OPERATIONS[chain.steps[0][0]][0]} {chain.steps[0][1]}. Work modulo 100.")
+        assert parse_problem_text(p.problem) == chain and every_step_right(p, policy_trace(p))
 
 
 def test_a_text_that_is_not_a_chain_problem_is_a_config_error():
@@ -165,17 +180,3 @@ def test_step_checks_find_each_kind_of_mistake_and_where_the_right_prefix_ends()
     assert not every_step_right(p, "\n".join(lines[:-1] + ["\\boxed{101}"]))
 
 
-def test_a_fixed_list_length_lists_the_steps_a_stop_and_operations_never_applied():
-    easy = generate(SyntheticTaskConfig(num_problems=60, min_steps=1, max_steps=3, listed_steps=14))
-    hard = generate(SyntheticTaskConfig(num_problems=60, min_steps=13, max_steps=14, listed_steps=14, split="hard"))
-    for p in easy + hard:
-        chain = chain_of(p)
-        items = re.findall(r"\((\w+)\) ([A-Za-z ]+?)(?: \d+)?\.", p.problem)
-        assert [label for label, _ in items] == list("abcdefghijklmnopqrstuvwxyz"[:15])  # every prompt alike
-        assert [word for _, word in items].index("Stop") == len(chain.steps)
-        assert len(policy_trace(p).split("###")) - 1 == len(chain.steps)  # the unused ones are never applied
-        assert p.meta["values"] == chain.values and parse_problem_text(p.problem) == chain
-        assert every_step_right(p, policy_trace(p))
-    # The same draws as without the fixed length: only the listed extras are new.
-    plain = generate(SyntheticTaskConfig(num_problems=1, min_steps=1, max_steps=3))[0]
-    assert chain_of(easy[0]).steps == chain_of(plain).steps and chain_of(easy[0]).start == chain_of(plain).start

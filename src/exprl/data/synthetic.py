@@ -70,12 +70,6 @@ class SyntheticTaskConfig:
                 "2. (a) Add 4.`. Step k's operation then always sits the same number of tokens before the end of the "
                 "problem, whatever the chain's length, so reading it is the same lookup on short and long problems "
                 "(docs/architecture.md)."})
-    listed_steps: int = field(default=0, metadata={
-        "help": "Operations every problem lists. A problem lists its steps, then `(k) Stop.`, then operations "
-                "it never applies, up to this many: `(a) Add 7. (b) Add 2. (c) Stop. (d) Subtract 4. ...`. So "
-                "every problem has one prompt length and layout, and a hard problem differs from an easy one "
-                "only in how many steps must go right in a row (docs/architecture.md). 0 = list exactly the "
-                "steps, with no stop item."})
     step_labels: str = field(default="letters", metadata={
         "help": "How operations and trace steps are labelled: letters, `(c) Add 4.` / `### c: ...`, or "
                 "numbers, `(3) Add 4.` / `### 3: ...`. With number labels a label is the same token as a "
@@ -98,11 +92,6 @@ class SyntheticTaskConfig:
         if not 1 <= self.min_operand <= self.max_operand:
             raise ConfigError(f"need 1 <= min_operand <= max_operand, got {self.min_operand} "
                               f"and {self.max_operand}")
-        if self.listed_steps and not self.max_steps <= self.listed_steps < len(_VARIABLES):
-            raise ConfigError(f"listed_steps must be 0 or between max_steps ({self.max_steps}) and "
-                              f"{len(_VARIABLES) - 1} (one label per step and one for the stop), got {self.listed_steps}")
-        if self.last_first and self.listed_steps:
-            raise ConfigError("last_first and listed_steps cannot be combined")
         if self.last_first and self.max_steps >= len(_VARIABLES):
             raise ConfigError(f"with last_first, max_steps must be < {len(_VARIABLES)} (one label for the stop item)")
         if self.step_labels not in STEP_LABELS:
@@ -117,9 +106,7 @@ class Chain:
     steps: tuple[tuple[str, int], ...]  # (operation name, operand)
     modulus: int
     step_labels: str = "letters"
-    stop: bool = False  # the text lists `(k) Stop.` after the steps, then the `unused` operations
     last_first: bool = False  # the text lists `(k) Stop.` first, then the steps last first
-    unused: tuple[tuple[str, int], ...] = ()  # operations listed after the stop, never applied
 
     def label(self, index: int) -> str:
         """The label of step `index` (1-based), in the problem and in the trace."""
@@ -162,8 +149,8 @@ def generate(config: SyntheticTaskConfig, exclude: set[str] | frozenset[str] = f
 
 def problem_text(chain: Chain) -> str:
     items = [f"{OPERATIONS[name][0]} {operand}" for name, operand in chain.steps]
-    if chain.stop or chain.last_first:
-        items += ["Stop"] + [f"{OPERATIONS[name][0]} {operand}" for name, operand in chain.unused]
+    if chain.last_first:
+        items.append("Stop")
     labelled = [f"({chain.label(i)}) {item}." for i, item in enumerate(items, 1)]
     sentences = [f"Start at {chain.start}."] + (labelled[::-1] if chain.last_first else labelled)
     sentences.append(f"Work modulo {chain.modulus}.")
@@ -184,18 +171,15 @@ def parse_problem_text(text: str) -> Chain:
     items = _ITEM.findall(listed)
     last_first = bool(items) and items[0][1] == "Stop" and len(items) > 1
     if last_first:
-        items = items[::-1]
-    words = [wording for _, wording, _ in items]
-    stop = "Stop" in words
-    cut = words.index("Stop") if stop else len(items)
+        items = items[::-1][:-1]
     try:
-        operations = [(_NAME_OF_WORDING[wording], int(operand)) for _, wording, operand in items[:cut] + items[cut + 1:]]
+        operations = tuple((_NAME_OF_WORDING[wording], int(operand)) for _, wording, operand in items)
     except (KeyError, ValueError):
         raise ConfigError(f"not a synthetic chain problem (operations): {text[:80]!r}") from None
     for step_labels in STEP_LABELS:
-        chain = Chain(start=int(start), modulus=int(modulus), step_labels=step_labels, steps=tuple(operations[:cut]),
-                      stop=stop and not last_first, unused=tuple(operations[cut:]), last_first=last_first)
-        if cut and problem_text(chain) == text.strip():
+        chain = Chain(start=int(start), modulus=int(modulus), step_labels=step_labels, steps=operations,
+                      last_first=last_first)
+        if operations and problem_text(chain) == text.strip():
             return chain
     raise ConfigError(f"not a synthetic chain problem (labels or operations): {text[:80]!r}")
 
@@ -229,8 +213,7 @@ def chain_of(problem: Problem) -> Chain:
         return Chain(start=int(meta["start"]), modulus=int(meta["modulus"]),
                      steps=tuple((str(name), int(operand)) for name, operand in meta["ops"]),
                      step_labels=str(meta.get("step_labels", "numbers")),
-                     stop=bool(meta.get("stop", False)), last_first=bool(meta.get("last_first", False)),
-                     unused=tuple((str(name), int(operand)) for name, operand in meta.get("unused", ())))
+                     last_first=bool(meta.get("last_first", False)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"problem {problem.id} is not a synthetic chain problem "
                           f"(meta lacks start/ops/modulus): {exc}") from exc
@@ -331,10 +314,8 @@ def _draw_chain(rng: random.Random, config: SyntheticTaskConfig) -> Chain:
     start = rng.randrange(config.modulus)
     steps = tuple((rng.choice(config.operations), rng.randint(config.min_operand, config.max_operand))
                   for _ in range(length))
-    unused = tuple((rng.choice(config.operations), rng.randint(config.min_operand, config.max_operand))
-                   for _ in range(max(0, config.listed_steps - length)))
     return Chain(start=start, steps=steps, modulus=config.modulus, step_labels=config.step_labels,
-                 stop=bool(config.listed_steps), unused=unused, last_first=config.last_first)
+                 last_first=config.last_first)
 
 
 def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int) -> Problem:
@@ -345,7 +326,6 @@ def _to_problem(chain: Chain, text: str, config: SyntheticTaskConfig, index: int
         meta={"start": chain.start, "ops": [[name, operand] for name, operand in chain.steps],
               "modulus": chain.modulus, "steps": len(chain.steps), "values": values,
               "step_labels": chain.step_labels,
-              **({"stop": True, "unused": [[name, operand] for name, operand in chain.unused]} if chain.stop else {}),
               **({"last_first": True} if chain.last_first else {})})
 
 

@@ -31,10 +31,6 @@ class DemoTaskConfig:
         "help": "List each problem's operations last first after a stop item, `(d) Stop. (c) Add 7. (b) ... (a) "
                 "...`, so that step k's operation sits at one distance from the end of every problem, short or "
                 "long (exprl.data.synthetic.SyntheticTaskConfig.last_first)."})
-    listed_steps: int = field(default=0, metadata={
-        "help": "Operations every problem of every split lists: its steps, `(k) Stop.`, then operations it "
-                "never applies (exprl.data.synthetic.SyntheticTaskConfig.listed_steps). 0 = list exactly the "
-                "steps asked for."})
     step_labels: str = field(default="letters", metadata={
         "help": "Labels of operations and steps: letters (`(c) Add 4.`, `### c:`) or numbers (`(3)`, `### 3:`). "
                 "With numbers a label is the same token as a value, and the base read the operations of "
@@ -67,9 +63,6 @@ class DemoTaskConfig:
         if self.pretrain_long_max_steps and not self.easy_max_steps < self.pretrain_long_max_steps <= self.hard_max_steps:
             raise ConfigError("task.pretrain_long_max_steps must be 0 or between easy_max_steps + 1 and "
                               f"hard_max_steps, got {self.pretrain_long_max_steps}")
-        if self.listed_steps and self.listed_steps < self.hard_max_steps:
-            raise ConfigError(f"task.listed_steps must be 0 or >= hard_max_steps ({self.hard_max_steps}), "
-                              f"got {self.listed_steps}")
         if not 0.0 <= self.pretrain_long_share < 1.0:
             raise ConfigError(f"task.pretrain_long_share must be in [0, 1), got {self.pretrain_long_share}")
         for name in ("num_train_hard", "num_eval_hard", "num_eval_easy"):

@@ -39,7 +39,7 @@ def task_splits(config: DemoConfig, seed: int) -> dict[str, SyntheticTaskConfig]
     t = config.task
     common = dict(modulus=t.modulus, operations=list(t.operations), min_operand=t.min_operand,
                   max_operand=t.max_operand, step_labels=t.step_labels,
-                  listed_steps=t.listed_steps, last_first=t.last_first, seed=seed)
+                  last_first=t.last_first, seed=seed)
     long_count = round(config.base.num_problems * t.pretrain_long_share)
     return {
         "pretrain": SyntheticTaskConfig(num_problems=config.base.num_problems - long_count,
