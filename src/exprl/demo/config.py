@@ -85,7 +85,7 @@ class DemoTrainingConfig:
         "help": "Rollouts per prompt (RL methods, self-distill). Smaller than the paper's 10-16 because a "
                 "final answer here is one of `modulus` values: a group of 8 already holds a lucky guess 8% of "
                 "the time, and condition C2 (at most 10% of groups with a right answer) failed on 1 seed of 3; "
-                "groups of 4 (guess floor 4.1%) hold it on all 3 (docs/architecture.md)."})
+                "groups of 4 (guess floor 4.1%) hold it on all 5 seeds measured (docs/architecture.md)."})
     prompts_per_step: int = field(default=8, metadata={
         "help": "Prompts in each optimiser step (8 x 4 = 32 rollouts, as many as before the groups shrank)."})
     learning_rate: float = field(default=2e-4, metadata={
