@@ -89,14 +89,16 @@ class DemoTrainingConfig:
     prompts_per_step: int = field(default=8, metadata={
         "help": "Prompts in each optimiser step (8 x 4 = 32 rollouts, as many as before the groups shrank)."})
     learning_rate: float = field(default=2e-4, metadata={
-        "help": "RL learning rate. Much larger than the paper's 1e-6: a 0.56M-parameter model moves "
-                "little per step at that rate; at 1e-3 GRPO and ExpRL-Outcome collapsed (docs/architecture.md)."})
+        "help": "RL learning rate (Stage I and Stage II). Much larger than the paper's 1e-6: a 0.56M-parameter "
+                "model moves little per step at that rate; at 1e-3 GRPO and ExpRL-Outcome collapsed, and 4e-4 "
+                "lowered every method's easy skill over 5 seeds for no gain on hard problems (docs/architecture.md)."})
     sft_learning_rate: float = field(default=2e-4, metadata={"help": "SFT learning rate."})
     distill_learning_rate: float = field(default=2e-4, metadata={"help": "Self-distillation learning rate."})
     temperature: float = field(default=POLICY_TEMPERATURE, metadata={
         "help": "Rollout sampling temperature (the paper's, exprl.data.prompts.POLICY_TEMPERATURE)."})
     beta: float = field(default=0.0, metadata={
-        "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass)."})
+        "help": "KL coefficient against the base model (0 = no reference model: saves a forward pass). The "
+                "paper's 0.001 changed nothing measurable at the demo's budget over 5 seeds (docs/architecture.md)."})
     max_completion_length: int = field(default=160, metadata={
         "help": "Rollout cap in tokens; a full 14-step trace is at most 129 (word tokens), so the cap "
                 "only stops runaway traces."})
