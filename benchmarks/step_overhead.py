@@ -14,7 +14,7 @@ Process's judge calls per step and steps per rollout, and the judge's own floor:
 calls take if nothing else costs anything, ceil(calls / concurrency) x latency. The last line is
 one JSON object.
 
-    OMP_NUM_THREADS=1 python benchmarks/step_overhead.py [--completions 32] [--latency 0.05] [--steps 5] [--rounds 3]
+    OMP_NUM_THREADS=1 python benchmarks/step_overhead.py [--completions 32] [--latency 0.05] [--concurrency 64] [--steps 5] [--rounds 3]
         [--methods grpo exprl-outcome exprl-process] [--cache-dir DIR]
 """
 from __future__ import annotations
@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="judge calls in flight at once")
     parser.add_argument("--steps", type=int, default=5, help="training steps per run (the first is dropped)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each method, alternating")
-    parser.add_argument("--max-completion-length", type=int, default=96)
+    parser.add_argument("--max-completion-length", type=int, default=DemoConfig().training.max_completion_length,
+                        help="the demo's rollout cap: its 13-14-step hard problems need up to 129 tokens, and a "
+                             "rollout cut at the cap is never judged (`reward.overlong: zero`), so a shorter cap "
+                             "would leave the judge half the calls a step really makes")
     parser.add_argument("--pretrain-steps", type=int, default=200,
                         help="pre-training steps of the policy (enough to write `###` steps)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
