@@ -32,6 +32,7 @@ REDUCED = [
 
 def assert_conditions_come_first_and_from_this_run(report: str, seed_dir: Path) -> None:
     """The report opens with C1-C4, each measured on this run's base model, before any method table."""
+    from exprl.demo.runner import CONDITION_GROUPS_PER_PROBLEM
     from exprl.eval.evaluate import read_results
 
     assert report.index("## Conditions") < report.index("## Table 1") < report.index("## Table 2")
@@ -39,6 +40,8 @@ def assert_conditions_come_first_and_from_this_run(report: str, seed_dir: Path) 
     for name in ("C1 competence", "C2 no sparse signal", "C3 partial coverage", "C4 guess-free metric"):
         assert name in section
     train_hard = json.loads((seed_dir / "train-hard-base.json").read_text())
+    # several groups a problem: one group a problem made C2's estimate too noisy to decide on
+    assert train_hard["samples_per_problem"] == CONDITION_GROUPS_PER_PROBLEM * train_hard["group_size"] > 2
     easy_pass1 = 100 * read_results(seed_dir / "sft" / "eval" / "base")["easy"]["pass_at_k"]["1"]
     assert f"easy pass@1 {easy_pass1:.1f}%" in section
     assert f"{train_hard['group_success']:.1f}% of groups" in section

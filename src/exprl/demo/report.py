@@ -132,8 +132,8 @@ def conditions_section(seed_conditions: dict[int, list[Condition] | None]) -> st
     claims = next((([c.claim for c in cs]) for cs in seed_conditions.values() if cs), [])
     lines = ["## Conditions", "",
              "Measured on each seed's base model before any training: C1 on the held-out easy problems (the "
-             "base row of the tables), C2-C4 on one group of rollouts per hard *training* problem, drawn as Stage I "
-             "draws its groups. The paper's claim is only put to a test where all four hold; a seed where one "
+             "base row of the tables), C2-C4 on the hard *training* problems, sampled as Stage I draws its groups "
+             "(several groups' worth a problem; the share of groups with a right answer is the unbiased estimate). The paper's claim is only put to a test where all four hold; a seed where one "
              "fails is reported, not dropped.", ""]
     lines += [f"- **{name}**: {claim}" for name, claim in zip(names, claims)]
     lines += ["", "| seed | " + " | ".join(names) + " | all hold |", "|---" * (len(names) + 2) + "|"]
