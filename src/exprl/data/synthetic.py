@@ -112,6 +112,10 @@ class Chain:
         """The label of step `index` (1-based), in the problem and in the trace."""
         return _VARIABLES[index - 1] if self.step_labels == "letters" else str(index)
 
+    def step_of(self, label: str) -> int | None:
+        """The step (1-based) that `label` names; None when the chain has no such step."""
+        return next((i for i in range(1, len(self.steps) + 1) if self.label(i) == label), None)
+
     @property
     def values(self) -> list[int]:
         """The intermediate results, one per step; the last is the answer."""
@@ -253,8 +257,6 @@ def located_step_checks(problem: Problem | Chain, completion: str) -> list[tuple
     """`check_steps`, each with the offset in `completion` where its step's body starts (just after
     its `###`), so that a caller can tell which step a span of the text holds."""
     chain = problem if isinstance(problem, Chain) else chain_of(problem)
-    labels = {chain.label(i): i for i in range(1, len(chain.steps) + 1)}
-    symbols = {symbol: fn for _, symbol, fn in OPERATIONS.values()}
     found: list[tuple[int, StepCheck]] = []
     previous = chain.start
     body = 0
@@ -264,14 +266,21 @@ def located_step_checks(problem: Problem | Chain, completion: str) -> list[tuple
         if match is None:
             found.append((body, _NOT_A_STEP))
             continue
-        label, left, symbol, operand, result = match.groups()
-        left, operand, result = int(left), int(operand), int(result)
-        index = labels.get(label)
-        copied = index is not None and chain.steps[index - 1] == (_NAME_OF_SYMBOL[symbol], operand)
-        found.append((body, StepCheck(in_turn=index == position, operation=copied, input=left == previous,
-                                      arithmetic=symbols[symbol](left, operand) % chain.modulus == result)))
-        previous = result
+        found.append((body, _check_step(chain, match, position, previous)))
+        previous = int(match.group(5))
     return found
+
+
+def _check_step(chain: Chain, match: re.Match, position: int, previous: int) -> StepCheck:
+    """One `_STEP` match, written as the trace's step `position` after a step that ended on `previous`."""
+    label, left, symbol, operand, result = match.groups()
+    left, operand, result = int(left), int(operand), int(result)
+    name = _NAME_OF_SYMBOL[symbol]
+    index = chain.step_of(label)
+    return StepCheck(in_turn=index == position,
+                     operation=index is not None and chain.steps[index - 1] == (name, operand),
+                     input=left == previous,
+                     arithmetic=OPERATIONS[name][2](left, operand) % chain.modulus == result)
 
 
 def step_right_alone(chain: Chain, text: str) -> bool:
@@ -279,15 +288,11 @@ def step_right_alone(chain: Chain, text: str) -> bool:
     when step c's operation and operand are + 2, its input is the chain's value before step c, and
     the arithmetic is right. What a grader shown only the step, not the steps before it, can check."""
     match = _STEP.match("### " + text.strip().removeprefix("###").lstrip())
-    if match is None:
-        return False
-    label, left, symbol, operand, result = match.groups()
-    index = {chain.label(i): i for i in range(1, len(chain.steps) + 1)}.get(label)
+    index = chain.step_of(match.group(1)) if match else None
     if index is None:
         return False
-    before = chain.start if index == 1 else chain.values[index - 2]
-    return (chain.steps[index - 1] == (_NAME_OF_SYMBOL[symbol], int(operand)) and int(left) == before
-            and OPERATIONS[chain.steps[index - 1][0]][2](before, int(operand)) % chain.modulus == int(result))
+    # Written where its label says, after the chain's own value there: right on every count or not.
+    return _check_step(chain, match, index, chain.start if index == 1 else chain.values[index - 2]).right
 
 
 def right_prefix(checks: list[StepCheck]) -> int:
