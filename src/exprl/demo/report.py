@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.demo.conditions import Condition, SplitStats, check_conditions, split_stats
+from exprl.runs import write_text_atomic
 
 # The base model's samples on the hard training problems, measured once per seed (exprl.demo.runner).
 TRAIN_HARD_BASE_FILE = "train-hard-base.json"
@@ -128,8 +129,8 @@ def summary_tables(table: dict, methods: list[str], k: int) -> str:
 
 def conditions_section(seed_conditions: dict[int, list[Condition] | None]) -> str:
     """`## Conditions`: one row per seed, each condition's measured value and whether it holds."""
-    names = next((([c.name for c in cs]) for cs in seed_conditions.values() if cs), [])
-    claims = next((([c.claim for c in cs]) for cs in seed_conditions.values() if cs), [])
+    measured = next((cs for cs in seed_conditions.values() if cs), [])
+    names, claims = [c.name for c in measured], [c.claim for c in measured]
     lines = ["## Conditions", "",
              "Measured on each seed's base model before any training: C1 on the held-out easy problems (the "
              "base row of the tables), C2-C4 on the hard *training* problems, sampled as Stage I draws its groups "
@@ -162,8 +163,4 @@ def write_demo_report(run_dir: Path, seeds: list[int], methods: list[str], n: in
     lines += ["## Plots", "", f"Seed {seeds[0]} (every seed's own report: "
               + ", ".join(f"[seed {s}]({p.relative_to(run_dir)})" for s, p in zip(seeds, seed_reports)) + ").", ""]
     lines += [f"![{png.stem}]({png.relative_to(run_dir)})" for png in sorted(first.parent.glob("*.png"))]
-    path = run_dir / "report.md"
-    tmp = path.with_suffix(".partial")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(run_dir / "report.md", "\n".join(lines) + "\n")

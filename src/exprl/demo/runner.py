@@ -27,7 +27,7 @@ from exprl.demo.base import pretrain_base
 from exprl.demo.config import DemoConfig
 from exprl.demo.report import TRAIN_HARD_BASE_FILE, write_demo_report
 from exprl.errors import RunStateError, ServerError
-from exprl.runs import check_same_config, read_run
+from exprl.runs import check_same_config, read_run, write_json_atomic
 
 Log = Callable[[str], None]
 
@@ -249,9 +249,7 @@ def _measure_train_hard(config: DemoConfig, seed: int, model: str, seed_dir: Pat
                          max_tokens=config.training.max_completion_length, group_size=config.training.num_generations,
                          seed=seed, name="train-hard", system_prompt=config.system_prompt,
                          batch_size=config.eval.batch_size)
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, stats.to_dict())
     log(f"[demo] seed {seed}: base on the hard training problems: {stats.group_success:.1f}% of groups of "
         f"{stats.group_size} hold a right answer, first step right {stats.first_step_right:.0f}%, right prefix "
         f"{stats.right_prefix:.2f} steps ({time.monotonic() - started:.0f}s)")
