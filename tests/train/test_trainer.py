@@ -213,3 +213,24 @@ def test_unknown_trl_key_is_a_config_error(problems_file, tmp_path):
     config = make_config("grpo", tmp_path / "no-model-needed", problems_file, max_stepz=3)
     with pytest.raises(ConfigError, match="trl.max_stepz"):
         run_training(config, tmp_path / "run")
+
+
+def test_overlong_rules_and_token_end_requests():
+    from exprl.tiny import build_char_tokenizer
+    from exprl.train.trainer import judge_requests, overlong_flags
+
+    ids = [[5, 5, 5, 0], [5, 5, 5, 5], [5, 0]]  # 0 is the end token; the cap is 4
+    assert overlong_flags(ids, {0}, 4) == [False, True, False]
+    assert overlong_flags(ids, {0}, 4, "at-cap") == [True, True, False]  # the official test counts the end token
+    with pytest.raises(ValueError, match="overlong rule"):
+        overlong_flags(ids, {0}, 4, "cut")
+
+    tokenizer = build_char_tokenizer(words=("###",))
+    text = "### a\n### b"
+    completion = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    row = dict(problem_text="p", reference="r", answer="1", domain="math", problem_id="0")
+    for segmentation, steps in (("merged", ["### a\n###", " b"]), ("token-end", ["###", " a\n###", " b"])):
+        requests, counts = judge_requests([row], [text], [completion], "process", "###", "segment", tokenizer,
+                                          segmentation=segmentation)
+        assert [r.trace for r in requests[0]] == steps
+        assert sum(counts[0]) == len(completion)
