@@ -162,7 +162,7 @@ ROWS: dict[str, Row] = {r.key: r for r in [
         "official: the problem as the only message; exprl's policy prompt adds the system message "
         "that evaluation and Stage II show. Unmeasured", lambda s: s.method == "sft"),
     Row("data.max_prompt_tokens", "problems with longer prompts left out",
-        f"{STAGE1_SCRIPTS}: max_prompt_length + filter_overlong_prompts (none in sft.sh)",
+        f"{STAGE1_SCRIPTS}: max_prompt_length + filter_overlong_prompts (none in sft.sh or PipelineRL)",
         "a different set of training problems"),
     # ------------------------------------------------------------------ TRL keys
     Row("trl.learning_rate", "learning rate", "scripts' optim.lr", "a different step size"),
@@ -251,6 +251,7 @@ OFFICIAL: dict[tuple[str, str], dict[str, Any]] = {
         "trl.temperature", "trl.top_p", "trl.top_k", "trl.max_completion_length", "trl.vllm_max_model_length",
         "data.max_prompt_tokens", "plan.rollout_batches")} | {
         "trl.learning_rate": 1e-7, "trl.num_generations": 16, "trl.max_prompt_length": None,
+        "trl.vllm_max_model_length": 40000,
         "plan.prompts_per_batch": 32, "plan.optimizer_steps_per_batch": 1},
     ("stage1", "sft"): {"trl.learning_rate": 1e-6, "trl.lr_scheduler_type": "cosine", "trl.warmup_steps": 0.1,
                         "trl.weight_decay": 0.01, "trl.max_grad_norm": 1.0, "trl.adam_beta2": 0.95,
@@ -267,7 +268,7 @@ OFFICIAL: dict[tuple[str, str], dict[str, Any]] = {
                          "trl.num_iterations": 1, "trl.mask_truncated_completions": False,
                          "trl.vllm_importance_sampling_correction": True,
                          "trl.vllm_importance_sampling_mode": "token_truncate",
-                         "trl.vllm_importance_sampling_clip_max": 5.0, "data.max_prompt_tokens": 4096,
+                         "trl.vllm_importance_sampling_clip_max": 5.0, "data.max_prompt_tokens": None,
                          "reward.outcome_normalize": "mean", "reward.overlong": "keep",
                          "plan.prompts_per_batch": 16, "plan.optimizer_steps_per_batch": 1,
                          "plan.rollout_batches": 500},
@@ -303,8 +304,8 @@ FIXED: list[Fixed] = [
           lambda s: s.name == "stage1" and _rl(s) and (s.numbers.get("optimizer_steps_per_batch") or 1) > 1),
     Fixed("trl", "KL clamp", "the k3 estimator's bounds", "k3 unclamped",
           "log-ratio clamped at +-20, then k3 clamped at 10",
-          "differs on tokens the policy makes over ~13.6x more likely than the base (k3 > 10; also below "
-          "1/60,000 of it): there verl's KL term has no gradient and TRL's pulls back (beta 0.001)",
+          "differs where k3 > 10: tokens the policy makes over ~13.6x less likely than the base (or over "
+          "~60,000x more likely): there verl's KL term has no gradient and TRL's pulls back (beta 0.001)",
           lambda s: _rl(s) and bool(s.trl.get("beta"))),
     Fixed("trl", "asynchronous actors", "Stage II off-policy lag",
           "synchronous: every rollout batch from the current weights",
