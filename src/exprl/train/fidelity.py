@@ -95,8 +95,9 @@ ROWS: dict[str, Row] = {r.key: r for r in [
     Row("reward.single_step", "advantage of a one-step rollout (T = 1) under DeltaNorm",
         f"{GENRM}: compute_process_genrm_score (update order)",
         "official A = s_1 >= 0, uncentred, while multi-step advantages sum to 0: a standing reward for "
-        "dropping every `###` (method.md §9); exprl's outcome rule centres it in its group. Measured on "
-        "the demo task (benchmarks/single_step_share.py); unmeasured on the paper's model",
+        "dropping every `###` (method.md §9); exprl's outcome rule centres it in its group. On the demo "
+        "task no one-step rollout earned credit and both rules gave the same share and `###` count "
+        "(benchmarks/single_step_share.py); unmeasured on the paper's model",
         lambda s: _process(s) and s.config.reward.process_mode in ("delta", "end")),
     Row("reward.segmentation", "where a step ends", f"{GENRM}: _find_step_spans",
         "official: a step closes at every token ending in `###`, so a leading or repeated marker is a "
