@@ -234,3 +234,21 @@ def test_overlong_rules_and_token_end_requests():
                                           segmentation=segmentation)
         assert [r.trace for r in requests[0]] == steps
         assert sum(counts[0]) == len(completion)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["exprl-outcome", "exprl-process"])
+def test_a_step_under_the_paper_recipes_switches(method, answer_model, problems_file, judge_server, tmp_path):
+    """Every official-value switch of paper-exprl-* at once, through a real TRL step and HTTP judge."""
+    from exprl.config import read_yaml
+
+    config = make_config(method, answer_model, problems_file, judge_server, max_steps=1)
+    paper = read_yaml(f"paper-{method}")
+    for key in ("prompt_layout", "score_parsing", "untrusted_fence", "max_trace_tokens"):
+        setattr(config.judge, key, paper["judge"][key])
+    for key, value in paper["reward"].items():
+        setattr(config.reward, key, value)
+    result = run_training(config, tmp_path / "run")
+    assert result.global_step == 1
+    (row,) = [json.loads(line) for line in result.metrics_path.read_text().splitlines() if '"loss"' in line]
+    assert row["exprl/judge_ok"] > 0
