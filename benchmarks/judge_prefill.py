@@ -194,7 +194,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args()
 
-    from exprl.judge.prompts import PromptStyle, build_prompt, CHARS_PER_TOKEN
+    from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
     from exprl.judge.types import PROCESS_VIEWS, JudgeRequest, process_requests
     from exprl.rewards.steps import split_steps
 
@@ -206,7 +206,7 @@ def main() -> int:
     groups = {mode: int((r.get("trl") or {}).get("num_generations")
                         or method_defaults(r["method"])["num_generations"])
               for mode, r in (("outcome", outcome_recipe), ("process", process_recipe))}
-    max_chars = process_recipe["judge"].get("max_trace_tokens", 8192) * CHARS_PER_TOKEN
+    max_chars = trace_char_budget(process_recipe["judge"].get("max_trace_tokens", 8192))
     style = PromptStyle(layout=args.layout, known_answer=args.known_answer)
     lengths = tuple(int(n) for n in args.lengths.split(","))
 

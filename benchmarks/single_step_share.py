@@ -13,7 +13,16 @@ exprl-process with the demo's settings, and records at every rollout batch:
 
 It prints the shares for the first and last 10 batches and the whole of Stage I, and, on a tree with
 the new rule, what the old rule (the group z-score of s_T) would have given the same one-step rollouts.
-Run it once on a tree with the old single-step rule and once on one with the new (`--label` names the
+`--single-step RULE` compares the rules on one tree (issue 23: `raw`, the official code's A = s_1,
+against exprl's `outcome`), e.g.
+
+    B="benchmarks/single_step_share.py --output-dir runs/single-step --steps 40 --set base.steps=900 \
+       --set task.easy_max_steps=1 --set task.hard_min_steps=2 --set task.hard_max_steps=4 \
+       --set task.pretrain_long_share=0.1 --set base.num_problems=1500"
+    OMP_NUM_THREADS=1 .venv/bin/python $B --label raw --single-step raw
+    OMP_NUM_THREADS=1 .venv/bin/python $B --label outcome --single-step outcome
+
+Or run it once on a tree with the old single-step rule and once on one with the new (`--label` names the
 run folder), with the same output directory so both start from the same base model, e.g.
 
     git archive a59d75f src | tar -x -C /tmp/before    # the old rule
@@ -51,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", required=True, help="run folder name under OUTPUT_DIR (e.g. before, after)")
     parser.add_argument("--steps", type=int, default=None, help="Stage-I rollout batches (default: the demo's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--single-step", choices=("outcome", "zero", "raw"), default=None,
+                        help="reward.single_step of the run (default: the demo's, RewardConfig's default); "
+                             "raw is the official code's A = s_1")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="demo config override (exprl.demo.config.DemoConfig)")
     args = parser.parse_args(argv)
@@ -68,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     data = write_task_data(config, args.seed, run_dir / "data")  # the task settings may differ per label
     model = base_model(config, args.seed, args.output_dir / "cache", log=print)
     train = stage1_config(config, "exprl-process", str(model), data["train-hard"], args.seed, run_dir)
+    if args.single_step is not None:
+        train.reward.single_step = args.single_step
     if args.steps is not None:
         train.trl["max_steps"] = args.steps
         train.trl["save_steps"] = args.steps

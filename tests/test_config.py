@@ -44,3 +44,25 @@ def test_bad_keys_and_values_name_the_key(override, needle):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: no such file"):
         load_config(Outer, tmp_path / "nope.yaml")
+
+
+def test_extends_merges_a_variant_over_the_recipe_it_names(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nsteps: 3\nurls: [http://a]\ninner:\n  beta: 0.5\n  mode: end\n")
+    (tmp_path / "variant.yaml").write_text("extends: base.yaml\nurls: [http://b]\ninner:\n  mode: group\n")
+    cfg = load_config(Outer, tmp_path / "variant.yaml", ["steps=4"])
+    # mappings merge key by key, anything else (a list too) is replaced
+    assert (cfg.name, cfg.steps, cfg.urls) == ("base", 4, ["http://b"])
+    assert (cfg.inner.beta, cfg.inner.mode) == (0.5, "group")
+
+
+def test_extends_names_a_missing_or_circular_base(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nsteps: 1\n")
+    with pytest.raises(ConfigError, match="leads back"):
+        load_config(Outer, tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        load_config(Outer, tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("extends: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="'extends' must name one recipe"):
+        load_config(Outer, tmp_path / "d.yaml")

@@ -6,7 +6,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-import yaml
 
 from exprl.cli import build_parser, main
 from exprl.config import load_config
@@ -23,7 +22,10 @@ RECIPES = bundled_recipes()
 
 
 def raw(name: str) -> dict:
-    return yaml.safe_load(RECIPES[name].read_text())
+    """The recipe's keys, with the recipe it `extends` merged under them."""
+    from exprl.config import read_yaml
+
+    return read_yaml(RECIPES[name])
 
 
 def test_every_yaml_beside_the_package_is_a_recipe_and_package_data():
@@ -143,6 +145,11 @@ def test_recipes_list_show_and_copy(tmp_path, capsys):
     assert main(["recipes", "show", "paper-stage2.yaml"]) == 0
     assert capsys.readouterr().out == RECIPES["paper-stage2"].read_text()
 
+    assert main(["recipes", "diff", "paper-sft", "exprl-sft"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["sft_prompt", "user-only", "policy"]
+    assert main(["recipes", "diff", "paper-grpo", "paper-grpo"]) == 0
+    assert "alike" in capsys.readouterr().out
+
     out = tmp_path / "mine"
     assert main(["recipes", "copy", "pipeline-cpu-smoke", "cpu-tiny-sft", str(out)]) == 0
     for name in ("pipeline-cpu-smoke", "cpu-tiny-sft"):
@@ -154,6 +161,9 @@ def test_recipes_list_show_and_copy(tmp_path, capsys):
     assert (out / "cpu-tiny-sft.yaml").read_text() == "method: sft\n" and not (out / "bench-gsm8k.yaml").exists()
     assert main(["recipes", "copy", "nonesuch", str(tmp_path / "other")]) == 2
     assert not (tmp_path / "other").exists()
+    # a copied variant still finds the bundled recipe it extends
+    assert main(["recipes", "copy", "exprl-process", str(out)]) == 0
+    assert load_train_config(out / "exprl-process.yaml").reward.single_step == "outcome"
 
 
 def test_pipeline_dry_run_by_name_from_an_empty_folder(tmp_path, monkeypatch, capsys):

@@ -36,8 +36,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     return from_dict(cls, raw, where=str(path) if path else "config")
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A recipe's top-level mapping: the file `path`, else the bundled recipe of that name."""
+EXTENDS = "extends"
+"""A recipe key naming the recipe it starts from: its own keys are merged over that one's (mappings
+key by key, anything else replaced), so a variant states only what it changes."""
+
+
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe's top-level mapping: the file `path`, else the bundled recipe of that name, with
+    the recipe it `extends` (a file beside it, else a file or bundled recipe as `--config` finds
+    them) merged under it."""
     path = find_recipe(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -45,7 +52,23 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
-    return raw
+    if EXTENDS not in raw:
+        return raw
+    base = raw.pop(EXTENDS)
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: '{EXTENDS}' must name one recipe, got {base!r}")
+    beside = path.parent / base
+    base_path = find_recipe(beside if beside.is_file() else base)
+    if base_path.resolve() in _seen + (path.resolve(),):
+        raise ConfigError(f"{path}: '{EXTENDS}: {base}' leads back to a recipe it extends")
+    return _merged(read_yaml(base_path, _seen + (path.resolve(),)), raw)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def add_override_argument(parser: Any, what: str, example: str) -> None:

@@ -179,7 +179,8 @@ def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: 
         prompts["filter.system_prompt"] = config.filter.system_prompt
     if recipes.stage2 is not None:
         # Stage II trains on the Stage-I problems: its epochs count those.
-        stage2 = replace(recipes.stage2, data=recipes.stage1.data)
+        stage2 = replace(recipes.stage2, data=replace(recipes.stage1.data,
+                                                      max_prompt_tokens=recipes.stage2.data.max_prompt_tokens))
         plans.append(plan_stage(stage2, world_size, "stage2", recipes.stage2_source, model=STAGE1_MODEL,
                                 data=STAGE1_PROMPTS))
         prompts["stage2 system_prompt"] = recipes.stage2.system_prompt
@@ -303,7 +304,8 @@ def _stage2_config(recipe: Any, stage1: Any, stage1_model: str, run_dir: Path) -
     from exprl.train.runner import load_training_problems
 
     prompts = _stage2_prompts(stage1, run_dir, load_training_problems)
-    return replace(copy.deepcopy(recipe), model=stage1_model, data=DataConfig(train_files=[str(prompts)]))
+    return replace(copy.deepcopy(recipe), model=stage1_model,
+                   data=DataConfig(train_files=[str(prompts)], max_prompt_tokens=recipe.data.max_prompt_tokens))
 
 
 def _stage2_prompts(stage1: Any, run_dir: Path, load_training_problems) -> Path:

@@ -55,7 +55,8 @@ def test_backend_version_and_budget_change_the_key():
     assert key != cache_key("openai:m", "v1", BASE, 200)
 
 
-@pytest.mark.parametrize("change", [dict(prompt_layout="paper"), dict(known_answer=True), dict(json_mode=True)])
+@pytest.mark.parametrize("change", [dict(prompt_layout="paper"), dict(known_answer=True), dict(json_mode=True),
+                                    dict(untrusted_fence=False), dict(score_parsing="first-score")])
 def test_every_prompt_setting_changes_the_services_key(change):
     # The service keys with the version of the prompt its backend renders; a setting that changes
     # the rendered prompt must never be answered from entries written under another.

@@ -155,6 +155,37 @@ def test_prompt_style_follows_the_judge_config_and_rejects_unknown_layouts():
     assert PromptStyle.of(JudgeConfig()) == PromptStyle()
     with pytest.raises(ValueError, match="layout"):
         PromptStyle(layout="reference-last")
+    assert PromptStyle.of(JudgeConfig(untrusted_fence=False, score_parsing="first-score")) == \
+        PromptStyle(fence=False, score_parsing="first-score")
+    with pytest.raises(ValueError, match="json_mode needs"):
+        PromptStyle(json_mode=True, score_parsing="first-score")
+
+
+@pytest.mark.parametrize("text, score", [
+    ("Reasoning: fine.\nScore: 4", 4), ("**Score:** 5", 5), ("Score:\n\n  **3** since", 3), ("Score 2", 2),
+    ("Score: 4/5\nScore: 1", 4), ("Score: 10", 1),
+    # the first Score: counts, even one quoted while reasoning; exprl's last-line rule reads the end
+    ("Reasoning: a Score: 2 would be harsh.\nScore: 5", 2),
+])
+def test_first_score_reads_the_first_score_as_the_official_code_does(text, score):
+    assert parse_score(text, rule="first-score") == score
+
+
+@pytest.mark.parametrize("text", ["Score: [4]", "**Score**: 4", "score: 4", "Score: 0", "Score: 7",
+                                  "Score:", "no score here", "Score: \nScore: 4"])
+def test_first_score_finds_no_score_where_the_official_code_finds_none(text):
+    assert parse_score(text, rule="first-score") is None
+
+
+def test_unfenced_prompt_quotes_the_trace_as_it_is_with_no_untrusted_rule():
+    request = JudgeRequest(problem="Find c.", reference="c = 3", trace="### Step 1\nc = 3", mode="outcome")
+    fenced = build_messages(request, PromptStyle(layout="paper"))
+    plain = build_messages(request, PromptStyle(layout="paper", fence=False))
+    assert FENCE_TAG in fenced[1]["content"] and "untrusted" in fenced[0]["content"].lower()
+    assert FENCE_TAG not in plain[1]["content"] and "untrusted" not in (plain[0]["content"] + plain[1]["content"]).lower()
+    user = plain[1]["content"]
+    assert user.index("Find c.") < user.index("\n### Step 1\nc = 3\n\n") < user.rindex("c = 3")
+    assert prompt_version(request, PromptStyle(fence=False)) != prompt_version(request)
 
 
 def test_process_prompts_of_the_three_views_and_rubric():

@@ -137,3 +137,25 @@ def test_overlong_process_zero_gives_no_gradient_and_mask_drops():
     assert apply_overlong_steps(steps, [True, False], "mask") == [None, [0.25, 0.5]]
     assert apply_overlong_steps(steps, [True, False], "keep") == steps
     assert apply_overlong_steps([[None, 0.5]], [True], "zero") == [[0.0, 0.0]]
+
+
+def test_unscorable_rollouts_count_as_zero_in_group_statistics_when_asked():
+    rewards, groups = [1.0, None, 0.5, 0.0], [0, 0, 0, 0]
+    left_out = outcome_advantages(rewards, groups, "mean")
+    approx(left_out, [0.5, None, 0.0, -0.5])
+    zero = outcome_advantages(rewards, groups, "mean", "zero-in-group")  # mean over 4: 0.375
+    approx(zero, [0.625, None, 0.125, -0.375])
+    # a group whose only scored member sits among failures is compared with zeros
+    approx(outcome_advantages([None, 0.5], [0, 0], "mean", "zero-in-group"), [None, 0.25])
+    approx(outcome_advantages([None, 0.5], [0, 0], "mean"), [None, 0.0])
+    approx(process_advantages([[0.5, 1.0], None], [0, 0], mode="group", unscorable="zero-in-group"),
+           [[0.125, 0.625], None])
+    with pytest.raises(ValueError, match="unscorable"):
+        outcome_advantages(rewards, groups, "mean", "drop")
+
+
+def test_zero_after_judge_zeroes_cut_rollouts_but_keeps_an_unscorable_verdict():
+    assert apply_overlong([None, 0.75, None, 0.5], [True, True, False, False], "zero-after-judge") == \
+        [None, 0.0, None, 0.5]
+    assert apply_overlong_steps([[None, 0.5], [0.25, 0.5], [0.75]], [True, True, False], "zero-after-judge") == \
+        [None, [0.0, 0.0], [0.75]]

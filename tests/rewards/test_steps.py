@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exprl.rewards.steps import Step, decoded_offsets, split_steps, token_step_ids
+from exprl.rewards.steps import Step, decoded_offsets, split_steps, token_end_steps, token_step_ids, trace_steps
 
 
 def texts(steps):
@@ -286,3 +286,24 @@ def test_sentencepiece_any_sampled_ids(sentencepiece_tokenizer, seed, length):
 
 def test_no_tokens_is_empty_text():
     assert decoded_offsets([], _bpe_tokenizer()) == ("", [])
+
+
+def test_token_end_steps_close_at_every_marker_token_empty_steps_included():
+    text = "### a\n###\nb ###"
+    # tokens: "###", " a\n", "###", "\nb ", "###", EOS (zero width)
+    offsets = [(0, 3), (3, 6), (6, 9), (9, 12), (12, 15), (15, 15)]
+    steps, ids = token_end_steps(text, offsets)
+    assert [s.text for s in steps] == ["###", " a\n###", "\nb ###", ""]  # a leading step; an EOS-only step
+    assert ids == [0, 1, 1, 2, 2, 3]
+    assert split_steps(text) == [Step("### a\n###", 0, 9), Step("\nb ###", 9, 15)]  # merged: no empty step
+
+
+def test_token_end_steps_ignore_a_marker_inside_a_token_that_goes_on():
+    text = "a###\nb"
+    steps, ids = token_end_steps(text, [(0, 1), (1, 5), (5, 6)])  # "###\n" is one token
+    assert [s.text for s in steps] == [text] and ids == [0, 0, 0]
+    steps, ids = token_end_steps("a###", [(0, 1), (1, 4)])  # no token after the last marker: no final step
+    assert [s.text for s in steps] == ["a###"] and ids == [0, 0]
+    assert trace_steps("a###b", [(0, 1), (1, 4), (4, 5)], "###", "token-end")[1] == [0, 0, 1]
+    with pytest.raises(ValueError, match="segmentation"):
+        trace_steps("a", [(0, 1)], "###", "tokens")

@@ -155,3 +155,20 @@ def test_dry_run_imports_neither_torch_nor_trl():
             "assert rc == 0; assert not {'torch', 'trl', 'transformers'} & set(sys.modules), sys.modules.keys()")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=REPO,
                    env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
+
+
+def test_plan_lists_the_stages_departures_from_the_official_code(capsys):
+    # at 4 processes paper-exprl-process's batch keys give 24 prompts a batch, not the official 36
+    config = load_train_config(CONFIGS / "paper-exprl-process.yaml")
+    config.reward.single_step = "outcome"
+    plan = plan_stage(config, 4)
+    switches = {d["key"]: (d["value"], d["official"]) for d in plan.departures if d["kind"] == "switch"}
+    assert switches == {"reward.single_step": ("outcome", "raw"), "plan.prompts_per_batch": (24, 36)}
+    assert "2 setting(s) differ" in plan.render() and "[TRL cannot] KL clamp" in plan.render()
+    assert plan.to_dict()["departures"] == plan.departures
+    # a pipeline's Stage II is compared with PipelineRL whatever its recipe says
+    stage2 = load_train_config(CONFIGS / "paper-stage2.yaml")
+    stage2.stage = "stage1"
+    assert not [d for d in plan_stage(stage2, 8, "stage2").departures if d["kind"] == "switch"]
+    as_stage1 = {d["key"] for d in plan_stage(stage2, 8).departures if d["kind"] == "switch"}
+    assert {"trl.num_generations", "trl.beta", "trl.epsilon"} <= as_stage1

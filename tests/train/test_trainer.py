@@ -213,3 +213,42 @@ def test_unknown_trl_key_is_a_config_error(problems_file, tmp_path):
     config = make_config("grpo", tmp_path / "no-model-needed", problems_file, max_stepz=3)
     with pytest.raises(ConfigError, match="trl.max_stepz"):
         run_training(config, tmp_path / "run")
+
+
+def test_overlong_rules_and_token_end_requests():
+    from exprl.tiny import build_char_tokenizer
+    from exprl.train.trainer import judge_requests, overlong_flags
+
+    ids = [[5, 5, 5, 0], [5, 5, 5, 5], [5, 0]]  # 0 is the end token; the cap is 4
+    assert overlong_flags(ids, {0}, 4) == [False, True, False]
+    assert overlong_flags(ids, {0}, 4, "at-cap") == [True, True, False]  # the official test counts the end token
+    with pytest.raises(ValueError, match="overlong rule"):
+        overlong_flags(ids, {0}, 4, "cut")
+
+    tokenizer = build_char_tokenizer(words=("###",))
+    text = "### a\n### b"
+    completion = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    row = dict(problem_text="p", reference="r", answer="1", domain="math", problem_id="0")
+    for segmentation, steps in (("merged", ["### a\n###", " b"]), ("token-end", ["###", " a\n###", " b"])):
+        requests, counts = judge_requests([row], [text], [completion], "process", "###", "segment", tokenizer,
+                                          segmentation=segmentation)
+        assert [r.trace for r in requests[0]] == steps
+        assert sum(counts[0]) == len(completion)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["exprl-outcome", "exprl-process"])
+def test_a_step_under_the_paper_recipes_switches(method, answer_model, problems_file, judge_server, tmp_path):
+    """Every official-value switch of paper-exprl-* at once, through a real TRL step and HTTP judge."""
+    from exprl.config import read_yaml
+
+    config = make_config(method, answer_model, problems_file, judge_server, max_steps=1)
+    paper = read_yaml(f"paper-{method}")
+    for key in ("prompt_layout", "score_parsing", "untrusted_fence", "max_trace_tokens"):
+        setattr(config.judge, key, paper["judge"][key])
+    for key, value in paper["reward"].items():
+        setattr(config.reward, key, value)
+    result = run_training(config, tmp_path / "run")
+    assert result.global_step == 1
+    (row,) = [json.loads(line) for line in result.metrics_path.read_text().splitlines() if '"loss"' in line]
+    assert row["exprl/judge_ok"] > 0

@@ -186,7 +186,8 @@ class LLMAnnotator:
             raise JudgeError("the LLM annotator's openai backend needs --base-url and --model")
         self.config = config
         self.name = f"{config.backend}:{config.model}"
-        self.max_chars = config.max_trace_tokens * 3
+        # An uncut trace (max_trace_tokens null) is still cut for the annotator, at the default budget.
+        self.max_chars = (config.max_trace_tokens or 8192) * 3
         self._db = None
         if cache_path:
             Path(cache_path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,17 @@
-"""Reading the judge's score out of its answer, strictly.
+"""Reading the judge's score out of its answer: exprl's strict rule, or the official code's.
 
-Only the judge's own closing statement counts: the last non-empty line `Score: N` (markdown bold
-and brackets tolerated) or a JSON object `{"score": N, ...}`. A number anywhere else (a score the
-judge quotes while reasoning, or one the candidate planted in its trace) is ignored, and anything
-ambiguous or out of range is None, which the caller records as UNPARSEABLE rather than a zero.
+`last-line` (exprl, `JudgeConfig.score_parsing`): only the judge's own closing statement counts:
+the last non-empty line `Score: N` (markdown bold and brackets tolerated) or a JSON object
+`{"score": N, ...}`. A number anywhere else (a score the judge quotes while reasoning, or one the
+candidate planted in its trace) is ignored, and anything ambiguous or out of range is None, which
+the caller records as UNPARSEABLE rather than a zero.
+
+`first-score` (the official code, `compute_genrm_score`; method.md §2.3): the first `Score:` of the
+answer (failing that, the first `Score`) and the first character after it, `*` skipped; a digit is
+the score. A judge that quotes "Score: 3" while reasoning is read as 3; one that writes
+`Score: [4]`, as the official process prompt's format line shows it, is unreadable. A digit outside
+1-5 is unreadable here too: the official outcome path stops the run on it (an assertion that rewards
+lie in [0, 1]) and the process path trains on (d - 1) / 4 outside [0, 1].
 """
 from __future__ import annotations
 
@@ -22,12 +30,20 @@ _SCORE_LINE = re.compile(
 _JSON_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 
 
-def parse_score(text: str, *, json_mode: bool = False) -> int | None:
-    """The judge's score 1..5, or None when its answer does not end in one unambiguous score.
+SCORE_PARSING: tuple[str, ...] = ("last-line", "first-score")
 
-    json_mode only decides which form is tried first; either form is accepted, because a
-    schema-constrained server always returns JSON and a free-text judge occasionally does.
+
+def parse_score(text: str, *, json_mode: bool = False, rule: str = "last-line") -> int | None:
+    """The judge's score 1..5, or None when `rule` finds none in its answer.
+
+    last-line: None unless the answer ends in one unambiguous score; json_mode only decides which
+    form is tried first; either form is accepted, because a schema-constrained server always returns
+    JSON and a free-text judge occasionally does. first-score: `first_score` (no JSON form).
     """
+    if rule == "first-score":
+        return first_score(text) if isinstance(text, str) else None
+    if rule != "last-line":
+        raise ValueError(f"score parsing must be one of {', '.join(SCORE_PARSING)}, got {rule!r}")
     if not isinstance(text, str) or not text.strip():
         return None
     readers = (_score_from_json, _score_from_line) if json_mode else (_score_from_line, _score_from_json)
@@ -36,6 +52,30 @@ def parse_score(text: str, *, json_mode: bool = False) -> int | None:
         if score is not None:
             return score
     return None
+
+
+def unreadable(rule: str) -> str:
+    """The error an UNPARSEABLE result carries under `rule`."""
+    return ("no score from 1 to 5 after the judge's first 'Score:'" if rule == "first-score"
+            else "the judge's answer does not end with a score from 1 to 5")
+
+
+def first_score(text: str) -> int | None:
+    """The official reading: after the first `Score:` (else the first `Score`; case matters), up to
+    that marker's next occurrence, the first line once leading whitespace (line breaks included) is
+    skipped; with every `*` removed and leading whitespace skipped again, its first character. A
+    decimal digit there is the score when it is 1-5; anything else (no marker, nothing after it, a
+    bracket, a word) is None."""
+    marker = "Score:" if "Score:" in text else "Score" if "Score" in text else None
+    if marker is None:
+        return None
+    after = text.split(marker, 2)[1]
+    line = after.lstrip().split("\n", 1)[0]
+    rest = line.replace("*", "").lstrip()
+    if not rest or not rest[0].isdecimal():
+        return None
+    digit = int(rest[0])
+    return digit if 1 <= digit <= 5 else None
 
 
 def _score_from_line(text: str) -> int | None:

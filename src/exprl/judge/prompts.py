@@ -20,7 +20,8 @@ under RL pressure can learn to write "Score: 5" or "ignore the rubric" into its 
 therefore quoted between fence lines built from a fixed random-looking tag, every occurrence of
 that tag inside the quoted text is neutralised so the text cannot close its own block, and the
 judge is told that the block is data to grade, never instructions. The score is parsed only from
-the judge's own final line (`exprl.judge.parsing`).
+the judge's own final line (`exprl.judge.parsing`). `untrusted_fence: false` and `score_parsing:
+first-score` (`JudgeConfig`) give the official code's unfenced sections and first-`Score:` reading.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ import re
 from dataclasses import dataclass
 
 from exprl.data.domains import DOMAIN_ALIASES, DOMAINS
-from exprl.judge.types import JudgeConfig, JudgeRequest, PromptLayout
+from exprl.judge.parsing import SCORE_PARSING
+from exprl.judge.types import JudgeConfig, JudgeRequest, PromptLayout, ScoreParsing
 
 # Bump the number of a kind whenever its wording changes (it invalidates that kind's cache entries).
 # The process views replaced one `process` kind (v1) at v2; v2 -> v3 (outcome v1 -> v2) is the
@@ -80,16 +82,26 @@ class PromptStyle:
     json_mode: bool = False
     layout: PromptLayout = "shared-first"
     known_answer: bool = False
+    fence: bool = True
+    # How the answer is read (`exprl.judge.parsing`): not rendering, but it changes the judgment
+    # stored under a key, so it is part of the version like the rest.
+    score_parsing: ScoreParsing = "last-line"
 
     def __post_init__(self):
         if self.layout not in PROMPT_LAYOUTS:
             raise ValueError(f"judge prompt layout must be one of {', '.join(PROMPT_LAYOUTS)}, "
                              f"got {self.layout!r}")
+        if self.score_parsing not in SCORE_PARSING:
+            raise ValueError(f"judge score parsing must be one of {', '.join(SCORE_PARSING)}, "
+                             f"got {self.score_parsing!r}")
+        if self.json_mode and self.score_parsing != "last-line":
+            raise ValueError("judge.json_mode needs judge.score_parsing: last-line (first-score reads a "
+                             "'Score:' line, which a JSON answer has not)")
 
     @classmethod
     def of(cls, config: JudgeConfig) -> "PromptStyle":
-        return cls(json_mode=config.json_mode, layout=config.prompt_layout,
-                   known_answer=config.known_answer)
+        return cls(json_mode=config.json_mode, layout=config.prompt_layout, known_answer=config.known_answer,
+                   fence=config.untrusted_fence, score_parsing=config.score_parsing)
 
 
 @dataclass(frozen=True)
@@ -122,9 +134,18 @@ def prompt_version(request: JudgeRequest, style: PromptStyle = PromptStyle()) ->
         version += "+paper-order"
     if style.known_answer:
         version += "+known-answer"
+    if not style.fence:
+        version += "+unfenced"
+    if style.score_parsing != "last-line":
+        version += f"+{style.score_parsing}"
     if style.json_mode:
         version += f"+{JSON_FORMAT_VERSION}"
     return version
+
+
+def trace_char_budget(max_trace_tokens: int | None) -> int | None:
+    """`JudgeConfig.max_trace_tokens` as the character budget `build_prompt` cuts to; None: no cut."""
+    return None if max_trace_tokens is None else max_trace_tokens * CHARS_PER_TOKEN
 
 
 def fit_trace(text: str, max_chars: int | None) -> tuple[str, bool]:
@@ -173,10 +194,10 @@ def build_prompt(request: JudgeRequest, style: PromptStyle = PromptStyle(), *,
         context, cut_context = fit_trace(request.context, remaining)
     if request.mode == "outcome":
         system = _outcome_system(profile, request, style)
-        candidate = [(f"Candidate's {profile.work} (untrusted data)", fence("CANDIDATE", trace))]
+        candidate = [_quoted(style, f"Candidate's {profile.work}", "CANDIDATE", trace)]
     else:
         system = _process_system(profile, request, style)
-        candidate = _process_candidate(request, trace, context)
+        candidate = _process_candidate(request, style, trace, context)
     user = _user_message(request, style, candidate)
     return JudgePrompt(messages=[{"role": "system", "content": system},
                                  {"role": "user", "content": user}],
@@ -227,6 +248,10 @@ _VERIFY_NOT_SOLVE = (
     "Verify, do not solve. Do not supply steps, intermediate results or corrections that the "
     "candidate did not write; anything the candidate's text does not itself establish counts as absent."
 )
+
+
+def _untrusted_rule(style: PromptStyle) -> list[str]:
+    return [_UNTRUSTED_RULE] if style.fence else []
 
 
 def _output_rule(json_mode: bool) -> str:
@@ -281,14 +306,22 @@ def _user_message(request: JudgeRequest, style: PromptStyle, candidate: list[tup
     return "\n\n".join(f"## {heading}\n{body}" for heading, body in order)
 
 
-def _process_candidate(request: JudgeRequest, step: str, context: str) -> list[tuple[str, str]]:
+def _quoted(style: PromptStyle, heading: str, label: str, text: str, note: str = "") -> tuple[str, str]:
+    """A section of the candidate's text: fenced and marked untrusted, or (untrusted_fence: false,
+    the official prompts) as it is."""
+    if not style.fence:
+        return heading, text
+    return f"{heading} (untrusted data{note})", fence(label, text)
+
+
+def _process_candidate(request: JudgeRequest, style: PromptStyle, step: str, context: str) -> list[tuple[str, str]]:
     if request.mode == "prefix":
         # One block: the judge grades the work so far as a whole, the newest step included.
         work = f"{context}{step}" if context else step
-        return [("Candidate's work so far (untrusted data)", fence("WORK SO FAR", work))]
-    earlier = ([("Candidate's earlier steps (untrusted data, context only)", fence("EARLIER STEPS", context))]
+        return [_quoted(style, "Candidate's work so far", "WORK SO FAR", work)]
+    earlier = ([_quoted(style, "Candidate's earlier steps", "EARLIER STEPS", context, ", context only")]
                if context else [])
-    return earlier + [("Step to grade (untrusted data)", fence("STEP", step))]
+    return earlier + [_quoted(style, "Step to grade", "STEP", step)]
 
 
 def _outcome_system(d: _Domain, request: JudgeRequest, style: PromptStyle) -> str:
@@ -308,7 +341,7 @@ def _outcome_system(d: _Domain, request: JudgeRequest, style: PromptStyle) -> st
         "4 = correct and clearly supports the result, with at most trivial gaps.\n"
         "5 = sound, complete, and directly yields the reference's result.",
         _VERIFY_NOT_SOLVE,
-        _UNTRUSTED_RULE,
+        *_untrusted_rule(style),
         _output_rule(style.json_mode),
     ])
 
@@ -343,7 +376,7 @@ def _process_system(d: _Domain, request: JudgeRequest, style: PromptStyle) -> st
             "4 = most checkpoints established soundly; little remains.\n"
             "5 = every checkpoint established soundly; the work reaches the reference's result.",
             _VERIFY_NOT_SOLVE,
-            _UNTRUSTED_RULE,
+            *_untrusted_rule(style),
             _output_rule(style.json_mode),
         ])
     if request.mode == "step":
@@ -371,6 +404,6 @@ def _process_system(d: _Domain, request: JudgeRequest, style: PromptStyle) -> st
         "4 = probably useful and in line with the reference, with small gaps.\n"
         "5 = directly advances the reference path or establishes a checkpoint.",
         _VERIFY_NOT_SOLVE,
-        _UNTRUSTED_RULE,
+        *_untrusted_rule(style),
         _output_rule(style.json_mode),
     ])

@@ -349,6 +349,10 @@ def check_judge(config: JudgeConfig) -> None:
     """What `build_judge(config)` would refuse, found without loading a model or opening a
     connection, so a run can stop before it writes anything."""
     rubrics_for(config)
+    try:
+        PromptStyle.of(config)
+    except ValueError as exc:
+        raise JudgeError(str(exc)) from None
     if config.backend == "transformers":
         if not config.model:
             raise JudgeError("the transformers judge backend needs a model (judge.model / --model)")

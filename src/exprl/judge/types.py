@@ -19,6 +19,7 @@ JudgeMode = Literal["outcome", "prefix", "segment", "step"]
 ProcessView = Literal["prefix", "segment", "step"]
 PROCESS_VIEWS: tuple[str, ...] = ("prefix", "segment", "step")
 PromptLayout = Literal["shared-first", "paper"]
+ScoreParsing = Literal["last-line", "first-score"]
 
 
 class JudgeStatus(str, enum.Enum):
@@ -113,6 +114,16 @@ class JudgeConfig:
                 "problem's G x T calls share once (benchmarks/judge_prefill.py, a paper-sized batch, segment "
                 "view: 0.10 of the prompt tokens left to prefill, against 0.47 in the paper's order); "
                 "paper: the official code's order (problem, candidate, reference; method.md §2.3)."})
+    untrusted_fence: bool = field(default=True, metadata={
+        "help": "Quote the candidate's text between fence lines it cannot close and tell the judge that "
+                "what is inside is data to grade, never instructions (exprl: a policy under RL pressure can "
+                "learn to write 'Score: 5' or 'ignore the rubric' into its answer). false: the text goes "
+                "into its section as it is and the judge gets no such rule (the official prompts)."})
+    score_parsing: ScoreParsing = field(default="last-line", metadata={
+        "help": "How the score is read from the judge's answer (exprl.judge.parsing). last-line: only a "
+                "final `Score: N` line (or a JSON object) counts, so a score quoted while reasoning is never "
+                "taken (exprl). first-score: the first `Score:` and the digit after it, `*` skipped (the "
+                "official code). json_mode needs last-line."})
     known_answer: bool = field(default=False, metadata={
         "help": "Show the problem's known final answer to the judge in its own block after the "
                 "reference. Off: the paper's judge prompts have none (method.md §2.3, §10.10; the "
@@ -138,8 +149,11 @@ class JudgeConfig:
     json_mode: bool = field(default=False, metadata={
         "help": "Ask for {\"score\": N} as schema-constrained JSON (llama.cpp, vLLM) instead of a "
                 "'Score: N' line."})
-    max_trace_tokens: int = field(default=8192, metadata={
-        "help": "Traces longer than this are cut before judging; the cut is recorded."})
+    max_trace_tokens: int | None = field(default=8192, metadata={
+        "help": "Traces longer than this (counted as 3 characters a token) are cut in the middle before "
+                "judging; the cut is recorded. null: never cut (the official code, whose judge prompt "
+                "holds a whole 16,384-token trace; a prompt longer than the judge server takes is then an "
+                "unscorable ERROR)."})
     cache_path: str | None = field(default=None, metadata={
         "help": "SQLite cache file; None = one file in the user's cache directory; '' disables it."})
     retry_backoff_s: float = field(default=0.5, metadata={

@@ -1,4 +1,5 @@
-"""`exprl recipes list | show NAME | copy NAME... DIR`: the bundled recipes, to read and to start from."""
+"""`exprl recipes list | show NAME | diff A B | copy NAME... DIR`: the bundled recipes, to read, compare and
+start from."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,15 @@ def register(subparsers) -> None:
     show = actions.add_parser("show", help="print a bundled recipe (comments included)")
     show.add_argument("name", metavar="NAME", help="recipe name, with or without .yaml")
     show.set_defaults(handler=_show)
+
+    diff = actions.add_parser(
+        "diff", help="the settings that separate two recipes (e.g. paper-exprl-process exprl-process)",
+        description="Every key two recipes set differently, after `extends` is resolved: dotted key, value in "
+                    "A, value in B ('-' where a recipe leaves the key to its default). The plan "
+                    "(`exprl train --config NAME --dry-run`) lists each recipe's departures from the official code.")
+    diff.add_argument("a", metavar="A", help="recipe file or bundled recipe name")
+    diff.add_argument("b", metavar="B", help="recipe file or bundled recipe name")
+    diff.set_defaults(handler=_diff)
 
     copy = actions.add_parser("copy", help="copy bundled recipes into a folder to edit them",
                               description="Copies NAME.yaml into DIR (created if needed); an existing file "
@@ -60,14 +70,13 @@ def recipe_summary(text: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    import yaml
-
+    from exprl.config import read_yaml
     from exprl.recipes import bundled_recipes
 
     rows = []
     for name, path in bundled_recipes().items():
         text = path.read_text(encoding="utf-8")
-        rows.append((name, recipe_kind(yaml.safe_load(text) or {}), recipe_summary(text)))
+        rows.append((name, recipe_kind(read_yaml(path)), recipe_summary(text)))
     width = [max(len(r[i]) for r in rows) for i in range(2)]
     for name, kind, summary in rows:
         print(f"{name:{width[0]}}  {kind:{width[1]}}  {summary}")
@@ -80,6 +89,39 @@ def _show(args: argparse.Namespace) -> int:
     from exprl.recipes import require_bundled
 
     print(require_bundled(args.name).read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def recipe_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every key the two recipe mappings set differently;
+    a key one of them leaves out is `MISSING` there."""
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict) and value:
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                out.update(flat(item, f"{prefix}{key}."))
+            return out
+        return {prefix.rstrip("."): value}
+
+    left, right = flat(a), flat(b)
+    return [(key, left.get(key, MISSING), right.get(key, MISSING)) for key in sorted(set(left) | set(right))
+            if left.get(key, MISSING) != right.get(key, MISSING)]
+
+
+MISSING = "-"
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from exprl.config import read_yaml
+
+    rows = recipe_differences(read_yaml(args.a), read_yaml(args.b))
+    if not rows:
+        print(f"{args.a} and {args.b} set every key alike")
+        return 0
+    width = [max(len(str(r[i])) for r in rows + [("key", args.a, args.b)]) for i in range(2)]
+    print(f"{'key':{width[0]}}  {args.a:{width[1]}}  {args.b}")
+    for key, left, right in rows:
+        print(f"{key:{width[0]}}  {str(left):{width[1]}}  {right}")
     return 0
 
 

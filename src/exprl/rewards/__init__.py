@@ -15,10 +15,12 @@ from exprl.rewards.advantages import (
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import Alert, Monitor, MonitorConfig, batch_metrics, read_traits
 from exprl.rewards.record import Judgment, Rollout, Traits, advantages, tokens_per_step
-from exprl.rewards.steps import DEFAULT_DELIMITER, Step, decoded_offsets, split_steps, token_step_ids
+from exprl.rewards.steps import (DEFAULT_DELIMITER, Step, decoded_offsets, split_steps, token_end_steps,
+                                 token_step_ids, trace_steps)
 
 __all__ = [
     "DEFAULT_DELIMITER", "EPSILON", "Alert", "Judgment", "Monitor", "MonitorConfig", "RewardConfig", "Rollout",
     "Step", "Traits", "advantages", "apply_overlong", "apply_overlong_steps", "batch_metrics", "decoded_offsets",
-    "outcome_advantages", "process_advantages", "read_traits", "split_steps", "token_step_ids", "tokens_per_step",
+    "outcome_advantages", "process_advantages", "read_traits", "split_steps", "token_end_steps", "token_step_ids",
+    "tokens_per_step", "trace_steps",
 ]

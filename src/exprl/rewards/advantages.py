@@ -6,8 +6,10 @@ or the verifier's 0/1); `exprl.rewards.record.advantages` picks the function a m
 Conventions shared by every function here:
 
 * `None` means *unscorable* (a judge failure, or a rollout masked by the overlong policy). It goes
-  in as None, comes out as None, and is left out of every group statistic. The trainer drops such
-  rollouts from the loss.
+  in as None, comes out as None, and the trainer drops such rollouts from the loss. By default it is
+  also left out of every group statistic (`unscorable="leave-out"`); `"zero-in-group"` counts it as a
+  reward of 0 there, as the official code does (its reward tensor stays 0 where the judge's answer
+  could not be read, and verl's GRPO groups every rollout of a prompt).
 * `group_ids[i]` names the prompt rollout `i` was sampled for; statistics are per group.
 """
 from __future__ import annotations
@@ -21,7 +23,10 @@ EPSILON = 1e-6  # added to the group std, as in GRPO / verl
 Normalize = Literal["std", "mean"]
 ProcessMode = Literal["delta", "end", "group"]
 SingleStep = Literal["outcome", "zero", "raw"]
-OverlongPolicy = Literal["zero", "mask", "keep"]
+OverlongPolicy = Literal["zero", "zero-after-judge", "mask", "keep"]
+Unscorable = Literal["leave-out", "zero-in-group"]
+OVERLONG_POLICIES = ("zero", "zero-after-judge", "mask", "keep")
+UNSCORABLE = ("leave-out", "zero-in-group")
 
 
 def _groups(values: Sequence[object], group_ids: Sequence[Hashable]) -> dict[Hashable, list[int]]:
@@ -34,33 +39,43 @@ def _groups(values: Sequence[object], group_ids: Sequence[Hashable]) -> dict[Has
 
 
 def outcome_advantages(rewards: Sequence[float | None], group_ids: Sequence[Hashable],
-                       normalize: Normalize = "std") -> list[float | None]:
-    """GRPO advantages per prompt group over the scorable rewards.
+                       normalize: Normalize = "std", unscorable: Unscorable = "leave-out") -> list[float | None]:
+    """GRPO advantages per prompt group.
 
     std: (s - mean) / (std + 1e-6) with the unbiased std (torch.std's default); mean: s - mean.
-    A group whose scorable rewards are all equal gets 0, and so does a group with a single scorable
-    rollout (there is nothing to compare it with).
+    The statistics run over the scorable rewards (`unscorable="leave-out"`), or over every rollout
+    with an unscorable one counted as 0 (`"zero-in-group"`, the official code); an unscorable
+    rollout's own advantage is None either way. A group whose rewards are all equal gets 0, and so
+    does a group with a single member (there is nothing to compare it with).
     """
     if normalize not in ("std", "mean"):
         raise ValueError(f"normalize must be 'std' or 'mean', got {normalize!r}")
+    _check_unscorable(unscorable)
     advantages: list[float | None] = [None] * len(rewards)
     for members in _groups(rewards, group_ids).values():
-        scored = [i for i in members if rewards[i] is not None]
-        values = [float(rewards[i]) for i in scored]  # type: ignore[arg-type]
+        counted = members if unscorable == "zero-in-group" else [i for i in members if rewards[i] is not None]
+        values = [float(rewards[i]) if rewards[i] is not None else 0.0 for i in counted]  # type: ignore[arg-type]
+        scored = [(i, v) for i, v in zip(counted, values) if rewards[i] is not None]
         if len(values) < 2 or max(values) == min(values):
-            for i in scored:
+            for i, _ in scored:
                 advantages[i] = 0.0
             continue
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        for i, value in zip(scored, values):
+        for i, value in scored:
             advantages[i] = (value - mean) / (std + EPSILON) if normalize == "std" else value - mean
     return advantages
 
 
+def _check_unscorable(unscorable: str) -> None:
+    if unscorable not in UNSCORABLE:
+        raise ValueError(f"unscorable must be one of {', '.join(UNSCORABLE)}, got {unscorable!r}")
+
+
 def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
                        group_ids: Sequence[Hashable], mode: ProcessMode = "delta",
-                       single_step: SingleStep = "outcome") -> list[list[float] | None]:
+                       single_step: SingleStep = "outcome",
+                       unscorable: Unscorable = "leave-out") -> list[list[float] | None]:
     """Per-step advantages A_1..A_T for every rollout (paper Eq. 2 and the A.2 ablations).
 
     delta (DeltaNorm, the paper's main method): A_1 = s_1 - s_T, A_t = s_t - s_{t-1}; they sum to 0.
@@ -77,15 +92,20 @@ def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
                z-score here weighed each one-step token several times a multi-step one (on the
                demo task, 10x on the same rollouts: benchmarks/single_step_share.py).
       zero:    0, the letter of Eq. 2 (A_1 = s_1 - s_T = 0).
-      raw:     s_1 >= 0, what the official code computes (uncentred).
+      raw:     s_1 >= 0, what the official code computes (uncentred): its DeltaNorm writes s_1 - 0
+               over the first step, subtracts s_T from the first step once the last is reached,
+               then writes the last step's own difference over it, which for T = 1 is s_1 again.
     GroupNorm is centred already, so a T = 1 rollout there follows the GroupNorm formula.
 
-    A rollout with any unscorable step (None) is None: it is dropped whole, as in the paper.
+    A rollout with any unscorable step (None) is None: it is dropped whole, as in the paper. Under
+    `unscorable="zero-in-group"` it counts as 0 in the group statistics (GroupNorm's baseline,
+    single_step outcome's group mean), as in `outcome_advantages`.
     """
     if mode not in ("delta", "end", "group"):
         raise ValueError(f"process mode must be 'delta', 'end' or 'group', got {mode!r}")
     if single_step not in ("outcome", "zero", "raw"):
         raise ValueError(f"single_step must be 'outcome', 'zero' or 'raw', got {single_step!r}")
+    _check_unscorable(unscorable)
     scores: list[list[float] | None] = []
     for steps in step_rewards:
         if steps is None or len(steps) == 0 or any(s is None for s in steps):
@@ -97,14 +117,15 @@ def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
     advantages: list[list[float] | None] = [None] * len(scores)
     if mode == "group":
         for group in members.values():
-            means = [sum(scores[i]) / len(scores[i]) for i in group if scores[i] is not None]  # type: ignore[arg-type]
+            means = [sum(scores[i]) / len(scores[i]) if scores[i] is not None else 0.0  # type: ignore[arg-type]
+                     for i in group if scores[i] is not None or unscorable == "zero-in-group"]
             baseline = sum(means) / len(means) if means else 0.0
             for i in group:
                 if scores[i] is not None:
                     advantages[i] = [s - baseline for s in scores[i]]  # type: ignore[union-attr]
         return advantages
 
-    outcome = (outcome_advantages([s[-1] if s is not None else None for s in scores], group_ids, "mean")
+    outcome = (outcome_advantages([s[-1] if s is not None else None for s in scores], group_ids, "mean", unscorable)
                if single_step == "outcome" else None)
     for i, s in enumerate(scores):
         if s is None:
@@ -123,23 +144,28 @@ def apply_overlong(rewards: Sequence[float | None], overlong: Sequence[bool],
     """Outcome rewards after the overlong policy.
 
     zero: a rollout that hit the length cap gets reward 0 and still enters its group's statistics
-    (so it usually gets a negative advantage, as in the paper). mask: it becomes None (dropped from
-    the loss and from group statistics). keep: its reward stands (the official Stage II and sparse
-    GRPO pay a correct answer written before the cap). Under zero the judge's verdict on a cut
-    rollout does not matter (it need not even be asked), so an unscorable cut rollout gets 0 too.
+    (so it usually gets a negative advantage, as in the paper). Its judge verdict does not matter
+    (it need not even be asked), so an unscorable cut rollout gets 0 too. zero-after-judge: the
+    official code's order: the judge is asked anyway, its score is replaced by 0, but an unscorable
+    verdict stays None (the rollout leaves the loss as any unscorable one). mask: it becomes None
+    (dropped from the loss and from group statistics). keep: its reward stands (the official Stage
+    II and sparse GRPO pay a correct answer written before the cap).
     """
     _check_overlong(rewards, overlong, policy)
     if policy == "keep":
         return list(rewards)
+    if policy == "zero-after-judge":
+        return [r if not cut or r is None else 0.0 for r, cut in zip(rewards, overlong)]
     return [r if not cut else (0.0 if policy == "zero" else None) for r, cut in zip(rewards, overlong)]
 
 
 def apply_overlong_steps(step_rewards: Sequence[Sequence[float | None] | None], overlong: Sequence[bool],
                          policy: OverlongPolicy = "zero") -> list[list[float | None] | None]:
     """Process step rewards after the overlong policy: zero sets every step reward of a cut rollout to
-    0 (so DeltaNorm gives it zero advantage everywhere: no gradient, as in the paper's code); mask
-    makes it None; keep leaves the judge's scores. Under zero the judge's verdict on a cut rollout
-    does not matter."""
+    0 (so DeltaNorm gives it zero advantage everywhere: no gradient, as in the paper's code), whatever
+    the judge said; zero-after-judge does so only when every step was scored, and makes a cut rollout
+    with an unscorable step None (the official order: its NA check comes before the length clip);
+    mask makes it None; keep leaves the judge's scores."""
     _check_overlong(step_rewards, overlong, policy)
     result: list[list[float | None] | None] = []
     for steps, cut in zip(step_rewards, overlong):
@@ -147,7 +173,7 @@ def apply_overlong_steps(step_rewards: Sequence[Sequence[float | None] | None], 
             result.append(None)
         elif not cut or policy == "keep":
             result.append(list(steps))
-        elif policy == "mask":
+        elif policy == "mask" or (policy == "zero-after-judge" and any(s is None for s in steps)):
             result.append(None)
         else:
             result.append([0.0] * max(len(steps), 1))
@@ -155,7 +181,7 @@ def apply_overlong_steps(step_rewards: Sequence[Sequence[float | None] | None], 
 
 
 def _check_overlong(values: Sequence[object], overlong: Sequence[bool], policy: str) -> None:
-    if policy not in ("zero", "mask", "keep"):
-        raise ValueError(f"overlong policy must be 'zero', 'mask' or 'keep', got {policy!r}")
+    if policy not in OVERLONG_POLICIES:
+        raise ValueError(f"overlong policy must be one of {', '.join(OVERLONG_POLICIES)}, got {policy!r}")
     if len(values) != len(overlong):
         raise ValueError(f"{len(values)} rollouts but {len(overlong)} overlong flags")

@@ -102,8 +102,8 @@ def advantages(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable], signa
     overlong = [r.overlong for r in rollouts]
     if signal == "process":
         steps = apply_overlong_steps([r.step_rewards for r in rollouts], overlong, config.overlong)
-        return process_advantages(steps, group_ids, mode=config.process_mode,
-                                  single_step=config.single_step)  # type: ignore[return-value]
+        return process_advantages(steps, group_ids, mode=config.process_mode, single_step=config.single_step,
+                                  unscorable=config.unscorable)  # type: ignore[return-value]
     if signal == "outcome":
         rewards = [r.dense_reward for r in rollouts]
     elif signal == "sparse":
@@ -111,4 +111,4 @@ def advantages(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable], signa
     else:
         raise ValueError(f"signal must be outcome, process or sparse, got {signal!r}")
     return outcome_advantages(apply_overlong(rewards, overlong, config.overlong), group_ids,  # type: ignore[return-value]
-                              config.outcome_normalize)
+                              config.outcome_normalize, config.unscorable)

@@ -17,6 +17,13 @@ Rules (ExpRL-Process, paper A.1.1 and the official code):
   crosses a boundary (a BPE merge like ``"###\\n"`` or ``".\\n###"``) goes to the step holding its
   last character. Zero-width tokens (special tokens such as EOS) inherit the step of the token before
   them, so the EOS of a trace counts toward its final step.
+
+That is `segmentation: merged`, exprl's rule. `segmentation: token-end` is the official code's
+(`_find_step_spans`, method.md §2.6), read over the sampled tokens (`token_end_steps`): a step closes
+after every token at which the decoded text so far ends with the delimiter, so a leading, repeated or
+trailing marker closes a step of its own (empty or all but empty), a marker inside a token that goes
+on past it (``"###\\n"`` as one token) closes nothing, and the tokens after the last closing one
+(an EOS alone included, which decodes to nothing) are the final step.
 """
 from __future__ import annotations
 
@@ -75,6 +82,55 @@ def split_steps(text: str, delimiter: str = DEFAULT_DELIMITER) -> list[Step]:
         else:
             merged.append((0, len(text)))
     return [Step(text[a:b], a, b) for a, b in merged]
+
+
+def token_end_steps(text: str, offsets: Sequence[tuple[int, int]],
+                    delimiter: str = DEFAULT_DELIMITER) -> tuple[list[Step], list[int]]:
+    """The official segmentation over the sampled tokens: (steps, each token's step index).
+
+    `offsets` are the tokens' spans on `text` (`decoded_offsets`, which tile the text in order). A
+    step closes after token i when its span is not empty, `text[:end_i]` ends with `delimiter`, and
+    no zero-width token sits inside those delimiter characters.
+
+    The official code decodes a window of the last 10 tokens at each token, special tokens written
+    out, and tests its end. That window ends as the whole prefix does once it holds the marker's
+    characters (10 tokens always do for `###`), except where a token that decodes to nothing here
+    sits among them: a special token skipped here is text there (`##<unk>#` ends no step), and a
+    part of a multi-byte character, its other zero-width kind, cannot sit inside an ASCII marker.
+    Unlike `split_steps`, a step may be empty: a trace opening with the marker, two markers in a
+    row, and an EOS after a final marker (a final step of no text) each make one, and each is judged.
+    """
+    if not delimiter:
+        raise ValueError("the step delimiter must be a non-empty string")
+    steps: list[Step] = []
+    ids: list[int] = []
+    start = 0            # character where the open step starts
+    open_tokens = 0      # tokens in the open step
+    zero_width_at = -1   # where the latest zero-width token sits
+    for token_start, token_end in offsets:
+        ids.append(len(steps))
+        open_tokens += 1
+        if token_end <= token_start:
+            zero_width_at = token_start
+        elif (text.endswith(delimiter, 0, token_end)
+              and not token_end - len(delimiter) < zero_width_at < token_end):
+            steps.append(Step(text[start:token_end], start, token_end))
+            start, open_tokens = token_end, 0
+    if open_tokens or not steps:
+        steps.append(Step(text[start:], start, len(text)))
+    return steps, ids
+
+
+def trace_steps(text: str, offsets: Sequence[tuple[int, int]], delimiter: str = DEFAULT_DELIMITER,
+                segmentation: str = "merged") -> tuple[list[Step], list[int]]:
+    """A decoded trace's steps and each token's step index, under `segmentation` (merged: exprl's
+    `split_steps`; token-end: the official code's `token_end_steps`)."""
+    if segmentation == "token-end":
+        return token_end_steps(text, offsets, delimiter)
+    if segmentation != "merged":
+        raise ValueError(f"segmentation must be 'merged' or 'token-end', got {segmentation!r}")
+    steps = split_steps(text, delimiter)
+    return steps, token_step_ids(steps, offsets)
 
 
 def token_step_ids(steps: Sequence[Step], offsets: Sequence[tuple[int, int]]) -> list[int]:

@@ -85,6 +85,14 @@ class TrainConfig:
     system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
         "help": "Policy system prompt; default: the paper's (exprl.data.prompts.POLICY_SYSTEM_PROMPT, no `###` "
                 "instruction); null = no system message."})
+    sft_prompt: Literal["policy", "user-only"] = field(default="policy", metadata={
+        "help": "sft: the prompt a reference is trained after. policy: the policy's prompt (system_prompt, "
+                "then the problem), the one RL and evaluation show (exprl); user-only: the problem as the only "
+                "message, as the official fsdp_sft_trainer builds it (evaluation still uses system_prompt)."})
+    stage: Literal["stage1", "stage2"] = field(default="stage1", metadata={
+        "help": "Which stage of the paper's protocol this recipe runs: the plan lists its departures from "
+                "that stage's official code (stage1: the verl scripts; stage2: the PipelineRL configs, "
+                "whatever the method). `exprl pipeline` plans its Stage II as stage2."})
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={
         "help": "How judge scores and verifier verdicts become advantages (RL methods): "
                 "exprl.rewards.config.RewardConfig."})

@@ -305,6 +305,7 @@ class StagePlan:
     advantages: dict[str, Any]
     policy_prompt: dict[str, Any]
     trl: dict[str, Any]
+    departures: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # exprl.train.fidelity
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -351,7 +352,9 @@ class StagePlan:
         prompt = self.policy_prompt
         lines.append(f"  policy prompt    {prompt['name']}"
                      + (f": {prompt['text']!r}" if prompt["text"] else ""))
-        return "\n".join(lines)
+        from exprl.train.fidelity import render
+
+        return "\n".join(lines + render(self.departures))
 
 
 def _number(value: Any) -> str:
@@ -375,10 +378,16 @@ def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe
     if world_size < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {world_size}")
     try:
-        return _plan(config, world_size, name, recipe, model, data)
+        plan = _plan(config, world_size, name, recipe, model, data)
     except ConfigError as exc:
         where = f"{name} ({recipe})" if recipe else name
         raise ConfigError(f"{where}: {exc}") from None
+    from exprl.train.fidelity import departures
+
+    numbers = {key: getattr(plan, key, None) for key in ("prompts_per_batch", "optimizer_steps_per_batch",
+                                                          "rollout_batches", "sequences_per_optimizer_step")}
+    plan.departures = departures(config, {**trl_defaults(config.method), **plan.trl}, numbers, name)
+    return plan
 
 
 def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: str | None,
@@ -457,7 +466,10 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
         advantages = {"outcome_normalize": reward.outcome_normalize, "overlong": reward.overlong}
         if config.method == "exprl-process":
             advantages = {"process_mode": reward.process_mode, "single_step": reward.single_step,
-                          "delimiter": reward.delimiter, "overlong": reward.overlong}
+                          "delimiter": reward.delimiter, "segmentation": reward.segmentation,
+                          "overlong": reward.overlong}
+        if config.method in JUDGED_METHODS:
+            advantages.update(overlong_rule=reward.overlong_rule, unscorable=reward.unscorable)
     elif config.method == "self-distill":
         loss = {"distillation_mode": get("distillation_mode"), "distillation_alpha": get("distillation_alpha"),
                 "teacher": get("teacher_model_kind"), "num_iterations": get("num_iterations")}

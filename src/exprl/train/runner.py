@@ -122,6 +122,9 @@ def build_rows(problems: Sequence[Problem], config: TrainConfig) -> list[dict[st
     rows = []
     for p in problems:
         prompt = policy_messages(p.problem, config.system_prompt)
+        if config.method == "sft" and config.sft_prompt == "user-only":
+            # The official SFT data: the problem text as it is, the only message.
+            prompt = [{"role": "user", "content": p.problem}]
         if config.method == "sft":
             rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": p.reference}]})
         elif config.method == "self-distill":

@@ -39,7 +39,7 @@ from exprl.judge.types import Judge, JudgeRequest, JudgeResult, JudgeStatus, Pro
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import batch_metrics, read_traits
 from exprl.rewards.record import Judgment, Rollout, Signal, advantages, tokens_per_step
-from exprl.rewards.steps import decoded_offsets, split_steps, token_step_ids
+from exprl.rewards.steps import decoded_offsets, trace_steps
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
 SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process", "grpo": "sparse"}
@@ -105,7 +105,8 @@ class ExpRLTrainer(GRPOTrainer):
 
         async def judge_batch():
             requests, step_tokens = judge_requests(rows, completions, completion_ids, self.signal,
-                                                   self.reward.delimiter, self.process_view, self._tokenizer)
+                                                   self.reward.delimiter, self.process_view, self._tokenizer,
+                                                   segmentation=self.reward.segmentation)
             flat = [r for mine, ask in zip(requests, asked) if ask for r in mine]
             results = await self.judge.judge_many(flat) if flat else []
             return requests, step_tokens, asked, results
@@ -136,7 +137,7 @@ class ExpRLTrainer(GRPOTrainer):
 
     def _overlong(self, completion_ids: Sequence[Sequence[int]]) -> list[bool]:
         return overlong_flags(completion_ids, set(self.eos_token_ids) | {self._tokenizer.pad_token_id},
-                              self.max_completion_length)
+                              self.max_completion_length, self.reward.overlong_rule)
 
     # ------------------------------------------------------------------ 2. the advantages
     def _generate_and_score_completions(self, inputs):
@@ -179,16 +180,24 @@ class ExpRLTrainer(GRPOTrainer):
 
 # The reward path as plain functions, in the order the trainer calls them; benchmarks/reward_path.py
 # times these same functions at the paper's batch and lengths.
-def overlong_flags(completion_ids: Sequence[Sequence[int]], stop_ids: set[int], max_length: int) -> list[bool]:
-    """Whether each rollout hit the completion-length cap without an end token."""
+def overlong_flags(completion_ids: Sequence[Sequence[int]], stop_ids: set[int], max_length: int,
+                   rule: str = "unfinished") -> list[bool]:
+    """Whether each rollout hit the completion-length cap: without an end token (`unfinished`), or
+    at all, its end token counted (`at-cap`, the official code's test; `RewardConfig.overlong_rule`)."""
+    if rule == "at-cap":
+        return [len(ids) >= max_length for ids in completion_ids]
+    if rule != "unfinished":
+        raise ValueError(f"overlong rule must be 'unfinished' or 'at-cap', got {rule!r}")
     return [len(ids) >= max_length and (not ids or ids[-1] not in stop_ids) for ids in completion_ids]
 
 
 def judge_requests(rows: Sequence[dict[str, Any]], completions: Sequence[Any],
                    completion_ids: Sequence[Sequence[int]], signal: Signal, delimiter: str,
-                   process_view: ProcessView, tokenizer: Any) -> tuple[list[list[JudgeRequest]], list[list[int]]]:
+                   process_view: ProcessView, tokenizer: Any, *,
+                   segmentation: str = "merged") -> tuple[list[list[JudgeRequest]], list[list[int]]]:
     """Each rollout's judge requests: its whole trace (outcome), or one per step (process: the
-    sampled ids decoded and split into steps), and how many tokens each step holds ([] for outcome)."""
+    sampled ids decoded and split into steps under `segmentation`), and how many tokens each step
+    holds ([] for outcome)."""
     requests: list[list[JudgeRequest]] = []
     step_tokens: list[list[int]] = []
     for row, completion, ids in zip(rows, completions, completion_ids):
@@ -199,15 +208,15 @@ def judge_requests(rows: Sequence[dict[str, Any]], completions: Sequence[Any],
             step_tokens.append([])
             continue
         text, offsets = decoded_offsets(ids, tokenizer)
-        steps = split_steps(text, delimiter)
-        step_tokens.append(tokens_per_step(token_step_ids(steps, offsets), len(steps)))
+        steps, token_steps = trace_steps(text, offsets, delimiter, segmentation)
+        step_tokens.append(tokens_per_step(token_steps, len(steps)))
         requests.append(process_requests(text, steps, process_view, **common))
     return requests, step_tokens
 
 
 def asked_rollouts(overlong: Sequence[bool], reward: RewardConfig) -> list[bool]:
     """Which rollouts the judge is asked about: under `overlong: zero` a cut rollout's verdict does
-    not matter, so it is not asked."""
+    not matter, so it is not asked (under `zero-after-judge` it is: an unscorable verdict drops it)."""
     return [not (cut and reward.overlong == "zero") for cut in overlong]
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from exprl.errors import JudgeError
-from exprl.judge.parsing import parse_score
-from exprl.judge.prompts import CHARS_PER_TOKEN, SCORE_JSON_SCHEMA, PromptStyle, build_prompt
+from exprl.judge.parsing import parse_score, unreadable
+from exprl.judge.prompts import SCORE_JSON_SCHEMA, PromptStyle, build_prompt, trace_char_budget
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
 _MAX_BACKOFF_S = 8.0
@@ -105,7 +105,7 @@ class OpenAIBackend:
     async def judge_one(self, request: JudgeRequest) -> JudgeResult:
         try:
             prompt = build_prompt(request, self.style,
-                                  max_trace_chars=self.config.max_trace_tokens * CHARS_PER_TOKEN)
+                                  max_trace_chars=trace_char_budget(self.config.max_trace_tokens))
         except ValueError as exc:
             return JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))
         state = self._state()
@@ -120,11 +120,11 @@ class OpenAIBackend:
         if outcome.status is not JudgeStatus.OK:
             return JudgeResult(score=None, status=outcome.status, raw=outcome.text, latency_s=latency,
                                truncated=prompt.truncated, error=outcome.error)
-        score = parse_score(outcome.text, json_mode=self.json_mode)
+        score = parse_score(outcome.text, json_mode=self.json_mode, rule=self.config.score_parsing)
         if score is None:
             return JudgeResult(score=None, status=JudgeStatus.UNPARSEABLE, raw=outcome.text,
                                latency_s=latency, truncated=prompt.truncated,
-                               error="the judge's answer does not end with a score from 1 to 5")
+                               error=unreadable(self.config.score_parsing))
         return JudgeResult(score=score, status=JudgeStatus.OK, raw=outcome.text, latency_s=latency,
                            truncated=prompt.truncated)
 

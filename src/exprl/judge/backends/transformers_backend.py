@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.errors import JudgeError
-from exprl.judge.parsing import parse_score
-from exprl.judge.prompts import CHARS_PER_TOKEN, PromptStyle, build_prompt
+from exprl.judge.parsing import parse_score, unreadable
+from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 from exprl.weights import resolve_judge_model
 
@@ -87,7 +87,7 @@ class TransformersBackend:
         for index, request in enumerate(requests):
             try:
                 prompt = build_prompt(request, self.style,
-                                      max_trace_chars=self.config.max_trace_tokens * CHARS_PER_TOKEN)
+                                      max_trace_chars=trace_char_budget(self.config.max_trace_tokens))
             except ValueError as exc:
                 results[index] = JudgeResult(score=None, status=JudgeStatus.ERROR, error=str(exc))
                 continue
@@ -133,10 +133,10 @@ class TransformersBackend:
         texts = self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
         results = []
         for text in texts:
-            score = parse_score(text, json_mode=self.config.json_mode)
+            score = parse_score(text, json_mode=self.config.json_mode, rule=self.config.score_parsing)
             if score is None:
                 results.append(JudgeResult(score=None, status=JudgeStatus.UNPARSEABLE, raw=text, latency_s=latency,
-                                           error="the judge's answer does not end with a score from 1 to 5"))
+                                           error=unreadable(self.config.score_parsing)))
             else:
                 results.append(JudgeResult(score=score, status=JudgeStatus.OK, raw=text, latency_s=latency))
         return results
