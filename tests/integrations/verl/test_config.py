@@ -67,3 +67,16 @@ def test_what_the_replay_buffer_cannot_run_is_refused_by_key(override, refused):
     OmegaConf.resolve(config)
     with pytest.raises(ConfigError, match=refused.replace("(", r"\(")):
         check_sampler_kwargs(config.trainer.v1.sampler.sampler_kwargs)
+
+
+def test_the_replay_buffer_refuses_an_asynchronous_trainer_mode():
+    from exprl.integrations.verl.sampler import ExpRLReplayBuffer
+
+    config = compose("exprl_stage1_outcome")
+    OmegaConf.resolve(config)
+    sampler = config.trainer.v1.sampler
+    with pytest.raises(ConfigError, match="sync trainer mode, not 'separate_async'"):
+        ExpRLReplayBuffer(trainer_mode="separate_async", trainer_config=config.trainer.v1.separate_async,
+                          max_off_policy_threshold=sampler.max_off_policy_threshold,
+                          max_off_policy_strategy=sampler.max_off_policy_strategy,
+                          sampler_kwargs=sampler.sampler_kwargs, refill_fn=lambda count: None)

@@ -181,3 +181,23 @@ def test_the_record_survives_verls_streaming_path_into_the_rollouts_fields(token
     assert fields["rm_scores"].tolist() == [0.0] * (len(ids) - 1) + [0.75]
     record = load_record(fields["extra_fields"]["reward_extra_info"][RECORD_KEY])
     assert record.step_rewards == [0.5, 0.75] and sum(record.tokens_per_step) == len(ids)
+
+
+def test_a_judge_on_verls_own_pool_is_reached_through_verls_router_address(tokenizer, tokenizer_dir):
+    """With `reward.reward_model.enable` verl serves the judge itself and hands each reward worker its
+    router's address; an openai judge with no base_urls talks to it, under the reward model's name."""
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    with LoopbackJudgeServer(reply=reply_from_hints) as server:
+        config = compose("exprl_stage1_outcome", [
+            "exprl.judge.base_urls=[]", "exprl.judge.model=''", "++exprl.judge.cache_path=''",
+            f"actor_rollout_ref.model.path={tokenizer_dir}", f"data.max_response_length={MAX_RESPONSE}",
+            "reward.reward_model.enable=true", "reward.reward_model.enable_resource_pool=true",
+            f"reward.reward_model.model_path={tokenizer_dir}",
+            "reward.custom_reward_function.path=pkg://exprl.integrations.verl.reward_manager",
+            "reward.custom_reward_function.name=ExpRLRewardManager"])
+        OmegaConf.resolve(config)
+        worker = RewardLoopWorker(config, reward_router_address=f"127.0.0.1:{server.port}")
+        data, _ = batch(tokenizer, ["SCORE_HINT=4"])
+        out, = score(worker, data)
+    assert out["reward_score"] == 0.75 and server.requests[0]["model"] == str(tokenizer_dir)
