@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test test-fast venv clean bench
+.PHONY: demo test test-fast test-verl venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,27 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
+# ExpRL on verl (exprl.integrations.verl) in verl's own environment, .venv-verl: verl pins versions
+# the main environment does not use (pyproject.toml, the `verl` extra, says which and why).
+VERL_VENV  := .venv-verl
+VERL_PY    := $(VERL_VENV)/bin/python
+VERL_STAMP := $(VERL_VENV)/.installed
+
+$(VERL_STAMP): pyproject.toml
+	test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install -q --upgrade pip
+	$(VERL_PY) -m pip install -q torch==2.13.0
+	# exprl without its own pins, then the `verl` extra's list (verl and what the core needs).
+	$(VERL_PY) -m pip install -q --no-deps -e .
+	$(VERL_PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['verl']))" > $(VERL_VENV)/requirements.txt
+	$(VERL_PY) -m pip install -q torch==2.13.0 -r $(VERL_VENV)/requirements.txt
+	touch $(VERL_STAMP)
+
+test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pytest -q -p no:cacheprovider tests/integrations/verl
+
 bench: $(STAMP)
 	$(PY) benchmarks/judge_throughput.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(VERL_VENV) runs build *.egg-info

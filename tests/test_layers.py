@@ -6,6 +6,7 @@
     judge     types, prompts, parsing, backends, cache, service, rubrics, calibration, server, cli
     eval      generation, pass@k, evaluation, reports
     train     the TRL adapter
+    integrations  adapters to other trainers (verl); nothing in exprl imports them
     top       pipeline, demo, the `exprl` command
 
 An import made inside a function counts like one at the top of a module: it is the same
@@ -26,6 +27,7 @@ LAYERS = [
     ("judge", ["exprl.judge"]),
     ("eval", ["exprl.eval"]),
     ("train", ["exprl.train"]),
+    ("integrations", ["exprl.integrations"]),
     ("top", ["exprl.pipeline", "exprl.demo", "exprl.cli"]),
 ]
 
@@ -99,14 +101,48 @@ def test_no_core_module_imports_a_cli_module():
 
 def test_only_the_train_package_imports_trl():
     for module, path in MODULES.items():
-        if module.startswith("exprl.train"):
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                 for alias in node.names}
-        roots |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                  if isinstance(node, ast.ImportFrom) and not node.level}
-        assert "trl" not in roots, f"{module} imports trl"
+        if not module.startswith("exprl.train"):
+            assert "trl" not in imported_roots(path), f"{module} imports trl"
+
+
+def imported_roots(path: Path) -> set[str]:
+    """The top-level packages a module imports (absolute imports only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return roots | {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and not node.level}
+
+
+def test_only_the_integrations_import_verl():
+    """verl pins versions the main environment does not use (pyproject.toml's `verl` extra): only
+    `exprl.integrations.verl` may import it, and `make test-verl` tests it in verl's own environment."""
+    offenders = [m for m, path in MODULES.items() if "verl" in imported_roots(path)
+                 and not m.startswith("exprl.integrations.verl.")]
+    assert not offenders, f"{offenders} import verl"
+    assert "verl" in imported_roots(MODULES["exprl.integrations.verl.reward_manager"])  # the check sees imports
+
+
+def test_nothing_in_exprl_imports_the_integrations():
+    """The integrations are entry points for other frameworks; the core, the TRL adapter and the
+    command line never load them."""
+    for module, targets in GRAPH.items():
+        if not module.startswith("exprl.integrations"):
+            assert not [t for t in targets if t.startswith("exprl.integrations")], f"{module} imports {sorted(targets)}"
+
+
+def test_importing_exprl_imports_no_verl():
+    """In a fresh interpreter: the package, the command line, and the verl adapter's verl-free parts
+    (its package, dataset rows, settings, records) load without verl."""
+    import subprocess
+    import sys
+
+    code = ("import sys, exprl, exprl.cli, exprl.integrations.verl, exprl.integrations.verl.data, "
+            "exprl.integrations.verl.settings, exprl.integrations.verl.records; "
+            "print(sorted(m for m in sys.modules if m == 'verl' or m.startswith('verl.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_src_exprl_has_no_import_cycle():
@@ -136,4 +172,5 @@ def test_the_checks_see_what_they_check():
     assert "exprl.rewards.steps" in GRAPH["exprl.judge.cli"]           # a top-level `from` import
     assert "exprl.judge.service" in GRAPH["exprl.judge.cli"]           # an import inside a handler
     assert "exprl.runs" in GRAPH["exprl.eval.report"]
+    assert "exprl.judge.rollouts" in GRAPH["exprl.integrations.verl.reward_manager"]
     assert layer_of("exprl.rewards.record") < layer_of("exprl.judge.types") < layer_of("exprl.train.trainer")

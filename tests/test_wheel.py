@@ -63,6 +63,7 @@ def test_the_wheel_holds_every_recipe(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"exprl/recipes/{p.name}" for p in bundled_recipes().values()} <= names
     assert "exprl/data/catalog.py" in names and "exprl/py.typed" in names
+    assert {f"exprl/integrations/verl/config/exprl_stage1_{m}.yaml" for m in ("common", "outcome", "process")} <= names
 
 
 def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, shared_data, tmp_path):

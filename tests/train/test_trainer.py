@@ -217,7 +217,7 @@ def test_unknown_trl_key_is_a_config_error(problems_file, tmp_path):
 
 def test_overlong_rules_and_token_end_requests():
     from exprl.tiny import build_char_tokenizer
-    from exprl.train.trainer import judge_requests, overlong_flags
+    from exprl.judge.rollouts import judge_requests, overlong_flags
 
     ids = [[5, 5, 5, 0], [5, 5, 5, 5], [5, 0]]  # 0 is the end token; the cap is 4
     assert overlong_flags(ids, {0}, 4) == [False, True, False]

@@ -35,11 +35,11 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.trainer.utils import shutdown_event_loop_in_daemon, start_event_loop_in_daemon
 
-from exprl.judge.types import Judge, JudgeRequest, JudgeResult, JudgeStatus, ProcessView, process_requests
+from exprl.judge.rollouts import asked_rollouts, judge_requests, overlong_flags, record_rollouts
+from exprl.judge.types import Judge, JudgeStatus, ProcessView
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import batch_metrics, read_traits
-from exprl.rewards.record import Judgment, Rollout, Signal, advantages, tokens_per_step
-from exprl.rewards.steps import decoded_offsets, trace_steps
+from exprl.rewards.record import Rollout, Signal, advantages
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
 SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process", "grpo": "sparse"}
@@ -176,69 +176,6 @@ class ExpRLTrainer(GRPOTrainer):
         statuses = [status.value for status in JudgeStatus] if self.judge is not None else None
         for key, value in batch_metrics(rollouts, group_ids, statuses, step_advantages).items():
             self._metrics[mode][key].append(value)
-
-
-# The reward path as plain functions, in the order the trainer calls them; benchmarks/reward_path.py
-# times these same functions at the paper's batch and lengths.
-def overlong_flags(completion_ids: Sequence[Sequence[int]], stop_ids: set[int], max_length: int,
-                   rule: str = "unfinished") -> list[bool]:
-    """Whether each rollout hit the completion-length cap: without an end token (`unfinished`), or
-    at all, its end token counted (`at-cap`, the official code's test; `RewardConfig.overlong_rule`)."""
-    if rule == "at-cap":
-        return [len(ids) >= max_length for ids in completion_ids]
-    if rule != "unfinished":
-        raise ValueError(f"overlong rule must be 'unfinished' or 'at-cap', got {rule!r}")
-    return [len(ids) >= max_length and (not ids or ids[-1] not in stop_ids) for ids in completion_ids]
-
-
-def judge_requests(rows: Sequence[dict[str, Any]], completions: Sequence[Any],
-                   completion_ids: Sequence[Sequence[int]], signal: Signal, delimiter: str,
-                   process_view: ProcessView, tokenizer: Any, *,
-                   segmentation: str = "merged") -> tuple[list[list[JudgeRequest]], list[list[int]]]:
-    """Each rollout's judge requests: its whole trace (outcome), or one per step (process: the
-    sampled ids decoded and split into steps under `segmentation`), and how many tokens each step
-    holds ([] for outcome)."""
-    requests: list[list[JudgeRequest]] = []
-    step_tokens: list[list[int]] = []
-    for row, completion, ids in zip(rows, completions, completion_ids):
-        common = dict(problem=row["problem_text"], reference=row["reference"], answer=row["answer"],
-                      domain=row["domain"], problem_id=row["problem_id"])
-        if signal == "outcome":
-            requests.append([JudgeRequest(trace=completion_text(completion), mode="outcome", **common)])
-            step_tokens.append([])
-            continue
-        text, offsets = decoded_offsets(ids, tokenizer)
-        steps, token_steps = trace_steps(text, offsets, delimiter, segmentation)
-        step_tokens.append(tokens_per_step(token_steps, len(steps)))
-        requests.append(process_requests(text, steps, process_view, **common))
-    return requests, step_tokens
-
-
-def asked_rollouts(overlong: Sequence[bool], reward: RewardConfig) -> list[bool]:
-    """Which rollouts the judge is asked about: under `overlong: zero` a cut rollout's verdict does
-    not matter, so it is not asked (under `zero-after-judge` it is: an unscorable verdict drops it)."""
-    return [not (cut and reward.overlong == "zero") for cut in overlong]
-
-
-def record_rollouts(overlong: Sequence[bool], correct: Sequence[float],
-                    requests: Sequence[Sequence[JudgeRequest]] | None = None,
-                    step_tokens: Sequence[list[int]] | None = None, asked: Sequence[bool] | None = None,
-                    results: Sequence[JudgeResult] = ()) -> list[Rollout]:
-    """One record per rollout. With a judge: `results` answer the asked rollouts' requests, in
-    order; a rollout not asked gets reward 0.0 for each of its steps."""
-    rollouts = [Rollout(overlong=cut, correct=c) for cut, c in zip(overlong, correct)]
-    if requests is None or step_tokens is None or asked is None:
-        return rollouts
-    judged = iter(results)
-    for rollout, mine, counts, ask in zip(rollouts, requests, step_tokens, asked):
-        rollout.tokens_per_step = counts
-        if not ask:
-            rollout.step_rewards = [0.0] * len(mine)
-            continue
-        answers = [next(judged) for _ in mine]
-        rollout.step_rewards = [result.reward for result in answers]
-        rollout.judgments = [Judgment(result.status.value, result.cached, result.latency_s) for result in answers]
-    return rollouts
 
 
 def token_advantage_tensor(rollouts: Sequence[Rollout], step_advantages: Sequence[Any],
