@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from exprl.cli import main
-from exprl.data.catalog import CATALOG, DATA_DIR_ENV, find_entry, locate, without
+from exprl.data.catalog import BENCHMARKS, CATALOG, DATA_DIR_ENV, find_entry, locate, without
 from exprl.data.loaders import PRESETS, detect_preset, from_hub, load_problems
 from exprl.errors import DataError
 from exprl.recipes import bundled_recipes
@@ -132,7 +132,7 @@ def test_data_list_says_where_each_name_loads_from(shared_data, tmp_path, monkey
         return {block.split()[0]: block.strip() for block in blocks[1:]}
 
     blocks = listed(["data", "list"])
-    assert set(blocks) == {e.name for e in CATALOG}
+    assert set(blocks) == {e.name for e in (*CATALOG, *BENCHMARKS)}
     for entry in CATALOG:
         assert f"hub {entry.hub_label}, local copy {entry.local_file}" in blocks[entry.name]
         assert blocks[entry.name].endswith(f"loads from {shared_data / entry.local_file}")
@@ -145,7 +145,8 @@ def test_data_list_says_where_each_name_loads_from(shared_data, tmp_path, monkey
     monkeypatch.delenv(DATA_DIR_ENV)
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    assert f"set {DATA_DIR_ENV}=DIR" in out and out.count(f"the hub (no ${DATA_DIR_ENV})") == len(CATALOG)
+    assert f"set {DATA_DIR_ENV}=DIR" in out
+    assert out.count(f"the hub (no ${DATA_DIR_ENV})") == len(CATALOG) + len(BENCHMARKS)
 
 
 def test_prepare_takes_names_for_inputs_and_eval_sets(shared_data, tmp_path, capsys):

@@ -515,15 +515,20 @@ def load_named(entry: CatalogEntry, *, skip_invalid: bool = False, rejects: list
         reason = str(exc.__cause__ or exc).strip().splitlines()
         raise DataError(f"dataset '{entry.name}': no local copy ({location.note}) and {entry.hub_label} could not "
                         f"be loaded from the Hugging Face hub ({reason[0] if reason else 'no reason given'}); put "
-                        f"{entry.local_file} in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
+                        f"{entry.local_file}" + (f" ({entry.local_format})" if entry.local_format else "")
+                        + f" in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
                         ) from None
 
 
 def from_hub(entry: CatalogEntry, source: str | None = None, **load_options) -> list[Problem]:
     """The entry's problems from the hub rows (`source`: a file or folder holding those rows, in the hub's
     columns, instead of the hub), read with the entry's layout, ids and exclusion."""
-    problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
-                             **load_options)
+    if source is not None or not entry.configs:
+        problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
+                                 **load_options)
+    else:
+        problems = [p for config in entry.configs for p in load_problems(
+            entry.hub_id, config=config, split=entry.split, mapping=entry.fields, **load_options)]
     problems = hub_ids(entry, problems)
     if entry.exclude:
         excluded = find_entry(entry.exclude)

@@ -22,6 +22,13 @@ def register(subparsers) -> None:
     show.add_argument("name", metavar="NAME", help="recipe name, with or without .yaml")
     show.set_defaults(handler=_show)
 
+    where = actions.add_parser("path", help="print the file of a bundled recipe or accelerate config",
+                               description="The installed file of NAME: a bundled recipe (paper-grpo) or an "
+                                           "accelerate config exprl ships (accelerate/fsdp2), for a launch line: "
+                                           'accelerate launch --config_file "$(exprl recipes path accelerate/fsdp2)" ...')
+    where.add_argument("name", metavar="NAME", help="recipe name, or accelerate/NAME (fsdp2, zero3, zero2, ddp)")
+    where.set_defaults(handler=_path)
+
     copy = actions.add_parser("copy", help="copy bundled recipes into a folder to edit them",
                               description="Copies NAME.yaml into DIR (created if needed); an existing file "
                                           "of that name is never overwritten.")
@@ -80,6 +87,16 @@ def _show(args: argparse.Namespace) -> int:
     from exprl.recipes import require_bundled
 
     print(require_bundled(args.name).read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from exprl.recipes import accelerate_config_path, require_bundled
+
+    if args.name.startswith("accelerate/"):
+        print(accelerate_config_path(args.name))
+    else:
+        print(require_bundled(args.name))
     return 0
 
 
