@@ -188,8 +188,10 @@ class _RowMapper:
                 f"columns {sorted(columns)} match no known layout (exprl, shared, MATH, GSM8K); map them with "
                 + " ".join(f"--field {name}=COLUMN" for name in REQUIRED_TEXT_FIELDS if name in needed),
                 path=path)
-        # Preset columns are optional (a missing `answer` is extracted); columns the user names are not.
-        self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items() if t not in user}
+        # Preset columns are optional (a missing `answer` is extracted); columns the user names are not, and
+        # go only where the user says (an answer-only benchmark's `answer` is not also GSM8K's solution).
+        self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items()
+                         if t not in user and c not in user.values()}
         if "domain" in columns and "domain" not in user:
             self.optional.setdefault("domain", "domain")  # a domain column means the same in every layout
         self.required = user
