@@ -148,7 +148,8 @@ def recipe(row: str, shape: Shape, args: argparse.Namespace):
 
     from exprl.judge.types import JudgeConfig
     from exprl.rewards.config import RewardConfig
-    from exprl.train.batch import BatchConfig, LaunchConfig
+    from exprl.train.batch import BatchConfig
+    from exprl.train.launch import LaunchConfig
     from exprl.train.config import DataConfig, TrainConfig
 
     cuda = torch.cuda.is_available()

@@ -8,12 +8,31 @@ memory plan reads the strategy (plain DDP, FSDP2, ZeRO-2/3, offloading) from tha
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.errors import ConfigError
 from exprl.recipes import ACCELERATE_DIR, accelerate_config_path, shipped_accelerate_configs  # noqa: F401
 from exprl.train.memory import Strategy, strategy_from_accelerate_config
+
+
+@dataclass
+class LaunchConfig:
+    num_processes: int | None = field(default=None, metadata={
+        "help": "Training processes (one per GPU) this stage runs on in the paper's layout: 6 for ExpRL beside a "
+                "2-GPU judge, 8 for the others. The plan's default world size; `--num-processes` overrides it, "
+                "and a real run trains on the processes accelerate launched."})
+    accelerate_config: str | None = field(default=None, metadata={
+        "help": "accelerate config of the launch: a config exprl ships (fsdp2, zero3, zero2, ddp: "
+                "`exprl recipes path accelerate/NAME`) or a YAML file. It decides the memory plan's strategy; "
+                "null = accelerate's plain data parallelism (a full copy of the model states on every GPU)."})
+    architecture: str = field(default="", metadata={
+        "help": "The model whose shape the memory plan assumes when `model` is a checkpoint not written yet "
+                "(Stage II from a Stage-I run); empty = `model` itself."})
+    gpus: str = field(default="", metadata={
+        "help": "CUDA_VISIBLE_DEVICES of the launch line the plan prints, e.g. '0,1,2,3,4,5' (GPUs 6-7 serve the "
+                "judge); empty = all the machine's GPUs."})
 
 
 def launch_strategy(spec: str | None, bf16: bool) -> tuple[Strategy, Path | None]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +343,3 @@ def render_memory(memory: dict[str, Any]) -> list[str]:
     lines += [f"  memory note      {note}" for note in memory["notes"]]
     return lines
 
-
-def as_dict(shape: ModelShape) -> dict[str, Any]:
-    return asdict(shape)
