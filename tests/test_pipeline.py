@@ -126,30 +126,43 @@ def test_cli_override_of_an_unknown_key_is_refused_before_anything_runs(tmp_path
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda p: p.stem)
-@pytest.mark.parametrize("world_size", [1, 6, 8])
+@pytest.mark.parametrize("world_size", [None, 1, 2])
 def test_every_shipped_pipeline_plans_every_stage1_recipe(pipeline, world_size):
     stage2_plans = {}
     for recipe in STAGE1_RECIPES:
         config = load_pipeline_config(pipeline, [f"stage1.recipe={recipe}"])
         plans = plan_pipeline(config, pipeline_recipes(config), world_size)
         assert [p.name for p in plans] == ["stage1", "stage2"]
-        stage2_plans[recipe.stem] = plans[1].to_dict()
+        # The launch line names the method's run folder and the memory plan is for the Stage-I model's
+        # shape (Stage II trains its checkpoint); the rest is Stage II's own.
+        stage2_plans[recipe.stem] = {k: v for k, v in plans[1].to_dict().items() if k not in ("launch", "memory")}
     # Stage II is one recipe for every Stage-I method: nothing of Stage I shows in its plan.
     first = next(iter(stage2_plans.values()))
     assert all(plan == first for plan in stage2_plans.values())
 
 
-def test_paper_pipeline_dry_run_for_every_method_gives_one_stage2(capsys):
-    stage2 = []
+def test_paper_pipeline_dry_run_for_every_method_gives_one_stage2(capsys, tmp_path, monkeypatch):
+    """Each stage at the paper's world size (ExpRL's Stage I on 6 GPUs beside the judge, the rest on 8),
+    one run folder and label per method, and one Stage II for all."""
+    monkeypatch.chdir(tmp_path)
+    stage2, folders = [], set()
     for method in ("exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"):
         assert main(["pipeline", "--config", str(CONFIGS / "pipeline-paper-qwen3-4b.yaml"), "--set",
-                     f"stage1.recipe=paper-{method}.yaml", "--dry-run", "--num-processes", "8", "--json"]) == 0
-        stage1, second = json.loads(capsys.readouterr().out)["stages"]
-        assert stage1["method"] == method
+                     f"stage1.recipe=paper-{method}.yaml", "--dry-run", "--json"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        stage1, second = document["stages"]
+        assert stage1["method"] == method and document["label"] == method
+        assert (stage1["world_size"], second["world_size"]) == (6 if method.startswith("exprl") else 8, 8)
+        assert f"--output-dir runs/{method}/stage1" in stage1["launch"]["command"]
+        assert f"--set model=runs/{method}/stage1/final" in second["launch"]["command"]
+        assert stage1["memory"]["fits"] and second["memory"]["fits"]
         if method != "sft":
             assert stage1["rollout_batches"] == 230
-        stage2.append(second)
+        folders.add(document["run_dir"])
+        stage2.append({k: v for k, v in second.items() if k != "launch"})
+    assert folders == {f"runs/{m}" for m in ("exprl-outcome", "exprl-process", "grpo", "sft", "self-distill")}
     assert all(s == stage2[0] for s in stage2)
+    assert not list(tmp_path.iterdir())  # a dry run writes nothing
     assert (stage2[0]["method"], stage2[0]["num_generations"], stage2[0]["rollout_batches"]) == ("grpo", 32, 500)
     assert (stage2[0]["loss"]["beta"], stage2[0]["loss"]["clip_high"], stage2[0]["optimizer"]["max_grad_norm"],
             stage2[0]["advantages"]["outcome_normalize"]) == (0.0, 4.0, 0.3, "mean")

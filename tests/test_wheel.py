@@ -64,6 +64,7 @@ def test_the_wheel_holds_every_recipe(installed):
     assert {f"exprl/recipes/{p.name}" for p in bundled_recipes().values()} <= names
     assert "exprl/data/catalog.py" in names and "exprl/py.typed" in names
     assert {f"exprl/integrations/verl/config/exprl_stage1_{m}.yaml" for m in ("common", "outcome", "process")} <= names
+    assert {f"exprl/recipes/accelerate/{n}.yaml" for n in ("fsdp2", "zero3", "zero2", "ddp")} <= names
 
 
 def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, shared_data, tmp_path):
@@ -78,6 +79,9 @@ def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder
     assert run([exprl, "--version"], work, env).stdout.strip() == f"exprl {__version__}"
     listed = run([exprl, "recipes", "list"], work, env).stdout
     assert {line.split()[0] for line in listed.splitlines()[:len(bundled_recipes())]} == set(bundled_recipes())
+
+    fsdp2 = Path(run([exprl, "recipes", "path", "accelerate/fsdp2"], work, env).stdout.strip())
+    assert fsdp2.is_file() and fsdp2.is_relative_to(bin_dir.parent)  # a launch line's config, installed
 
     data = run([exprl, "data", "list"], work, env).stdout
     assert str(shared_data / "gsm8k_train.jsonl") in data

@@ -19,8 +19,10 @@ Run directory (its format is exprl.runs'):
 Stage II is one recipe for every Stage-I method (`stage2.recipe`; the paper's is
 the bundled paper-stage2.yaml): nothing of the Stage-I recipe carries over but the checkpoint and the
 problems, so every method is compared after the same downstream RL. Before anything runs, both
-training stages are planned at this launch's world size (`exprl.train.plan`): a stage that cannot
-run stops the pipeline before Stage I spends its hours.
+training stages are planned (`exprl.train.plan`; a dry run plans each at its recipe's
+`launch.num_processes`, as the paper's node runs them, a real run at this launch's world size): a
+stage that cannot run stops the pipeline before Stage I spends its hours. The run folder defaults to
+runs/<label>, the label being `name`, else the Stage-I method.
 
 Every stage records its state in run.json as it starts and ends. Re-running the same command skips
 finished stages and resumes an interrupted one (training from its last checkpoint, evaluation from
@@ -159,13 +161,20 @@ def pipeline_recipes(config: PipelineConfig, stage1_config: Any = None, stage2_c
     return recipes
 
 
-def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: int) -> list[Any]:
-    """Every training stage planned at `world_size` (exprl.train.plan); a ConfigError naming the stage
-    and the key if one cannot run, or if the stages and the evaluation prompt the policy differently."""
+def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: int | None = None, *,
+                  gpu_memory_gib: float = 80.0, run_dir: str | Path | None = None) -> list[Any]:
+    """Every training stage planned (exprl.train.plan), each at `world_size` or, when None, at its
+    own recipe's `launch.num_processes` (else 1): the paper's node runs ExpRL's Stage I on 6 GPUs and
+    Stage II on 8. A ConfigError names the stage and the key if one cannot run, or if the stages and
+    the evaluation prompt the policy differently."""
     from exprl.train.plan import plan_stage
+
+    def world(recipe: Any) -> int:
+        return world_size if world_size is not None else (recipe.launch.num_processes or 1)
 
     if not config.eval.benches:
         raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config, recipes)
     hard_set = None
     if config.filter.enabled:
         if recipes.stage1.data.mix:
@@ -173,7 +182,9 @@ def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: 
                               "`exprl data filter` and mix the filtered folders instead")
         hard_set = (f"the base model's hard set of {recipes.stage1.data.describe()} (solved at most "
                     f"{config.filter.max_solved} of {config.filter.n} samples; RUN/filter)")
-    plans = [plan_stage(recipes.stage1, world_size, "stage1", recipes.stage1_source, data=hard_set)]
+    plans = [plan_stage(recipes.stage1, world(recipes.stage1), "stage1", recipes.stage1_source, data=hard_set,
+                        gpu_memory_gib=gpu_memory_gib, output_dir=str(run_dir / "stage1"),
+                        overrides=config.stage1.overrides)]
     prompts = {"stage1 system_prompt": recipes.stage1.system_prompt, "eval.system_prompt": config.eval.system_prompt}
     if config.filter.enabled:
         prompts["filter.system_prompt"] = config.filter.system_prompt
@@ -181,14 +192,39 @@ def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: 
         # Stage II trains on the Stage-I problems: its epochs count those.
         stage2 = replace(recipes.stage2, data=replace(recipes.stage1.data,
                                                       max_prompt_tokens=recipes.stage2.data.max_prompt_tokens))
-        plans.append(plan_stage(stage2, world_size, "stage2", recipes.stage2_source, model=STAGE1_MODEL,
-                                data=STAGE1_PROMPTS))
+        plans.append(plan_stage(stage2, world(recipes.stage2), "stage2", recipes.stage2_source, model=STAGE1_MODEL,
+                                data=STAGE1_PROMPTS, gpu_memory_gib=gpu_memory_gib,
+                                output_dir=str(run_dir / "stage2"),
+                                overrides=[f"model={run_dir / 'stage1' / 'final'}", *config.stage2.overrides],
+                                architecture=recipes.stage1.model))
         prompts["stage2 system_prompt"] = recipes.stage2.system_prompt
     if len({repr(p) for p in prompts.values()}) > 1:
         shown = "; ".join(f"{k} = {v!r}" for k, v in prompts.items())
         raise ConfigError(f"pipeline: the policy would be prompted differently in training and evaluation ({shown}); "
                           f"make them equal (set eval.system_prompt or the recipes' system_prompt)")
     return plans
+
+
+def default_run_dir(config: PipelineConfig, recipes: PipelineRecipes) -> Path:
+    """runs/<label>: the label is `name`, else the Stage-I method, so two methods never share a folder."""
+    return Path("runs") / run_label(config, recipes)
+
+
+def run_label(config: PipelineConfig, recipes: PipelineRecipes) -> str:
+    return config.name or recipes.stage1.method
+
+
+def evaluation_points(config: PipelineConfig, recipes: PipelineRecipes) -> list[str]:
+    return (["base"] if config.evaluate_base else []) + ["stage1"] + (["stage2"] if recipes.stage2 is not None else [])
+
+
+def plan_document(config: PipelineConfig, recipes: PipelineRecipes, plans: list[Any], run_dir: Path) -> dict[str, Any]:
+    """plan.json and `--dry-run --json`: the run folder and label, every training stage, the evaluation."""
+    from exprl.eval.plan import plan_evaluation
+
+    return {"run_dir": str(run_dir), "label": run_label(config, recipes),
+            "stages": [p.to_dict() for p in plans],
+            "evaluation": plan_evaluation(config.eval, evaluation_points(config, recipes))}
 
 
 def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: Any = None,
@@ -203,7 +239,7 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
 
     run_dir = Path(run_dir)
     recipes = pipeline_recipes(config, stage1_config, stage2_config)
-    plans = plan_pipeline(config, recipes, world_size_from_environment())
+    plans = plan_pipeline(config, recipes, world_size_from_environment(), run_dir=run_dir)
     stage1_config = recipes.stage1
 
     skipped = ([] if config.evaluate_base else ["base_eval"]) + ([] if config.filter.enabled else ["filter"])
@@ -219,7 +255,7 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
                      name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped,
                      ignore=[f"{stage}.{key}" for stage in ("stage1", "stage2") for key in RESUMABLE_CHANGES])
     dump_yaml(config, run_dir / "pipeline.yaml")
-    write_json_atomic(run_dir / PLAN_FILE, {"stages": [p.to_dict() for p in plans]})
+    write_json_atomic(run_dir / PLAN_FILE, plan_document(config, recipes, plans, run_dir))
     for plan in plans:
         state["stages"][plan.name]["recipe"] = plan.recipe
     save_run(run_dir, state)
@@ -360,15 +396,27 @@ def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from exprl.train.cli import plan_world_size, print_plan
+    import json
+
+    from exprl.eval.plan import render_evaluation
+    from exprl.train.cli import plan_world_size, refuse_over_memory
 
     config = load_pipeline_config(args.config, args.overrides)
     recipes = pipeline_recipes(config)
-    plans = plan_pipeline(config, recipes, plan_world_size(args))
-    print_plan(plans, as_json=args.json)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config, recipes)
+    # A dry run plans each stage at its recipe's launch.num_processes unless --num-processes names one for
+    # all; a real run trains every stage on the processes it was launched with.
+    world = args.num_processes if args.dry_run else plan_world_size(args)
+    plans = plan_pipeline(config, recipes, world, gpu_memory_gib=args.gpu_memory_gib, run_dir=run_dir)
+    document = plan_document(config, recipes, plans, run_dir)
+    if args.json:
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        print(f"pipeline: {document['label']} into {run_dir}\n")
+        print("\n\n".join(p.render() for p in plans) + "\n\n" + render_evaluation(document["evaluation"]), flush=True)
     if args.dry_run:
+        refuse_over_memory(plans)
         return 0
-    run_dir = Path(args.run_dir or Path("runs") / (config.name or recipes.stage1.method))
     check_pipeline_inputs(config, recipes, run_dir)
     state = run_pipeline(config, run_dir)
     for stage in STAGES:

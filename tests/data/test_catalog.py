@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from exprl.cli import main
-from exprl.data.catalog import CATALOG, DATA_DIR_ENV, find_entry, locate, without
+from exprl.data.catalog import BENCHMARKS, CATALOG, DATA_DIR_ENV, find_entry, locate, without
 from exprl.data.loaders import PRESETS, detect_preset, from_hub, load_problems
 from exprl.errors import DataError
 from exprl.recipes import bundled_recipes
@@ -132,7 +132,7 @@ def test_data_list_says_where_each_name_loads_from(shared_data, tmp_path, monkey
         return {block.split()[0]: block.strip() for block in blocks[1:]}
 
     blocks = listed(["data", "list"])
-    assert set(blocks) == {e.name for e in CATALOG}
+    assert set(blocks) == {e.name for e in (*CATALOG, *BENCHMARKS)}
     for entry in CATALOG:
         assert f"hub {entry.hub_label}, local copy {entry.local_file}" in blocks[entry.name]
         assert blocks[entry.name].endswith(f"loads from {shared_data / entry.local_file}")
@@ -145,7 +145,8 @@ def test_data_list_says_where_each_name_loads_from(shared_data, tmp_path, monkey
     monkeypatch.delenv(DATA_DIR_ENV)
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    assert f"set {DATA_DIR_ENV}=DIR" in out and out.count(f"the hub (no ${DATA_DIR_ENV})") == len(CATALOG)
+    assert f"set {DATA_DIR_ENV}=DIR" in out
+    assert out.count(f"the hub (no ${DATA_DIR_ENV})") == len(CATALOG) + len(BENCHMARKS)
 
 
 def test_prepare_takes_names_for_inputs_and_eval_sets(shared_data, tmp_path, capsys):
@@ -154,3 +155,60 @@ def test_prepare_takes_names_for_inputs_and_eval_sets(shared_data, tmp_path, cap
     stats = json.loads((out / "stats.json").read_text())
     assert [i["path"] for i in stats["inputs"]] == ["gsm8k-test", "math500"]
     assert (stats["counts"]["loaded"], stats["counts"]["kept"]) == (1319 + 500, 1319)
+
+
+# -- the paper's held-out benchmarks (method.md §5.2) ---------------------------------------------
+def test_benchmark_names_are_unique_and_distinct_from_recipe_names():
+    names = [e.name for e in (*CATALOG, *BENCHMARKS)]
+    assert len(set(names)) == len(names) and not set(names) & set(bundled_recipes())
+    assert {e.name for e in BENCHMARKS} == {"aime25", "aime26", "hmmt-nov25", "imo-answerbench"}
+
+
+def _answer_rows(entry, count: int = 5) -> list[dict]:
+    """Rows exprl makes up in the local answer-only format (id, problem, answer): no benchmark text."""
+    return [{"id": f"{entry.name}/{i}", "problem": f"Compute {i} + {3 * i} for {entry.name}.", "answer": str(4 * i)}
+            for i in range(count)]
+
+
+@pytest.mark.parametrize("entry", BENCHMARKS, ids=lambda e: e.name)
+def test_a_benchmark_loads_its_local_file_from_the_data_folder(entry, tmp_path, monkeypatch):
+    from exprl.eval.evaluate import load_benchmark
+
+    rows = _answer_rows(entry)
+    (tmp_path / entry.local_file).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert locate(entry).where == str(tmp_path / entry.local_file)
+    name, source, problems = load_benchmark(entry.name)
+    assert (name, source) == (entry.name, entry.name)
+    assert [(p.id, p.problem, p.answer, p.reference) for p in problems] == \
+        [(r["id"], r["problem"], r["answer"], "") for r in rows]
+
+
+def _hub_benchmark_row(entry, i: int) -> dict:
+    """A row in the hub's columns (answers as the hub types them: MathArena's AIME answers are integers)."""
+    values = {"question": f"Q{i} of {entry.name}", "problem": f"Q{i} of {entry.name}", "answer": 10 + i,
+              "problem_idx": i + 1, "Problem ID": f"{entry.name}-{i:03d}", "Problem": f"Q{i} of {entry.name}",
+              "Short Answer": f"$x = {i}$", "Category": "Algebra", "Subcategory": "x", "Source": "y"}
+    return {column: values[column] for column in entry.hub_columns}
+
+
+@pytest.mark.parametrize("entry", BENCHMARKS, ids=lambda e: e.name)
+def test_a_benchmark_reads_the_hubs_columns(entry, tmp_path):
+    hub = [_hub_benchmark_row(entry, i) for i in range(4)]
+    problems = from_hub(entry, str(write_parquet(tmp_path / f"{entry.name}.parquet", hub)), require_reference=False)
+    assert [p.problem for p in problems] == [f"Q{i} of {entry.name}" for i in range(4)]
+    answers = [r[entry.fields["answer"]] for r in hub]
+    assert [p.answer for p in problems] == [str(a) for a in answers]
+    assert len({p.id for p in problems}) == 4 and all(p.reference == "" for p in problems)
+    assert set(entry.fields.values()) <= set(entry.hub_columns)
+
+
+@pytest.mark.parametrize("entry", BENCHMARKS, ids=lambda e: e.name)
+def test_offline_a_benchmark_without_its_file_says_where_to_put_it(entry, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(DataError) as caught:
+        load_problems(entry.name, require_reference=False)
+    message = str(caught.value)
+    assert f"'{entry.name}'" in message and entry.hub_id in message and entry.local_file in message
+    assert "id, problem and answer" in message and DATA_DIR_ENV in message and "\n" not in message

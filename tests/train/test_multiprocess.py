@@ -1,6 +1,8 @@
 """Several processes, for real: `accelerate launch` with 2 processes on the CPU (gloo) trains
-ExpRL-Outcome, ExpRL-Process and Stage II, and every process must train on exactly the advantages,
-completion masks and token count one process computes from the same completions.
+ExpRL-Outcome and ExpRL-Process (segment view, the paper recipes'), Stage II, SFT and self-distillation.
+Every process must train on exactly the advantages, completion masks and token count one process
+computes from the same completions, and the first optimiser step's gradients (reduced over the two
+processes) must equal those of one process trained on the same rollouts, within float tolerance.
 
 The judge is the loopback HTTP server scoring by a hash of the request; about one judgment in six
 answers `Score: 0`, which the parser refuses, so some rollouts are unscorable and masked. A prompt's
@@ -75,25 +77,58 @@ def sums_file(tmp_path) -> Path:
     return path
 
 
+def replay(trainer, label: str, parts: list[dict]) -> None:
+    """Make `trainer` (one process) sample exactly what the two processes sampled in their first rollout
+    batch: the prompts both held, in rank order, and the completions they drew."""
+    inputs = parts[0]["inputs"] + parts[1]["inputs"]
+    completions = parts[0]["completion_ids"] + parts[1]["completion_ids"]
+    if label == "self-distill":
+        prepare = type(trainer)._prepare_training_batch
+        trainer._generate = lambda prompt_ids: (prompt_ids, completions)
+        trainer._prepare_training_batch = lambda unused: prepare(trainer, inputs)
+    else:
+        score = type(trainer)._generate_and_score_completions
+        trainer._generate_single_turn = lambda *args, **kwargs: (completions, None)
+        trainer._generate_and_score_completions = lambda unused: score(trainer, inputs)
+
+
+def one_process_first_step(worker, label: str, model: Path, data: Path, judge_url: str, out_dir: Path,
+                           parts: list[dict] | None):
+    """The gradients of the first optimiser step of `label` trained on one process, on the same rollouts."""
+    config = worker.recipe(label, str(model), str(data), judge_url, rollout_batches=1)
+    trainer = one_process_trainer(config, out_dir)
+    if parts is not None:
+        replay(trainer, label, parts)
+    trainer.add_callback(worker.first_step_gradients(out_dir, "grads.pt"))
+    try:
+        trainer.train()
+    finally:
+        if getattr(trainer, "judge", None) is not None:
+            trainer.judge.close()
+    return torch.load(out_dir / "grads.pt")
+
+
 @pytest.mark.slow
 def test_two_processes_train_on_what_one_process_computes(answer_model, sums_file, tmp_path, request):
     worker = load_worker()
+    worker.write_stage2_data(str(sums_file))
     out = tmp_path / "two"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "TRL_EXPERIMENTAL_SILENCE": "1"}
     with LoopbackJudgeServer(scorer=flaky_scorer) as server:
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                   "--main_process_port", str(free_port()), str(WORKER_PATH),
                   str(answer_model), str(sums_file), server.base_url, str(out)]
-        done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=1500)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
 
         seen = {"masked": 0, "straddling": 0, "multi_step": 0}
-        for label in worker.LABELS:
+        for label in worker.RL_LABELS:
             ranks = [torch.load(out / label / f"rank-{r}.pt", weights_only=False) for r in (0, 1)]
             assert len(ranks[0]) == len(ranks[1]) == 2, label  # two rollout batches each
-            config = worker.recipe(label, str(answer_model), str(sums_file), server.base_url,
-                                   per_device=2 * worker.PER_DEVICE)
+            # The declared batch: the same recipe on one process trains on the same global batch.
+            config = worker.recipe(label, str(answer_model), str(sums_file), server.base_url)
             trainer = one_process_trainer(config, tmp_path / "one" / label)
             if trainer.judge is not None:
                 request.addfinalizer(trainer.judge.close)
@@ -101,6 +136,7 @@ def test_two_processes_train_on_what_one_process_computes(answer_model, sums_fil
                 parts = [ranks[r][batch] for r in (0, 1)]
                 inputs = parts[0]["inputs"] + parts[1]["inputs"]
                 completions = parts[0]["completion_ids"] + parts[1]["completion_ids"]
+                assert len(inputs) == worker.PROMPTS * worker.ROLLOUTS
                 trainer._generate_single_turn = lambda *args, _ids=completions, **kwargs: (_ids, None)
                 single = trainer._generate_and_score_completions(inputs)
                 n = len(parts[0]["inputs"])
@@ -121,5 +157,22 @@ def test_two_processes_train_on_what_one_process_computes(answer_model, sums_fil
                     advantages = single["advantages"].cpu()
                     seen["multi_step"] += sum(len(set(advantages[i][mask[i].bool()].tolist())) > 1
                                               for i in range(len(inputs)))
-    # The comparison covered what can go wrong across processes.
-    assert seen["masked"] > 0 and seen["straddling"] == 6 and seen["multi_step"] > 0, seen
+        # The comparison covered what can go wrong across processes.
+        assert seen["masked"] > 0 and seen["straddling"] == 6 and seen["multi_step"] > 0, seen
+
+        # The first optimiser step: the gradients both processes apply (reduced over them) equal those of
+        # one process trained on the same rollouts (SFT: the same sequences), within float tolerance.
+        for label in worker.LABELS:
+            grads = [torch.load(out / label / f"grads-rank-{r}.pt") for r in (0, 1)]
+            assert grads[0].keys() == grads[1].keys() and grads[0]
+            assert all(torch.equal(grads[0][k], grads[1][k]) for k in grads[0]), label  # all-reduced
+            parts = None if label == "sft" else [torch.load(out / label / f"rank-{r}.pt", weights_only=False)[0]
+                                                 for r in (0, 1)]
+            single = one_process_first_step(worker, label, answer_model, sums_file, server.base_url,
+                                            tmp_path / "first-step" / label, parts)
+            assert single.keys() == grads[0].keys(), label
+            scale = max(g.abs().max().item() for g in single.values())
+            assert scale > 0, label  # the step moves the model
+            for name in single:
+                torch.testing.assert_close(grads[0][name], single[name], rtol=1e-4, atol=1e-6 * scale,
+                                           msg=lambda m, n=name: f"{label} {n}: {m}")

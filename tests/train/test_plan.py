@@ -14,10 +14,17 @@ from exprl.cli import main
 from exprl.errors import ConfigError
 from exprl.recipes import RECIPES_DIR
 from exprl.train.config import DataConfig, TrainConfig, load_train_config
+from exprl.train.batch import BatchConfig
 from exprl.train.plan import Computed, plan_stage, trl_arguments, trl_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = RECIPES_DIR
+
+
+def paper_plan(path):
+    """A paper recipe planned at its own world size (launch.num_processes)."""
+    config = load_train_config(path)
+    return plan_stage(config, config.launch.num_processes)
 
 
 def rl_config(method="grpo", rollout_batches=10, **trl):
@@ -85,7 +92,7 @@ def test_budget_refusals_name_the_key():
         plan_stage(rl_config(no_such_key=1), world_size=1)
 
 
-@pytest.mark.parametrize("world_size", [1, 6, 8])
+@pytest.mark.parametrize("world_size", [1, 2, 4])
 def test_paper_rl_recipes_get_the_papers_rollout_budget(world_size):
     budgets = {}
     for method in ("exprl-outcome", "exprl-process", "grpo", "self-distill"):
@@ -95,6 +102,81 @@ def test_paper_rl_recipes_get_the_papers_rollout_budget(world_size):
     assert set(budgets.values()) == {230}, budgets  # method.md §7: 230 Stage-I steps, one rollout batch each
 
 
+# method.md §3 and §7: (prompts, rollouts, optimiser steps) per rollout batch; SFT: sequences per step.
+PAPER_BATCHES = {"exprl-outcome": (36, 10, 2), "exprl-process": (36, 16, 1), "grpo": (32, 16, 2),
+                 "self-distill": (32, 16, 1), "stage2": (16, 32, 1)}
+PAPER_WORLD = {"exprl-outcome": 6, "exprl-process": 6, "grpo": 8, "self-distill": 8, "stage2": 8, "sft": 8}
+
+
+@pytest.mark.parametrize("recipe", sorted(PAPER_BATCHES))
+def test_paper_batch_is_the_same_at_every_world_size_that_holds_it(recipe):
+    """The batch is declared: at every accepted world size among 1-8 the plan has the paper's prompts,
+    rollouts and optimiser steps per rollout batch; the others are refused naming those that fit."""
+    prompts, rollouts, steps = PAPER_BATCHES[recipe]
+    per_step = prompts * rollouts // steps
+    config = load_train_config(CONFIGS / f"paper-{recipe}.yaml")
+    assert config.launch.num_processes == PAPER_WORLD[recipe]
+    for world in (1, 2, 3, 4, 5, 6, 7, 8):
+        if per_step % world:
+            with pytest.raises(ConfigError, match=rf"needs a world size dividing {per_step}: 1, 2, .*; got {world}"):
+                plan_stage(config, world)
+            continue
+        plan = plan_stage(config, world)
+        assert (plan.prompts_per_batch, plan.num_generations, plan.optimizer_steps_per_batch) == \
+            (prompts, rollouts, steps), (recipe, world)
+        assert plan.sequences_per_optimizer_step == per_step and plan.rollout_batches == plan.trl["max_steps"] / steps
+        trl = plan.trl
+        assert trl["per_device_train_batch_size"] * trl["gradient_accumulation_steps"] * world == per_step
+        assert trl["steps_per_generation"] == trl["gradient_accumulation_steps"] * steps
+    assert PAPER_WORLD[recipe] in plan_stage(config, PAPER_WORLD[recipe]).batch["valid_world_sizes"]
+
+
+def test_sft_declares_sequences_per_optimiser_step():
+    config = load_train_config(CONFIGS / "paper-sft.yaml")
+    for world in (1, 2, 4, 8):
+        plan = plan_stage(config, world)
+        assert plan.sequences_per_optimizer_step == 32
+        assert plan.trl["per_device_train_batch_size"] == 1 and plan.trl["gradient_accumulation_steps"] == 32 // world
+    with pytest.raises(ConfigError, match="dividing 32: 1, 2, 4, 8, 16, 32; got 6"):
+        plan_stage(config, 6)
+
+
+def test_a_declared_batch_takes_the_largest_micro_batch_that_divides_a_process_share():
+    from exprl.train.batch import derive_batch
+
+    batch = BatchConfig(prompts=36, rollouts=10, optimizer_steps=2, max_per_device=8)
+    assert derive_batch(batch, 6).trl_values() == {"per_device_train_batch_size": 6, "gradient_accumulation_steps": 5,
+                                                   "steps_per_generation": 10, "num_generations": 10}
+    assert derive_batch(batch, 9).per_device == 5 and derive_batch(batch, 1).per_device == 6
+    odd = dataclasses.replace(load_train_config(CONFIGS / "paper-grpo.yaml"),
+                              batch=BatchConfig(prompts=36, rollouts=10, optimizer_steps=7))
+    with pytest.raises(ConfigError, match="batch.optimizer_steps = 7 .* choose one of 1, 2, 3"):
+        plan_stage(odd, 1)
+
+
+def test_a_declared_batch_leaves_trls_batch_keys_to_the_derivation():
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation",
+                "num_generations", "generation_batch_size"):
+        with pytest.raises(ConfigError, match=f"trl.{key}: set by the batch section"):
+            plan_stage(load_train_config(CONFIGS / "paper-grpo.yaml", [f"trl.{key}=4"]), 8)
+    with pytest.raises(ConfigError, match="needs both batch.prompts and batch.rollouts"):
+        plan_stage(load_train_config(CONFIGS / "paper-grpo.yaml", ["batch.rollouts=null"]), 8)
+    with pytest.raises(ConfigError, match="declare batch.sequences"):
+        plan_stage(load_train_config(CONFIGS / "paper-sft.yaml", ["batch.prompts=4"]), 8)
+    with pytest.raises(ConfigError, match="batch.rollouts must be at least 2"):
+        plan_stage(load_train_config(CONFIGS / "paper-grpo.yaml", ["batch.rollouts=1"]), 8)
+
+
+@pytest.mark.parametrize("name", ["cpu-tiny-exprl-outcome", "cpu-tiny-grpo", "cpu-tiny-sft", "cpu-tiny-self-distill"])
+def test_recipes_without_a_batch_section_keep_their_trl_keys(name):
+    """Old-style recipes still plan; the plan says their batch follows the world size."""
+    config = load_train_config(CONFIGS / f"{name}.yaml")
+    assert not config.batch.declared
+    one, two = plan_stage(config, 1), plan_stage(config, 2)
+    assert two.sequences_per_optimizer_step == 2 * one.sequences_per_optimizer_step
+    assert "follows the world size" in one.render()
+
+
 def test_paper_recipes_and_eval_prompt_the_policy_as_the_paper_does():
     from exprl.data.prompts import POLICY_SYSTEM_PROMPT
     from exprl.eval.config import EvalConfig
@@ -102,13 +184,13 @@ def test_paper_recipes_and_eval_prompt_the_policy_as_the_paper_does():
     assert "###" not in POLICY_SYSTEM_PROMPT and "\\boxed{}" in POLICY_SYSTEM_PROMPT  # method.md §2.1
     assert EvalConfig().system_prompt == POLICY_SYSTEM_PROMPT
     for recipe in sorted(CONFIGS.glob("paper-*.yaml")):
-        plan = plan_stage(load_train_config(recipe), 8)
+        plan = paper_plan(recipe)
         assert plan.policy_prompt == {"name": "paper", "text": POLICY_SYSTEM_PROMPT}, recipe.name
 
 
 def test_trls_silent_defaults_are_set_to_what_the_papers_trainers_do():
     for method in ("exprl-outcome", "exprl-process", "grpo"):  # verl (method.md §3)
-        loss = plan_stage(load_train_config(CONFIGS / f"paper-{method}.yaml"), 8).loss
+        loss = paper_plan(CONFIGS / f"paper-{method}.yaml").loss
         assert loss["importance_sampling"] == "off", method  # TRL: a sequence_mask weight on by default
         assert loss["dual_clip"] == 3.0 and loss["kl_weighted_by_ratio"] is False
         assert (loss["loss_type"], loss["entropy_coef"], loss["num_iterations"]) == ("dapo", 0.0, 1)

@@ -44,10 +44,17 @@ class CatalogEntry:
         "help": "Problem field -> hub column, on top of the preset (MATH-500 keeps its ids in unique_id)."})
     exclude: str | None = field(default=None, metadata={
         "help": "Another entry whose problems (by problem text) are removed from the hub rows."})
+    configs: tuple[str, ...] = field(default=(), metadata={
+        "help": "Several hub configs read in turn and concatenated (AIME 2025's I and II), instead of `config`."})
+    rows: int | None = field(default=None, metadata={
+        "help": "Problems the published split holds: what a plan counts before the data is at hand."})
+    local_format: str = field(default="", metadata={
+        "help": "What a line of the local file holds, for the offline error (default: the prepared schema)."})
 
     @property
     def hub_label(self) -> str:
-        return f"{self.hub_id} ({', '.join(p for p in (self.config, self.split) if p)})"
+        configs = "+".join(self.configs) if self.configs else self.config
+        return f"{self.hub_id} ({', '.join(p for p in (configs, self.split) if p)})"
 
 
 CATALOG: tuple[CatalogEntry, ...] = (
@@ -69,8 +76,32 @@ CATALOG: tuple[CatalogEntry, ...] = (
 )
 
 
+# The paper's held-out benchmarks (method.md §5.2): answer-only rows, read through `fields`. Their hub
+# ids are the official code's; `rows` is the published size. Locally: one JSON object a line with id,
+# problem and answer, named as `local_file` in the data folder.
+ANSWER_ONLY = "one JSON object a line with id, problem and answer"
+BENCHMARKS: tuple[CatalogEntry, ...] = (
+    CatalogEntry("aime25", "AIME 2025 I and II: 30 problems, integer answers (the paper's AIME25)",
+                 "opencompass/AIME2025", None, "test", ("question", "answer"), "answer-only", "aime25.jsonl",
+                 fields={"problem": "question", "answer": "answer"}, configs=("AIME2025-I", "AIME2025-II"), rows=30,
+                 local_format=ANSWER_ONLY),
+    CatalogEntry("aime26", "AIME 2026: 30 problems, integer answers (the paper's AIME26)",
+                 "MathArena/aime_2026", None, "train", ("problem_idx", "problem", "answer"), "answer-only",
+                 "aime26.jsonl", fields={"problem": "problem", "answer": "answer"}, rows=30, local_format=ANSWER_ONLY),
+    CatalogEntry("hmmt-nov25", "HMMT November 2025: 30 problems, short answers (the paper's HMMT)",
+                 "MathArena/hmmt_nov_2025", None, "train", ("problem_idx", "problem", "answer"), "answer-only",
+                 "hmmt_nov25.jsonl", fields={"problem": "problem", "answer": "answer"}, rows=30,
+                 local_format=ANSWER_ONLY),
+    CatalogEntry("imo-answerbench", "IMO-AnswerBench (Luong et al. 2025): 400 olympiad problems, short answers",
+                 "Hwilner/imo-answerbench", None, "train",
+                 ("Problem ID", "Problem", "Short Answer", "Category", "Subcategory", "Source"), "answer-only",
+                 "imo_answerbench.jsonl", fields={"id": "Problem ID", "problem": "Problem", "answer": "Short Answer"},
+                 rows=400, local_format=ANSWER_ONLY),
+)
+
+
 def find_entry(name: str) -> CatalogEntry | None:
-    return next((entry for entry in CATALOG if entry.name == name), None)
+    return next((entry for entry in (*CATALOG, *BENCHMARKS) if entry.name == name), None)
 
 
 def data_dir() -> Path | None:

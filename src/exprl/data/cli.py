@@ -79,12 +79,12 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from exprl.data.catalog import CATALOG, DATA_DIR_ENV, data_dir, locate
+    from exprl.data.catalog import BENCHMARKS, CATALOG, DATA_DIR_ENV, data_dir, locate
 
     folder = data_dir()
     print(f"data folder: {folder if folder else f'none (set {DATA_DIR_ENV}=DIR or pass --data-dir DIR)'}")
-    width = max(len(e.name) for e in CATALOG)
-    for entry in CATALOG:
+    width = max(len(e.name) for e in (*CATALOG, *BENCHMARKS))
+    for entry in (*CATALOG, *BENCHMARKS):
         location = locate(entry)
         where = location.where if location.kind == "local" else f"the hub ({location.note})"
         print(f"\n{entry.name:{width}}  {entry.description}\n{'':{width}}  hub {entry.hub_label}, local copy "

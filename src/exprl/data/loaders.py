@@ -188,8 +188,10 @@ class _RowMapper:
                 f"columns {sorted(columns)} match no known layout (exprl, shared, MATH, GSM8K); map them with "
                 + " ".join(f"--field {name}=COLUMN" for name in REQUIRED_TEXT_FIELDS if name in needed),
                 path=path)
-        # Preset columns are optional (a missing `answer` is extracted); columns the user names are not.
-        self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items() if t not in user}
+        # Preset columns are optional (a missing `answer` is extracted); columns the user names are not, and
+        # go only where the user says (an answer-only benchmark's `answer` is not also GSM8K's solution).
+        self.optional = {t: c for t, c in (self.preset.fields if self.preset else {}).items()
+                         if t not in user and c not in user.values()}
         if "domain" in columns and "domain" not in user:
             self.optional.setdefault("domain", "domain")  # a domain column means the same in every layout
         self.required = user
@@ -515,15 +517,20 @@ def load_named(entry: CatalogEntry, *, skip_invalid: bool = False, rejects: list
         reason = str(exc.__cause__ or exc).strip().splitlines()
         raise DataError(f"dataset '{entry.name}': no local copy ({location.note}) and {entry.hub_label} could not "
                         f"be loaded from the Hugging Face hub ({reason[0] if reason else 'no reason given'}); put "
-                        f"{entry.local_file} in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
+                        f"{entry.local_file}" + (f" ({entry.local_format})" if entry.local_format else "")
+                        + f" in a folder and name it with {DATA_DIR_ENV}=DIR or --data-dir DIR"
                         ) from None
 
 
 def from_hub(entry: CatalogEntry, source: str | None = None, **load_options) -> list[Problem]:
     """The entry's problems from the hub rows (`source`: a file or folder holding those rows, in the hub's
     columns, instead of the hub), read with the entry's layout, ids and exclusion."""
-    problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
-                             **load_options)
+    if source is not None or not entry.configs:
+        problems = load_problems(source or entry.hub_id, config=entry.config, split=entry.split, mapping=entry.fields,
+                                 **load_options)
+    else:
+        problems = [p for config in entry.configs for p in load_problems(
+            entry.hub_id, config=config, split=entry.split, mapping=entry.fields, **load_options)]
     problems = hub_ids(entry, problems)
     if entry.exclude:
         excluded = find_entry(entry.exclude)

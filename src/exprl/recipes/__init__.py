@@ -1,6 +1,7 @@
 """The recipes exprl ships (training, pipeline, benchmark and demo YAMLs), package data beside this file.
 
-They live inside the package, as TRL's accelerate configs do, so that an installed exprl has them too.
+They live inside the package, as TRL's accelerate configs do (exprl's own accelerate configs are in
+`accelerate/`: `exprl recipes path accelerate/fsdp2`), so that an installed exprl has them too.
 `--config NAME` (train, pipeline, eval, demo; with or without .yaml) reads the file NAME when one
 exists and the bundled recipe NAME otherwise; `exprl recipes list|show|copy` shows them and copies
 them out to start from.
@@ -92,3 +93,24 @@ def resolve_entry(value: str, folder: Path | None, *, recipes: bool = False) -> 
     if folder is not None and Path(value).suffix in FILE_SUFFIXES:
         return str(folder / value)
     return value
+
+
+ACCELERATE_DIR = RECIPES_DIR / "accelerate"
+
+
+def shipped_accelerate_configs() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(ACCELERATE_DIR.glob("*.yaml"))}
+
+
+def accelerate_config_path(spec: str) -> Path:
+    """The file `spec` names: a shipped config (`fsdp2`, `fsdp2.yaml`, `accelerate/fsdp2`) or a YAML file."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    stem = Path(spec).name
+    stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix in RECIPE_SUFFIXES else stem
+    shipped = shipped_accelerate_configs()
+    if stem in shipped and Path(spec).parent in (Path("."), Path("accelerate")):
+        return shipped[stem]
+    raise ConfigError(f"accelerate config {spec!r}: neither a file nor an accelerate config exprl ships "
+                      f"({', '.join(shipped)})")

@@ -31,6 +31,12 @@ def register(subparsers) -> None:
     diff.add_argument("a", metavar="A", help="recipe file or bundled recipe name")
     diff.add_argument("b", metavar="B", help="recipe file or bundled recipe name")
     diff.set_defaults(handler=_diff)
+    where = actions.add_parser("path", help="print the file of a bundled recipe or accelerate config",
+                               description="The installed file of NAME: a bundled recipe (paper-grpo) or an "
+                                           "accelerate config exprl ships (accelerate/fsdp2), for a launch line: "
+                                           'accelerate launch --config_file "$(exprl recipes path accelerate/fsdp2)" ...')
+    where.add_argument("name", metavar="NAME", help="recipe name, or accelerate/NAME (fsdp2, zero3, zero2, ddp)")
+    where.set_defaults(handler=_path)
 
     copy = actions.add_parser("copy", help="copy bundled recipes into a folder to edit them",
                               description="Copies NAME.yaml into DIR (created if needed); an existing file "
@@ -122,6 +128,16 @@ def _diff(args: argparse.Namespace) -> int:
     print(f"{'key':{width[0]}}  {args.a:{width[1]}}  {args.b}")
     for key, left, right in rows:
         print(f"{key:{width[0]}}  {str(left):{width[1]}}  {right}")
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from exprl.recipes import accelerate_config_path, require_bundled
+
+    if args.name.startswith("accelerate/"):
+        print(accelerate_config_path(args.name))
+    else:
+        print(require_bundled(args.name))
     return 0
 
 

@@ -19,6 +19,8 @@ from exprl.judge.types import JudgeConfig
 from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import MonitorConfig
+from exprl.train.batch import BatchConfig
+from exprl.train.launch import LaunchConfig
 
 Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
 RL_METHODS = ("exprl-outcome", "exprl-process", "grpo")
@@ -107,6 +109,13 @@ class TrainConfig:
                 "counts optimiser steps) to rollout_batches x trl.steps_per_generation x trl.num_iterations / "
                 "trl.gradient_accumulation_steps, so leave trl.max_steps unset. sft has no rollouts: its "
                 "budget is trl.max_steps optimiser steps."})
+    batch: BatchConfig = field(default_factory=BatchConfig, metadata={
+        "help": "The batch of the experiment, whatever the world size (exprl.train.batch.BatchConfig): prompts, "
+                "rollouts and optimiser steps per rollout batch (sft: sequences per optimiser step); exprl derives "
+                "TRL's per-device batch, gradient accumulation and steps_per_generation for the world size."})
+    launch: LaunchConfig = field(default_factory=LaunchConfig, metadata={
+        "help": "How the stage is launched (exprl.train.launch.LaunchConfig): its processes, accelerate config and "
+                "GPUs, for the plan's world size, memory plan and launch line."})
     seed: int = field(default=0, metadata={"help": "Seed for data order and sampling."})
     print_logs: bool = field(default=True, metadata={
         "help": "Print each logged step's metrics on the console (they always go to metrics.jsonl and "

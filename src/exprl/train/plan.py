@@ -20,10 +20,13 @@ import math
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from exprl.errors import ConfigError
+from exprl.train.batch import check_batch, derive_batch
 from exprl.train.config import JUDGED_METHODS, RL_METHODS, SAMPLING_METHODS, TrainConfig, method_defaults
+from exprl.train.fidelity import departures, render
+from exprl.train.resources import plan_resources, render_batch, render_launch, render_memory
 
 # Where each method's TRL config class is declared, base classes first (later ones override).
 _TRAINING_ARGUMENTS = ("transformers", "training_args.py", "TrainingArguments")
@@ -175,8 +178,10 @@ def trl_defaults(method: str) -> dict[str, Any]:
 def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] | None = None) -> dict[str, Any]:
     """The keyword arguments for the method's TRL config class, in order of precedence: the paper's
     defaults for the method, then `machine` (what the hardware forces, e.g. no bf16 on a CPU), then
-    exprl's fixed choices for the method, then the recipe's `trl` section, then the derived
-    `max_steps`. Unknown keys and budgets that do not divide are ConfigErrors naming the key."""
+    exprl's fixed choices for the method, then the recipe's `trl` section, then the batch arguments
+    derived from its `batch` section for `world_size` (exprl.train.batch), then the derived `max_steps`.
+    Unknown keys, world sizes that cannot hold the declared batch and budgets that do not divide are
+    ConfigErrors naming the key."""
     check_budget(config)
     known = trl_defaults(config.method)
     unknown = sorted(set(config.trl) - set(known))
@@ -191,6 +196,9 @@ def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] 
                       generate_from_teacher=False, teacher_prompt_template=config.teacher_template)
     types = trl_annotations(config.method)
     values.update({key: check_trl_value(key, value, types[key]) for key, value in config.trl.items()})
+    if config.batch.declared:
+        check_batch(config.batch, config.method, config.method in SAMPLING_METHODS, config.trl)
+        values.update(derive_batch(config.batch, world_size).trl_values())
     if config.rollout_batches is not None:
         shape = _batch_shape(config, {**known, **values}, world_size)
         values["max_steps"] = _max_steps(config, shape)
@@ -305,6 +313,9 @@ class StagePlan:
     advantages: dict[str, Any]
     policy_prompt: dict[str, Any]
     trl: dict[str, Any]
+    batch: dict[str, Any] = dataclasses.field(default_factory=dict)
+    launch: dict[str, Any] = dataclasses.field(default_factory=dict)
+    memory: dict[str, Any] = dataclasses.field(default_factory=dict)
     departures: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # exprl.train.fidelity
 
     def to_dict(self) -> dict[str, Any]:
@@ -352,9 +363,18 @@ class StagePlan:
         prompt = self.policy_prompt
         lines.append(f"  policy prompt    {prompt['name']}"
                      + (f": {prompt['text']!r}" if prompt["text"] else ""))
-        from exprl.train.fidelity import render
+        for section in SECTIONS:
+            lines += section(self)
+        return "\n".join(lines)
 
-        return "\n".join(lines + render(self.departures))
+
+def render_departures(plan: StagePlan) -> list[str]:
+    return render(plan.departures)
+
+
+SECTIONS = [render_batch, render_launch, render_memory, render_departures]
+"""The plan's sections after the training settings, in order: each takes a StagePlan and returns its
+text lines. A new section is one more function here."""
 
 
 def _number(value: Any) -> str:
@@ -373,17 +393,25 @@ def _as_number(value: Fraction | int | None) -> float | int | None:
 
 
 def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe: str = "",
-               model: str | None = None, data: str | None = None) -> StagePlan:
-    """The plan of one stage; ConfigError (naming the key, prefixed by `name`) if it cannot run."""
+               model: str | None = None, data: str | None = None, *, gpu_memory_gib: float = 80.0,
+               output_dir: str = "", overrides: Sequence[str] = (), architecture: str | None = None) -> StagePlan:
+    """The plan of one stage; ConfigError (naming the key, prefixed by `name`) if it cannot run.
+
+    `gpu_memory_gib`: the GPU the memory plan is made for; `output_dir` and `overrides` go into the
+    launch line; `architecture`: the model whose shape the memory plan uses when `config.model` is a
+    checkpoint not written yet (Stage II planned before Stage I)."""
     if world_size < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {world_size}")
     try:
         plan = _plan(config, world_size, name, recipe, model, data)
+        effective = {k: (None if isinstance(v, Computed) else v)
+                     for k, v in {**trl_defaults(config.method), **plan.trl}.items()}
+        plan.batch, plan.launch, plan.memory = plan_resources(
+            config, effective, world_size, recipe, gpu_memory_gib=gpu_memory_gib, output_dir=output_dir,
+            overrides=overrides, architecture=architecture)
     except ConfigError as exc:
         where = f"{name} ({recipe})" if recipe else name
         raise ConfigError(f"{where}: {exc}") from None
-    from exprl.train.fidelity import departures
-
     numbers = {key: getattr(plan, key, None) for key in ("prompts_per_batch", "optimizer_steps_per_batch",
                                                           "rollout_batches", "sequences_per_optimizer_step")}
     plan.departures = departures(config, {**trl_defaults(config.method), **plan.trl}, numbers, name)

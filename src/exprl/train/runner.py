@@ -44,7 +44,7 @@ from exprl.weights import resolve_policy_model
 
 logger = logging.getLogger(__name__)
 
-RESUMABLE_CHANGES = ("print_logs", "monitor", *(f"judge.{key}" for key in FETCH_ONLY_KEYS))
+RESUMABLE_CHANGES = ("print_logs", "monitor", "launch", *(f"judge.{key}" for key in FETCH_ONLY_KEYS))
 """Recipe keys a resumed run may change: they change how it runs, not what it computes."""
 
 
