@@ -240,10 +240,11 @@ def test_dry_run_imports_neither_torch_nor_trl():
 
 
 def test_plan_lists_the_stages_departures_from_the_official_code(capsys):
-    # at 4 processes paper-exprl-process's batch keys give 24 prompts a batch, not the official 36
+    # a declared batch of 24 prompts, not the official 36
     config = load_train_config(CONFIGS / "paper-exprl-process.yaml")
     config.reward.single_step = "outcome"
-    plan = plan_stage(config, 4)
+    config.batch.prompts = 24
+    plan = plan_stage(config, 6)
     switches = {d["key"]: (d["value"], d["official"]) for d in plan.departures if d["kind"] == "switch"}
     assert switches == {"reward.single_step": ("outcome", "raw"), "plan.prompts_per_batch": (24, 36)}
     assert "2 setting(s) differ" in plan.render() and "[TRL cannot] KL clamp" in plan.render()
