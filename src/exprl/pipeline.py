@@ -166,6 +166,10 @@ def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: 
 
     if not config.eval.benches:
         raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
+    from exprl.eval.evaluate import check_benchmark
+
+    for bench in config.eval.benches:
+        check_benchmark(bench)
     hard_set = None
     if config.filter.enabled:
         if recipes.stage1.data.mix:

@@ -32,6 +32,8 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Formats handed to `datasets.load_dataset` as data files (its builder name by suffix).
 DATASETS_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".arrow": "arrow", ".txt": "text"}
+DATA_SUFFIXES = (*JSONL_SUFFIXES, *PARQUET_SUFFIXES, *DATASETS_FILE_BUILDERS)
+"""Suffixes that make a source a data file (a missing one is "file not found", never a hub id)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
 LAYOUT_SAMPLE_ROWS = 1000
@@ -453,6 +455,7 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
         raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
     source = os.fspath(source)
     if not Path(source).exists():
+        check_source_name(source)
         entry = find_entry(source)
         if entry is not None:
             if mapping or split:
@@ -497,6 +500,24 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
     if not problems and not allow_empty:
         raise DataError(empty_reason(source, seen, refused), path=source)
     return problems
+
+
+def check_source_name(source: str | os.PathLike) -> None:
+    """A DataError for a source that is no file, no catalog dataset and no hub id but is spelt near a
+    catalog dataset's name (`gsm8k-tran`): without it, the name would be tried on the hub and fail
+    there with a network error that says nothing of the typo. Reads nothing."""
+    import difflib
+
+    from exprl.data.catalog import CATALOG
+
+    text = os.fspath(source)
+    if not text or "/" in text or Path(text).exists() or find_entry(text) is not None:
+        return
+    names = [entry.name for entry in CATALOG]
+    near = difflib.get_close_matches(text, names, n=3, cutoff=0.75)
+    if near:
+        raise DataError(f"no such file, and no catalog dataset of that name; did you mean "
+                        f"{' or '.join(near)}? (`exprl data list` shows them all)", path=text)
 
 
 # -- datasets by name (exprl.data.catalog) ------------------------------------------------------

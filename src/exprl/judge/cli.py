@@ -129,8 +129,8 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def judge_config_from_args(args: argparse.Namespace):
-    """JudgeConfig from --config/--set, then the explicit flags (flags win)."""
-    from exprl.config import load_config, read_yaml
+    """JudgeConfig from --config/--set, then the explicit flags (flags win), every value in its range."""
+    from exprl.config import check_values, load_config, read_yaml
     from exprl.judge.types import JudgeConfig
 
     section = None
@@ -144,7 +144,7 @@ def judge_config_from_args(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             setattr(config, field_name, value)
-    return config
+    return check_values(config, "judge config")
 
 
 # -- exprl judge run ----------------------------------------------------------------------------

@@ -130,19 +130,22 @@ class JudgeConfig:
                 "k-th after the (k-1)-th), for references whose results each build on all before them, "
                 "such as the synthetic task's chains, where a value stated out of turn is a coincidence "
                 "(on its small numbers, 84% of the checkpoints `any` credited a demo base were; docs/architecture.md)."})
-    concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
-    timeout_s: float = field(default=120.0, metadata={"help": "Per-call timeout in seconds."})
-    max_retries: int = field(default=3, metadata={"help": "Retries on 429, 5xx and connection errors."})
-    max_new_tokens: int = field(default=2048, metadata={"help": "Judge output cap (paper code: 2048)."})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy, as in the paper's code."})
+    concurrency: int = field(default=16, metadata={"range": "[1, inf)", "help": "Judge calls in flight at once."})
+    timeout_s: float = field(default=120.0, metadata={"range": "(0, inf)", "help": "Per-call timeout in seconds."})
+    max_retries: int = field(default=3, metadata={
+        "range": "[0, inf)", "help": "Retries on 429, 5xx and connection errors."})
+    max_new_tokens: int = field(default=2048, metadata={
+        "range": "[1, inf)", "help": "Judge output cap (paper code: 2048)."})
+    temperature: float = field(default=0.0, metadata={
+        "range": "[0, inf)", "help": "0 = greedy, as in the paper's code."})
     json_mode: bool = field(default=False, metadata={
         "help": "Ask for {\"score\": N} as schema-constrained JSON (llama.cpp, vLLM) instead of a "
                 "'Score: N' line."})
-    max_trace_tokens: int = field(default=8192, metadata={
+    max_trace_tokens: int = field(default=8192, metadata={"range": "[1, inf)",
         "help": "Traces longer than this are cut before judging; the cut is recorded."})
     cache_path: str | None = field(default=None, metadata={
         "help": "SQLite cache file; None = one file in the user's cache directory; '' disables it."})
-    retry_backoff_s: float = field(default=0.5, metadata={
+    retry_backoff_s: float = field(default=0.5, metadata={"range": "[0, inf)",
         "help": "First back-off before a retry (openai backend); doubles each retry, with jitter."})
 
 

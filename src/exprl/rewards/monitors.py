@@ -194,32 +194,32 @@ class MonitorConfig:
 
     enabled: bool = field(default=True, metadata={
         "help": "Check the thresholds below at every logged step; false logs the monitor metrics only."})
-    smoothing_steps: int = field(default=5, metadata={
+    smoothing_steps: int = field(default=5, metadata={"range": "[1, inf)",
         "help": "A share alert compares the mean of its share over the last N optimiser steps (those logged "
                 "so far, at the start) with its threshold, so that one noisy batch does not fire it."})
-    hacking_window: int = field(default=30, metadata={
+    hacking_window: int = field(default=30, metadata={"range": "[2, inf)",
         "help": "reward_hacking: the optimiser steps over which the judge's reward must rise while sparse "
                 "correctness does not; the mean of the window's second half is compared with its first half's."})
-    hacking_reward_rise: float | None = field(default=0.1, metadata={
+    hacking_reward_rise: float | None = field(default=0.1, metadata={"range": "(0, 1]",
         "help": "reward_hacking fires when the mean dense reward (0..1, (score - 1) / 4) rises by at least this "
                 "over hacking_window steps while correctness rises by at most hacking_correct_rise; null = off."})
-    hacking_correct_rise: float = field(default=0.01, metadata={
+    hacking_correct_rise: float = field(default=0.01, metadata={"range": "[0, 1]",
         "help": "reward_hacking: the most sparse correctness (share of rollouts correct) may rise over the "
                 "same window for the judge's rise to count as outpacing it (flat or falling correctness)."})
-    one_step_share: float | None = field(default=0.5, metadata={
+    one_step_share: float | None = field(default=0.5, metadata={"range": "(0, 1]",
         "help": "delimiter_collapse (ExpRL-Process only): the share of rollouts with a single `###` step at or "
                 "above which process rewards lose their step credit (the paper's base model writes steps in "
                 "98% of rollouts); null = off."})
-    overlong_share: float | None = field(default=0.25, metadata={
+    overlong_share: float | None = field(default=0.25, metadata={"range": "(0, 1]",
         "help": "overlong: the share of rollouts that hit max_completion_length (reward 0 under overlong: zero) "
                 "at or above which length inflation is reported; null = off."})
-    bare_answer_share: float | None = field(default=0.25, metadata={
+    bare_answer_share: float | None = field(default=0.25, metadata={"range": "(0, 1]",
         "help": "bare_answers (judged methods): the share of rollouts that are a boxed answer without work "
                 "at or above which an alert fires; null = off."})
-    number_list_share: float | None = field(default=0.1, metadata={
+    number_list_share: float | None = field(default=0.1, metadata={"range": "(0, 1]",
         "help": f"number_lists (judged methods): the share of rollouts listing {NUMBER_LIST_VALUES} or more "
                 "numbers in a row at or above which an alert fires; null = off."})
-    unscorable_share: float | None = field(default=0.1, metadata={
+    unscorable_share: float | None = field(default=0.1, metadata={"range": "(0, 1]",
         "help": "unscorable (judged methods): the share of rollouts the judge could not score (timeout, error, "
                 "unparseable: they leave the loss) at or above which an alert fires; null = off."})
 

@@ -181,8 +181,10 @@ def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] 
     known = trl_defaults(config.method)
     unknown = sorted(set(config.trl) - set(known))
     if unknown:
-        raise ConfigError(f"unknown key {', '.join(repr('trl.' + k) for k in unknown)} for "
-                          f"{CONFIG_SOURCES[_config_kind(config.method)][-1][2]} (method {config.method})")
+        from exprl.config import unknown_keys
+
+        raise ConfigError(unknown_keys(unknown, known, f"{CONFIG_SOURCES[_config_kind(config.method)][-1][2]} "
+                                                       f"(method {config.method})", prefix="trl."))
     values = {k: v for k, v in method_defaults(config.method).items() if k in known}
     values.update(machine or {})
     if config.method == "self-distill":
@@ -375,6 +377,9 @@ def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe
     if world_size < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {world_size}")
     try:
+        from exprl.train.checks import check_stage
+
+        check_stage(config)  # every value, before the shapes: a refused start writes nothing
         return _plan(config, world_size, name, recipe, model, data)
     except ConfigError as exc:
         where = f"{name} ({recipe})" if recipe else name
