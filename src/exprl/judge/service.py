@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
 from exprl.errors import DataError, JudgeError
-from exprl.judge.cache import JudgeCache, cache_key, open_cache
+from exprl.judge.cache import JudgeCache, cache_key, judgment_settings, open_cache
 from exprl.judge.prompts import PromptStyle, prompt_version
 from exprl.judge.rubrics import rubrics_for, with_rubric
 from exprl.judge.types import Backend, JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
@@ -71,7 +71,7 @@ class JudgeService:
 
     def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, style: PromptStyle = PromptStyle(),
                  max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None,
-                 batch_size: int = 16):
+                 batch_size: int = 16, settings: dict[str, Any] | None = None):
         self.backend = backend
         self.batch_size = max(1, batch_size)  # requests per backend call when it cannot judge one at a time
         judge_one = getattr(backend, "judge_one", None)
@@ -81,6 +81,7 @@ class JudgeService:
         self.name = backend.name
         self.style = style  # how the backend renders prompts: part of the cache key
         self.max_trace_tokens = max_trace_tokens
+        self.settings = dict(settings or {})  # the judge's settings (cache.judgment_settings): part of every key
         self.stats = JudgeStats()
         self._in_flight: dict[str, asyncio.Future] = {}
         self._sync_loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +89,7 @@ class JudgeService:
         self._sync_lock = threading.Lock()
 
     def key(self, request: JudgeRequest) -> str:
-        return cache_key(self.name, self._version(request), request, self.max_trace_tokens)
+        return cache_key(self.name, self._version(request), request, self.max_trace_tokens, self.settings)
 
     async def judge_many(self, requests: Sequence[JudgeRequest], *,
                          on_result: OnResult | None = None) -> list[JudgeResult]:
@@ -363,7 +364,7 @@ def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> Judge
     rubrics = rubrics_for(config)
     return JudgeService(backend or build_backend(config), open_cache(config.cache_path),
                         style=PromptStyle.of(config), max_trace_tokens=config.max_trace_tokens,
-                        rubrics=rubrics, batch_size=config.concurrency)
+                        rubrics=rubrics, batch_size=config.concurrency, settings=judgment_settings(config))
 
 
 class _CacheWriter:
