@@ -22,7 +22,7 @@ from exprl.data.answers import extract_answer, gsm8k_answer, last_boxed
 from exprl.data.catalog import DATA_DIR_ENV, CatalogEntry, find_entry, hub_ids, locate, without
 from exprl.data.problem import Problem
 from exprl.errors import DataError
-from exprl.runs import atomic_path, read_manifest
+from exprl.runs import atomic_path, check_complete
 
 logger = logging.getLogger(__name__)
 
@@ -470,6 +470,8 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
         if not problems and not allow_empty:
             raise DataError(f"no usable rows in its data files ({', '.join(f.name for f in files)})", path=source)
         return problems
+    if Path(source).is_file():
+        check_complete(Path(source).parent)  # a file of a prepared or filtered folder: only when it is whole
     columns, rows = _rows(source, split, config)
     objects = True
     if columns is None:  # JSONL has no schema: the keys of its first rows choose the layout
@@ -579,7 +581,7 @@ def _folder_files(path: Path, split: str | None) -> list[Path] | None:
     save_to_disk folder, or one without such files)."""
     if not path.is_dir() or any((path / name).is_file() for name in _DATASETS_FOLDER_MARKERS):
         return None
-    manifest = read_manifest(path)
+    manifest = check_complete(path)
     if manifest is not None and manifest.get("command") in PROBLEM_FOLDERS:
         chosen = path / f"{split or PROBLEM_FOLDERS[manifest['command']]}.jsonl"
         if not chosen.is_file():

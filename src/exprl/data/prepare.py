@@ -128,6 +128,8 @@ class PrepareReport:
     rejected: list[Rejection]
     stats: dict[str, Any]
     files: dict[str, Path]
+    replaced: list[Path] = field(default_factory=list)  # files that existed before and were written over
+    deleted: list[Path] = field(default_factory=list)   # an earlier run's files these settings no longer make
 
     def summary(self) -> str:
         return format_stats(self.stats)
@@ -385,7 +387,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     if not inputs:
         raise ConfigError("prepare needs at least one input")
     sources = [*inputs, *config.decontaminate]
-    inspect_output_dir(out_dir, PREPARE_COMMAND, inputs=sources, overwrite=overwrite)
+    inspect_output_dir(out_dir, PREPARE_COMMAND, inputs=sources, overwrite=overwrite, writes=PREPARE_WRITES)
     started = time.perf_counter()
     mapping = parse_field_mapping(config.fields)
     rejected: list[Rejection] = []
@@ -450,6 +452,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
 
     output = claim_output_dir(out_dir, PREPARE_COMMAND, PREPARE_WRITES, inputs=sources, overwrite=overwrite)
     out = output.path
+    replaced = [out / name for name in PREPARE_WRITES if (out / name).is_file()]
     files: dict[str, Path] = {
         "train.jsonl": write_problems(out / "train.jsonl", train),
         "train.parquet": write_problems_parquet(out / "train.parquet", train),
@@ -483,5 +486,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     }
     files["stats.json"] = write_json_atomic(out / "stats.json", stats)
     # A rerun with other settings must not leave an old split behind (only files of the manifest go).
-    output.remove_stale(files)
-    return PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files)
+    stale = output.remove_stale(files)
+    output.commit(files)  # last: until now a reader refuses the folder as incomplete
+    return PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files,
+                         replaced=[p for p in replaced if p.name in files], deleted=stale)

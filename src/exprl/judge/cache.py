@@ -142,13 +142,17 @@ class JudgeCache:
         with self._lock:
             # IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout) here
             # instead of failing half-way through the batch.
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO judgments VALUES (?,?,?,?,?,?,?,?,?)", keep)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("INSERT OR REPLACE INTO judgments VALUES (?,?,?,?,?,?,?,?,?)", keep)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:  # a full disk, a read-only file: the path, in one line
+                raise JudgeError(f"judge cache {self.path}: cannot write ({exc}); free disk space, or pass "
+                                 f"--cache '' to run without a cache") from None
         return len(keep)
 
     def __len__(self) -> int:

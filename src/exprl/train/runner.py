@@ -209,7 +209,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
     # folder, a model or a judge exists.
     plan = plan_stage(config, world_size_from_environment(), output_dir.name)
     folder = dict(adopt=(RECIPE_FILE, TRAIN_RESULT_FILE), flag="output directory")
-    inspect_output_dir(output_dir, TRAIN_COMMAND, **folder)
+    inspect_output_dir(output_dir, TRAIN_COMMAND, writes=TRAIN_WRITES, **folder)
     if (output_dir / RECIPE_FILE).is_file():
         check_same_config(output_dir / RECIPE_FILE, to_dict(config), what="recipe", ignore=RESUMABLE_CHANGES)
     result_path = output_dir / TRAIN_RESULT_FILE
