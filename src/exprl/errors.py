@@ -77,3 +77,10 @@ def os_error_reason(exc: OSError) -> str:
 
     name = errno.errorcode.get(exc.errno or 0, "")
     return _OS_ERROR_HINTS.get(name, exc.strerror or str(exc)) + (f" ({name})" if name else "")
+
+
+class RunStoppedError(ExprlError):
+    """A run stopped on purpose before its end, with a checkpoint to resume from (the judge stopped
+    answering): exit 1, a run with failures to retry, not a user error."""
+
+    exit_code = 1

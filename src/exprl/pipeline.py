@@ -345,7 +345,8 @@ def register(subparsers) -> None:
 
 def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_dir: Path) -> None:
     """What a pipeline would otherwise find wrong only hours in, found before any folder or model:
-    a run folder that cannot take this run, training data or a benchmark that does not load."""
+    a run folder that cannot take this run, training data or a benchmark that does not load, a judge
+    endpoint that does not answer."""
     from exprl.eval.evaluate import load_benchmark
     from exprl.runs import RUN_FILE, inspect_output_dir
     from exprl.train.runner import load_training_problems
@@ -359,6 +360,11 @@ def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_
         refuse_unverifiable(problems, "stage2 (sparse GRPO on the Stage-I problems)")
     for bench in config.eval.benches:
         load_benchmark(bench, config.eval.limit)
+    from exprl.train.config import JUDGED_METHODS
+    from exprl.train.runner import preflight_judge
+
+    if recipes.stage1.method in JUDGED_METHODS:
+        preflight_judge(recipes.stage1, problems[0])  # the judge answers now, not after the base evaluation
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -347,15 +347,20 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Any] | RowError]:
             yield line_no, row
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+def read_jsonl(path: str | os.PathLike, rejects: list[Rejection] | None = None) -> Iterator[tuple[int, Any]]:
     """(1-based line, value) for every non-blank line of a UTF-8 JSON Lines file; the first
-    unreadable line (bad bytes, bad JSON) is a DataError naming the file, line and byte offset."""
+    unreadable line (bad bytes, bad JSON) is a DataError naming the file, line and byte offset, or,
+    given a `rejects` list, is added to it and skipped. A file that is not UTF-8 text at all is an
+    error either way."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found" if not path.exists() else "not a file", path=str(path))
     for item in _read_jsonl(path):
         if len(item) == 3:
-            raise item[1]
+            if rejects is None:
+                raise item[1]
+            rejects.append(Rejection.from_error(item[1], item[2]))
+            continue
         yield item  # type: ignore[misc]
 
 

@@ -29,7 +29,8 @@ from exprl.errors import JudgeError
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
 CACHEABLE = frozenset({JudgeStatus.OK, JudgeStatus.UNPARSEABLE})
-FETCH_ONLY_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path", "retry_backoff_s")
+FETCH_ONLY_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path", "retry_backoff_s",
+                   "preflight_timeout_s")
 """JudgeConfig fields that change how judgments are fetched, not what they are: outside the cache
 key, and free to change when a run resumes (a judge server restarted on another port)."""
 KEYED_ELSEWHERE = ("process_view", "rubric_path")

@@ -21,6 +21,14 @@ PROCESS_VIEWS: tuple[str, ...] = ("prefix", "segment", "step")
 PromptLayout = Literal["shared-first", "paper"]
 
 
+EMPTY_TRACE_SCORE = 1
+"""The score of a response with no text at all (the policy stopped at once): the lowest, given by the
+judge service without calling any backend, so every backend scores it alike. An empty response is a
+policy output that makes no progress, which the rubric scores 1; an unscorable status instead would
+drop it from the loss, and a policy could then escape every low reward by saying nothing."""
+EMPTY_TRACE_RAW = "(empty response: the lowest score, given without asking the judge)"
+
+
 class JudgeStatus(str, enum.Enum):
     """Why a judgment has or has no score. Anything but OK is *unscorable*, never a zero."""
 
@@ -55,6 +63,11 @@ class JudgeRequest:
     @property
     def is_process(self) -> bool:
         return self.mode != "outcome"
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing of the candidate's to grade: an empty (or blank) response, whatever the view."""
+        return not self.trace.strip() and not self.context.strip()
 
 
 def process_requests(text: str, steps: Sequence["Step"], view: ProcessView, **common) -> list[JudgeRequest]:
@@ -145,6 +158,10 @@ class JudgeConfig:
         "help": "Traces longer than this are cut before judging; the cut is recorded."})
     cache_path: str | None = field(default=None, metadata={
         "help": "SQLite cache file; None = one file in the user's cache directory; '' disables it."})
+    preflight_timeout_s: float = field(default=300.0, metadata={"range": "(0, inf)",
+        "help": "A training run asks each judge endpoint for one real judgment before its first rollout and stops "
+                "(exit 2, nothing written) when one does not answer within this many seconds (at most timeout_s, "
+                "one retry): a judge that is down or misnamed fails the run in seconds, not after its budget."})
     retry_backoff_s: float = field(default=0.5, metadata={"range": "[0, inf)",
         "help": "First back-off before a retry (openai backend); doubles each retry, with jitter."})
 

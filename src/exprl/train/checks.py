@@ -67,12 +67,19 @@ def _kind(method: str) -> str:
     return "grpo" if method in RL_METHODS else method
 
 
+def _source_file(package: str, relative: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)  # located, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{package} is not installed; the training extra provides it")
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
 @lru_cache(maxsize=None)
 def _compared_values(package: str, files: tuple[str, ...], key: str) -> tuple[str, ...]:
     """Every string `<anything>.key` is compared with (==, !=, in [...]) in `files`: the values the
     code implements."""
-    from exprl.train.plan import _source_file
-
     found: dict[str, None] = {}
     for relative in files:
         path = _source_file(package, relative)
@@ -88,8 +95,6 @@ def _compared_values(package: str, files: tuple[str, ...], key: str) -> tuple[st
 
 @lru_cache(maxsize=None)
 def _enum_members(package: str, relative: str, class_name: str) -> tuple[str, ...]:
-    from exprl.train.plan import _source_file
-
     path = _source_file(package, relative)
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.ClassDef) and node.name == class_name:
@@ -227,23 +232,11 @@ def check_data_names(config: Any) -> None:
         check_source_name(source)
 
 
-def check_stage(config: Any) -> None:
-    """Every check above, in the order a user fixes them; ConfigError naming the key."""
-    from exprl.train.plan import trl_defaults
-
+def check_stage(config: Any, effective: dict[str, Any]) -> None:
+    """Every check above, in the order a user fixes them; ConfigError naming the key. `effective`: the
+    trl values as TRL will get them (`exprl.train.plan.effective_trl`)."""
     check_values(config, "recipe")
-    effective = {**trl_defaults(config.method), **_without_budget(config)}
     check_trl_section(config, effective)
     check_lengths(config, effective)
     check_judge_section(config)
     check_data_names(config)
-
-
-def _without_budget(config: Any) -> dict[str, Any]:
-    """The trl values without the derived max_steps, whose batch-shape check needs the world size
-    (plan_stage makes it with the right one)."""
-    import dataclasses
-
-    from exprl.train.plan import trl_arguments
-
-    return trl_arguments(dataclasses.replace(config, rollout_batches=None), world_size=1)

@@ -379,11 +379,17 @@ def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe
     try:
         from exprl.train.checks import check_stage
 
-        check_stage(config)  # every value, before the shapes: a refused start writes nothing
+        check_stage(config, effective_trl(config))  # every value, before the shapes: a refused start writes nothing
         return _plan(config, world_size, name, recipe, model, data)
     except ConfigError as exc:
         where = f"{name} ({recipe})" if recipe else name
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def effective_trl(config: TrainConfig) -> dict[str, Any]:
+    """The trl values as TRL will get them (the recipe's over the method's paper defaults over TRL's
+    own), less the budget's derived max_steps, which needs the world size."""
+    return {**trl_defaults(config.method), **trl_arguments(dataclasses.replace(config, rollout_batches=None), 1)}
 
 
 def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: str | None,

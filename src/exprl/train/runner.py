@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from exprl.config import dump_yaml, to_dict
 from exprl.data.problem import Problem
 from exprl.data.prompts import policy_messages
-from exprl.errors import ConfigError
+from exprl.errors import ConfigError, RunStoppedError
 from exprl.judge.cache import FETCH_ONLY_KEYS
 from exprl.runs import (
     FINAL_DIR,
@@ -113,6 +113,20 @@ def within_prompt_budget(problems: Sequence[Problem], config: TrainConfig, token
     if not kept:
         raise ConfigError(f"no training problem's prompt fits data.max_prompt_tokens={limit}; raise it")
     return kept
+
+
+def preflight_judge(config: TrainConfig, problem: Problem) -> None:
+    """Before anything is written or loaded, each judge endpoint grades one real trace: the first
+    training problem's own reference (`exprl.judge.service.preflight`). A judge that is down or
+    misnamed stops the run here, in seconds, with its folder as it was."""
+    import sys
+
+    from exprl.judge.service import preflight
+    from exprl.judge.types import JudgeRequest
+
+    request = JudgeRequest(problem=problem.problem, reference=problem.reference, trace=problem.reference,
+                           answer=problem.answer, domain=problem.domain, problem_id=problem.id)
+    preflight(config.judge, request, log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def build_rows(problems: Sequence[Problem], config: TrainConfig) -> list[dict[str, Any]]:
@@ -223,6 +237,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
         from exprl.judge.service import check_judge
 
         check_judge(config.judge)
+        preflight_judge(config, problems[0])
     args = build_trl_args(config, output_dir)
 
     checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
@@ -260,6 +275,13 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
 
     state = trainer.state
     metrics_path = output_dir / METRICS_FILE
+    stopped = getattr(trainer, "judge_stopped", None)
+    if stopped is not None:
+        saved = latest_checkpoint(output_dir)
+        raise RunStoppedError(f"training stopped at step {state.global_step}: {stopped}. "
+                              + (f"A checkpoint is at {saved}: " if saved is not None else "")
+                              + "bring the judge back (judge.base_urls may change on resume) and run the same "
+                                "command to continue")
     if state.max_steps and state.global_step < state.max_steps:
         # Stopped early on purpose (a callback, a signal): resumable, not finished.
         return TrainResult(checkpoint_dir=output_dir, metrics_path=metrics_path, method=config.method,
@@ -298,7 +320,7 @@ def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokeniz
 
         return ExpRLTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tokenizer,
                             callbacks=callbacks, method=config.method, reward=config.reward, judge=judge,
-                            process_view=config.judge.process_view)
+                            process_view=config.judge.process_view, monitor=config.monitor)
     if config.method == "sft":
         from trl import SFTTrainer
 
