@@ -601,11 +601,14 @@ def stage_done(state: Mapping[str, Any], name: str) -> bool:
 def stage(run_dir: str | os.PathLike, state: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
     """Marks stage `name` running in run.json, then done (unless the block set another state),
     failed or interrupted, whatever happens inside. Yields the stage's record to add results to."""
+    from exprl.progress import stage_line
+
     record = state["stages"].setdefault(name, {})
     record.update(state="running", started=_now())
     record.pop("error", None)
     save_run(run_dir, state)
-    logger.info("run %s: %s", run_dir, name)
+    # On stderr whatever it is (a terminal or a log file): which stage a long run is in.
+    stage_line(f"exprl: {run_dir}: stage {name} starting")
     try:
         yield record
     except BaseException as exc:
@@ -618,6 +621,7 @@ def stage(run_dir: str | os.PathLike, state: dict[str, Any], name: str) -> Itera
     finally:
         record["ended"] = _now()
         save_run(run_dir, state)
+        stage_line(f"exprl: {run_dir}: stage {name} {record['state']}")
 
 
 def _now() -> str:

@@ -226,13 +226,13 @@ class LazyGenerator:
 
 def _generate_missing(store: GenerationStore, generator, key: str, name: str,
                       problems: list[Problem], config: EvalConfig) -> None:
-    from tqdm import tqdm
+    from exprl.progress import Progress
 
     done = store.done_indices(key, name)
     todo = [(p, i) for p in problems for i in range(config.n) if i not in done.get(p.id, ())]
     if not todo:
         return
-    with tqdm(total=len(todo), desc=f"eval {name}", unit="sample", disable=None) as bar:
+    with Progress(len(todo), f"eval {name}", "sample") as bar:
         for start in range(0, len(todo), config.batch_size):
             batch = todo[start:start + config.batch_size]
             conversations = [policy_messages(p.problem, config.system_prompt) for p, _ in batch]

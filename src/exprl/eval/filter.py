@@ -90,8 +90,8 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
     """Filter the problems of `inputs` (anything `load_problems` reads) by how often `model` solves
     them; writes the folder described in the module docstring. `generator` replaces the built-in
     sampler; it is built only when a sample is missing, so a finished folder never loads the model.
-    `progress`: the bar on stderr (None: only on a terminal)."""
-    from tqdm import tqdm
+    `progress`: a bar on a terminal, progress lines elsewhere (None: shown; False: off)."""
+    from exprl.progress import Progress
 
     from exprl.rewards.verifier import refuse_unverifiable
 
@@ -125,9 +125,8 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
         rows = {k: done[k] for k in keys if k in done}
         todo = [(k, p) for k, p in zip(keys, problems) if k not in rows]
         per_group = max(1, -(-config.batch_size // config.n))  # problems whose samples fill about one batch
-        hide_bar = None if progress is None else not progress
         with GenerationStore(out / GENERATIONS_FILE) as store, \
-                tqdm(total=len(problems), initial=len(rows), desc="filter", unit="problem", disable=hide_bar) as bar:
+                Progress(len(problems), "filter", "problem", initial=len(rows), disable=progress is False) as bar:
             have = store.done_indices(key, STORE_BENCHMARK)
             for start in range(0, len(todo), per_group):
                 group = todo[start:start + per_group]

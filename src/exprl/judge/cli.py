@@ -613,7 +613,7 @@ def is_rubric_store(path: Path) -> bool:
 
 
 def _rubrics_build(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from exprl.progress import Progress
 
     from exprl.data.loaders import load_problems
     from exprl.errors import JudgeError
@@ -631,7 +631,7 @@ def _rubrics_build(args: argparse.Namespace) -> int:
     if args.overwrite and out_path.is_file():
         out_path.unlink()  # --overwrite: a new store, not an append to whatever the file held
     chosen = problems[:args.limit] if args.limit is not None else problems
-    with tqdm(total=len(chosen), unit="problem", disable=args.no_progress, file=sys.stderr) as bar:
+    with Progress(len(chosen), "rubrics build", "problem", disable=args.no_progress) as bar:
         summary = build_rubrics(chosen, out_path, builder, progress=lambda *_: bar.update())
     print(f"rubrics: {summary.built} built, {summary.skipped} already stored, {summary.failed} failed -> {out}")
     if summary.failed:

@@ -180,7 +180,9 @@ def build_trl_args(config: TrainConfig, output_dir: Path):
     values = trl_arguments(config, world_size, machine)
     values.update(output_dir=str(output_dir), seed=config.seed)
     try:
-        args = cls(**values)
+        with warnings.catch_warnings():
+            _ignore_v6_renames()  # TrainingArguments warns here, before any trainer exists
+            args = cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"trl section: {exc}") from exc
     if args.world_size != world_size:
@@ -309,12 +311,16 @@ def _build_trainer(config: TrainConfig, args: Any, model_path: str, tokenizer: A
     return trainer
 
 
-def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
-                        callbacks: list[Any], judge: Any):
-    # TRL 1.16 still calls transformers' pre-v6 gradient-checkpointing names: a warning per call
-    # that a user can do nothing about.
+def _ignore_v6_renames() -> None:
+    # TRL 1.16 still calls transformers' pre-v6 gradient-checkpointing names (and TrainingArguments
+    # reads its own `gradient_checkpointing` field so): a warning per run that a user can do nothing about.
     warnings.filterwarnings("ignore", category=FutureWarning,
                             message=r"`\w+` is deprecated and will be removed in v6")
+
+
+def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
+                        callbacks: list[Any], judge: Any):
+    _ignore_v6_renames()
     if config.method in RL_METHODS:
         from exprl.train.trainer import ExpRLTrainer
 
