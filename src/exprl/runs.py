@@ -478,8 +478,11 @@ class RowJournal:
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                pass  # a full disk: `add` said so; a row cut off at the end is dropped when read
 
 
 # -- the same configuration, or a refusal naming what changed ------------------------------------

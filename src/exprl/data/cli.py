@@ -140,8 +140,12 @@ def _synth(args: argparse.Namespace) -> int:
     from exprl.data.loaders import write_problems
     from exprl.data.synthetic import SyntheticTaskConfig, generate
 
+    from exprl.runs import check_parent_folder, refuse_special
+
     overrides = [*args.overrides, *([f"seed={args.seed}"] if args.seed is not None else [])]
     config = load_config(SyntheticTaskConfig, args.config, overrides)
+    refuse_special(args.out, "--out", folder_ok=False)
+    check_parent_folder(args.out)
     problems = generate(config)
     write_problems(args.out, problems)
     print(f"wrote {len(problems)} problems to {args.out}")
