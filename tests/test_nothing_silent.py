@@ -130,7 +130,7 @@ def test_process_mode_progress_counts_judgments_in_lines_when_stderr_is_not_a_te
 
 
 # -- 3. the cache answers only for the settings it was asked under (through the CLI) ---------------
-@pytest.mark.parametrize("setting", ["max_new_tokens=16", "temperature=1.5", "json_mode=true", "known_answer=true"])
+@pytest.mark.parametrize("setting", ["max_new_tokens=16", "temperature=1.5"])
 def test_judge_run_under_another_setting_asks_the_judge_again(tmp_path, setting):
     source = write_rows(tmp_path / "traces.jsonl", [GOOD])
     cache = str(tmp_path / "judge.sqlite")
@@ -187,6 +187,27 @@ def test_prepare_says_it_held_nothing_out_and_what_a_rerun_removed(tmp_path, cap
     assert "no test split: test_fraction is 0" in said
     assert "removed test.jsonl, test.parquet" in said and not (out / "test.jsonl").exists()
     assert "replaced what was there before" in said
+
+
+def test_rubrics_build_overwrite_says_it_replaces_the_store(tmp_path, capsys):
+    from exprl.data.loaders import write_problems
+    from exprl.data.problem import Problem
+
+    source = write_problems(tmp_path / "p.jsonl", [Problem(id="p0", problem="What is 2+3?", reference="2+3=5, \\boxed{5}",
+                                                           answer="5")])
+    store = tmp_path / "rubrics.jsonl"
+    store.write_text("my notes\nmore notes\n", encoding="utf-8")
+    assert main(["rubrics", "build", "--input", str(source), "--out", str(store), "--overwrite", "--no-progress"]) == 0
+    assert f"--overwrite: {store} (2 lines) is replaced" in capsys.readouterr().err
+
+
+def test_a_data_folder_that_is_a_file_is_called_a_file(tmp_path, monkeypatch, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n", encoding="utf-8")
+    monkeypatch.setenv("EXPRL_DATA_DIR", str(notes))
+    assert main(["data", "list"]) == 0
+    said = capsys.readouterr().out
+    assert f"$EXPRL_DATA_DIR={notes} is a file, not a folder" in said and "does not exist" not in said
 
 
 def test_a_pipeline_stage_says_when_it_starts_and_ends_on_any_stderr(tmp_path, capsys):

@@ -629,6 +629,8 @@ def _rubrics_build(args: argparse.Namespace) -> int:
     problems = load_problems(args.input, allow_empty=args.allow_empty)
     builder = builder_for(config)
     if args.overwrite and out_path.is_file():
+        held = sum(1 for line in out_path.read_bytes().split(b"\n") if line.strip())
+        print(f"exprl rubrics build: --overwrite: {out_path} ({held} lines) is replaced by a new store", file=sys.stderr)
         out_path.unlink()  # --overwrite: a new store, not an append to whatever the file held
     chosen = problems[:args.limit] if args.limit is not None else problems
     with Progress(len(chosen), "rubrics build", "problem", disable=args.no_progress) as bar:
