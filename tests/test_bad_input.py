@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,48 @@ def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
     return setup
 
 
+def fifo(name: str) -> Callable[[Path], None]:
+    def setup(root: Path) -> None:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(root / name)
+    return setup
+
+
+def unix_socket(name: str) -> Callable[[Path], None]:
+    def setup(root: Path) -> None:
+        import socket
+
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(root / name))  # the socket file stays after close, as a crashed server leaves it
+        server.close()
+    return setup
+
+
+def link(name: str, target: str) -> Callable[[Path], None]:
+    def setup(root: Path) -> None:
+        os.symlink(target, root / name)
+    return setup
+
+
+def prepared(folder: str, torn: bool = False, changed: str | None = None, **settings) -> Callable[[Path], None]:
+    """A folder `exprl data prepare` wrote (the real command), then left as a killed rerun leaves it
+    (`torn`: its manifest still says it is being written) or with one of its files edited (`changed`)."""
+    def setup(root: Path) -> None:
+        from exprl.data.prepare import PrepareConfig, prepare
+
+        prepare([root / "problems.jsonl"], root / folder, PrepareConfig(**settings))
+        manifest_path = root / folder / "exprl-manifest.json"
+        if torn:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest.pop("files", None)
+            manifest["state"] = "writing"
+            manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+        if changed:
+            with (root / folder / changed).open("a", encoding="utf-8") as handle:
+                handle.write(PROBLEM_LINE.replace('"p0"', '"p9"') + "\n")
+    return setup
+
+
 PROBLEM_LINE = json.dumps(PROBLEMS[0].to_dict())
 UTF16 = (PROBLEM_LINE + "\n").encode("utf-16")
 BINARY = bytes(range(256)) * 8
@@ -86,6 +129,15 @@ TRACE_NO_TRACE = json.dumps(TRACES[0]) + "\n" + json.dumps({k: v for k, v in TRA
 TRACE_BAD_TYPE = json.dumps({**TRACES[0], "problem": 7}) + "\n"
 RUN_JSON_OLD = json.dumps({"format": 0, "exprl_version": "0.0.1", "stages": {}})
 SAMPLE_RUN = write("runs/a/run.json", RUN_JSON_OLD)
+JUDGED = ("method: exprl-outcome\nmodel: tiny\ndata: {{train_files: [problems.jsonl]}}\n"
+          "judge: {{backend: openai, model: m, base_urls: [{url}], max_retries: 0}}\nrollout_batches: 1\n"
+          "trl: {{per_device_train_batch_size: 4, num_generations: 4, max_completion_length: 8, use_cpu: true, "
+          "bf16: false}}\n")
+DOWN = "http://127.0.0.1:9/v1"  # the discard port: nothing listens, the connection is refused at once
+PAPER_DRY = ["train", "--config", "paper-exprl-outcome", "--dry-run", "--num-processes", "6", "--set"]
+DUPLICATE_KEY = RECIPE.replace("  max_steps: 1\n", "  max_steps: 1\n  learning_rate: 1.0e-6\n  save_steps: 5\n"
+                               "  learning_rate: 0.5\n")
+PIPELINE_JUDGED = PIPELINE.replace("recipe: recipe.yaml", "recipe: outcome.yaml")
 RUBRIC_LINE = json.dumps({"id": "p0", "checkpoints": ["2"], "builder": "reference:k6"}) + "\n"
 
 
@@ -284,9 +336,148 @@ CASES = [
 ]
 
 
+# Issue 25: nothing silently wrong. Every case below failed on the main branch it was written against
+# (exit 0 having replaced a FIFO or read a torn folder, a traceback, or a value accepted).
+CASES_25 = [
+    # -- 1. outputs that are not regular files: refused before any work, never replaced ------------
+    Case("judge-out-is-a-fifo", ["judge", "run", "--input", "traces.jsonl", "--out", "pipe.jsonl", "--cache", ""],
+         ["--out pipe.jsonl", "named pipe (FIFO)", "name a new file"], fifo("pipe.jsonl")),
+    Case("judge-out-is-a-link-to-a-character-device",
+         ["judge", "run", "--input", "traces.jsonl", "--out", "null.jsonl", "--cache", ""],
+         ["--out null.jsonl", "a character device", "/dev/null"], link("null.jsonl", "/dev/null")),
+    Case("judge-out-is-a-socket", ["judge", "run", "--input", "traces.jsonl", "--out", "sock.jsonl", "--cache", ""],
+         ["--out sock.jsonl", "a socket"], unix_socket("sock.jsonl")),
+    Case("judge-out-is-a-link-to-nothing", ["judge", "run", "--input", "traces.jsonl", "--out", "gone.jsonl",
+                                            "--cache", ""], ["--out gone.jsonl", "symbolic link", "does not exist"],
+         link("gone.jsonl", "nowhere/at/all.jsonl")),
+    Case("judge-out-is-a-link-to-a-fifo", ["judge", "run", "--input", "traces.jsonl", "--out", "l.jsonl",
+                                           "--cache", ""], ["--out l.jsonl", "named pipe", "through the symbolic link"],
+         both(fifo("pipe"), link("l.jsonl", "pipe"))),
+    Case("rubrics-out-is-a-fifo", ["rubrics", "build", "--input", "problems.jsonl", "--out", "pipe.jsonl"],
+         ["--out pipe.jsonl", "named pipe"], fifo("pipe.jsonl")),
+    Case("calibrate-out-is-a-fifo", ["judge", "calibrate", "--input", "traces.jsonl", "--out", "pipe.json"],
+         ["--out pipe.json", "named pipe"], fifo("pipe.json")),
+    Case("synth-out-is-a-fifo", ["data", "synth", "--out", "pipe.jsonl"], ["--out pipe.jsonl", "named pipe"],
+         fifo("pipe.jsonl")),
+    Case("prepare-out-is-a-fifo", ["data", "prepare", "problems.jsonl", "--out", "pipe"], ["--out pipe", "named pipe"],
+         fifo("pipe")),
+    Case("prepare-output-file-is-a-fifo", ["data", "prepare", "problems.jsonl", "--out", "prep"],
+         ["prep/train.jsonl", "named pipe"],
+         both(prepared("prep"), lambda root: (root / "prep" / "train.jsonl").unlink(), fifo("prep/train.jsonl"))),
+    Case("eval-out-is-a-fifo", ["eval", "--model", "model", "--bench", "problems.jsonl", "--out", "pipe"],
+         ["--out pipe", "named pipe"], fifo("pipe")),
+    Case("train-output-dir-is-a-socket", ["train", "--config", "recipe.yaml", "--output-dir", "sock"],
+         ["sock", "a socket"], unix_socket("sock")),
+
+    # -- 2. a torn multi-file output is refused by every reader, saying how to rebuild it ---------
+    Case("train-on-a-torn-prepared-folder", ["train", "--config", "recipe.yaml", "--output-dir", "run",
+                                             "--set", "data.train_files=[prep]"],
+         ["prep", "incomplete", "exprl data prepare", "rebuild"], prepared("prep", torn=True, test_fraction=0.5)),
+    Case("train-on-a-file-of-a-torn-folder", ["train", "--config", "recipe.yaml", "--output-dir", "run",
+                                              "--set", "data.train_files=[prep/train.jsonl]"],
+         ["prep", "incomplete"], prepared("prep", torn=True)),
+    Case("eval-on-a-torn-prepared-folder", ["eval", "--model", "model", "--bench", "prep", "--out", "e"],
+         ["prep", "incomplete", "rebuild"], prepared("prep", torn=True, test_fraction=0.5)),
+    Case("stats-of-a-prepared-folder-changed-since", ["data", "stats", "prep"],
+         ["prep/train.jsonl", "changed since", "exprl data prepare"], prepared("prep", changed="train.jsonl")),
+    Case("pipeline-on-a-prepared-folder-missing-a-file", ["pipeline", "--config", "pipeline.yaml", "--run-dir", "run",
+                                                          "--set", "stage1.data.train_files=[prep]"],
+         ["prep", "test.jsonl is missing"],
+         both(prepared("prep", test_fraction=0.5), lambda root: (root / "prep" / "test.jsonl").unlink())),
+
+    # -- 4. a judge that cannot answer stops the run before anything is written -------------------
+    Case("train-judge-url-without-a-scheme", ["train", "--config", "outcome.yaml", "--output-dir", "run"],
+         ["judge.base_urls[0]", "127.0.0.1:8000/v1", "no scheme"],
+         write("outcome.yaml", JUDGED.format(url="127.0.0.1:8000/v1"))),
+    Case("train-judge-url-port-out-of-range", ["train", "--config", "outcome.yaml", "--output-dir", "run"],
+         ["judge.base_urls[0]", "not a URL"], write("outcome.yaml", JUDGED.format(url="http://127.0.0.1:99999/v1"))),
+    Case("train-judge-down", ["train", "--config", "outcome.yaml", "--output-dir", "run"],
+         ["the judge at http://127.0.0.1:9/v1 did not answer", "connection", "run the same command"],
+         write("outcome.yaml", JUDGED.format(url=DOWN))),
+    Case("pipeline-judge-down", ["pipeline", "--config", "pipeline.yaml", "--run-dir", "run"],
+         ["the judge at http://127.0.0.1:9/v1 did not answer"],
+         both(write("outcome.yaml", JUDGED.format(url=DOWN)), write("pipeline.yaml", PIPELINE_JUDGED))),
+    Case("train-dry-run-judge-without-an-endpoint", [*PAPER_DRY, "judge.base_urls=[]"], ["judge.base_urls"]),
+
+    # -- 5. every value checked where it is declared, before a model loads ------------------------
+    # The values of issue 22 item 3, on the paper recipe's dry run.
+    Case("paper-loss-type-misspelt", [*PAPER_DRY, "trl.loss_type=dapoo"],
+         ["'trl.loss_type' = 'dapoo'", "dr_grpo", "did you mean 'dapo'"]),
+    Case("paper-vllm-model-length-below-prompt-plus-completion", [*PAPER_DRY, "trl.vllm_max_model_length=8192"],
+         ["'trl.vllm_max_model_length' = 8192", "4096", "16384", "20480"]),
+    Case("paper-completion-above-the-model-length", [*PAPER_DRY, "trl.max_completion_length=40000"],
+         ["trl.max_completion_length 40000", "trl.vllm_max_model_length"]),
+    Case("paper-negative-temperature", [*PAPER_DRY, "trl.temperature=-0.5"],
+         ["'trl.temperature' must be greater than 0, got -0.5"]),
+    Case("paper-negative-clip-high", [*PAPER_DRY, "trl.epsilon_high=-1"], ["'trl.epsilon_high' must be at least 0"]),
+    Case("paper-judge-max-new-tokens-zero", [*PAPER_DRY, "judge.max_new_tokens=0"],
+         ["'judge.max_new_tokens' must be at least 1, got 0"]),
+    Case("pipeline-dry-run-benchmark-missing", ["pipeline", "--config", "pipeline-paper-qwen3-4b", "--dry-run",
+                                                "--set", "eval.benches=[nowhere.jsonl]"],
+         ["nowhere.jsonl", "file not found"]),
+    Case("paper-learning-rate-nan", [*PAPER_DRY, "trl.learning_rate=nan"], ["'trl.learning_rate' must be a finite"]),
+    Case("paper-top-p-above-one", [*PAPER_DRY, "trl.top_p=1.5"], ["'trl.top_p' must be in (0, 1], got 1.5"]),
+    Case("paper-vllm-mode-misspelt", [*PAPER_DRY, "trl.vllm_mode=colocated"], ["'trl.vllm_mode'", "'colocate'"]),
+    Case("paper-judge-concurrency-zero", [*PAPER_DRY, "judge.concurrency=0"],
+         ["'judge.concurrency' must be at least 1"]),
+    Case("paper-judge-timeout-infinite", [*PAPER_DRY, "judge.timeout_s=.inf"], ["'judge.timeout_s' must be a finite"]),
+    Case("train-completion-above-the-tiny-models-length", ["train", "--config", "recipe.yaml", "--output-dir", "run",
+                                                           "--set", "trl.max_length=5000"],
+         ["'trl.max_length' = 5000", "1024", "max_position_embeddings"]),
+    Case("eval-temperature-nan", ["eval", "--model", "model", "--bench", "problems.jsonl", "--out", "e",
+                                  "--temperature", "nan"], ["'temperature' must be a finite number, got nan"]),
+    Case("eval-temperature-infinite", ["eval", "--model", "model", "--bench", "problems.jsonl", "--out", "e",
+                                       "--temperature", "inf"], ["'temperature' must be a finite number, got inf"]),
+    Case("eval-limit-negative", ["eval", "--model", "model", "--bench", "problems.jsonl", "--out", "e",
+                                 "--limit", "-1"], ["'limit' must be at least 1, got -1"]),
+    Case("judge-timeout-nan", ["judge", "run", "--input", "traces.jsonl", "--out", "judged.jsonl", "--cache", "",
+                               "--set", "timeout_s=nan"], ["'timeout_s' must be a finite number, got nan"]),
+    Case("rubrics-temperature-nan", ["rubrics", "build", "--input", "problems.jsonl", "--out", "rubrics.jsonl",
+                                     "--set", "temperature=nan"], ["'temperature' must be a finite number"]),
+    Case("train-recipe-key-written-twice", ["train", "--config", "dup.yaml", "--output-dir", "run"],
+         ["dup.yaml", "'learning_rate'", "written on line 7 and line 9"], write("dup.yaml", DUPLICATE_KEY)),
+    Case("pipeline-key-written-twice", ["pipeline", "--config", "dup.yaml", "--run-dir", "run"],
+         ["dup.yaml", "'n'", "line 7 and line 9"],
+         write("dup.yaml", PIPELINE + "  n: 2\n")),
+
+    # -- 6. the operating system refusing a path: one line naming it, before any work -------------
+    Case("judge-out-below-a-file", ["judge", "run", "--input", "traces.jsonl", "--out", "notes.txt/sub/out.jsonl",
+                                    "--cache", ""], ["notes.txt/sub/out.jsonl", "notes.txt is a file, not a folder"],
+         write("notes.txt", "mine\n")),
+    Case("prepare-out-below-a-file", ["data", "prepare", "problems.jsonl", "--out", "notes.txt/prepared"],
+         ["notes.txt/prepared", "is a file, not a folder"], write("notes.txt", "mine\n")),
+    Case("judge-out-in-a-read-only-folder", ["judge", "run", "--input", "traces.jsonl", "--out",
+                                             "/sys/exprl-test-judged.jsonl", "--cache", ""],
+         ["/sys/exprl-test-judged.jsonl", "cannot write in /sys"]),
+    Case("eval-out-in-a-read-only-folder", ["eval", "--model", "model", "--bench", "problems.jsonl", "--out",
+                                            "/sys/exprl-test-eval"], ["/sys/exprl-test-eval", "cannot write in /sys"]),
+
+    # -- 9. names spelt wrong get the nearest one ---------------------------------------------------
+    Case("train-set-key-misspelt", ["train", "--config", "recipe.yaml", "--output-dir", "run", "--set",
+                                    "trl.max_stepz=3"], ["did you mean", "'trl.max_steps'"]),
+    Case("eval-set-key-misspelt", ["eval", "--model", "model", "--bench", "problems.jsonl", "--out", "e",
+                                   "--set", "temperatur=0.5"], ["'temperatur'", "did you mean 'temperature'?"]),
+    Case("train-catalog-name-misspelt", ["train", "--config", "recipe.yaml", "--output-dir", "run",
+                                         "--set", "data.train_files=[gsm8k-tran]"],
+         ["gsm8k-tran", "did you mean gsm8k-train?"]),
+    Case("pipeline-dry-run-benchmark-name-misspelt", ["pipeline", "--config", "pipeline-paper-qwen3-4b", "--dry-run",
+                                                      "--set", "eval.benches=[math50]"],
+         ["math50", "did you mean math500?"]),
+    Case("train-recipe-name-misspelt", ["train", "--config", "cpu-tiny-grop"],
+         ["cpu-tiny-grop", "did you mean cpu-tiny-grpo"]),
+    Case("data-dir-is-a-file", ["data", "list", "--data-dir", "notes.txt"], ["notes.txt", "a file, not a folder"],
+         write("notes.txt", "mine\n")),
+]
+CASES += CASES_25
+
+
 def snapshot(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(root.rglob("*"))}
+
+
+def test_issue_25_cases_cover_every_class_with_several_instances():
+    assert len(CASES_25) >= 40 and len({c.id for c in CASES}) == len(CASES)
 
 
 def test_the_suite_covers_every_command():

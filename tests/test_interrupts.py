@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -260,3 +261,227 @@ def test_train_interrupted_resumes_with_the_same_command_and_refuses_another_rec
     same = exprl(*argv, cwd=tmp_path)
     out, _ = same.communicate(timeout=120)
     assert same.returncode == 0 and "already finished, with this recipe (step 3)" in out
+
+
+# -- Issue 25: kill a data prepare rerun at several moments; a full disk; a long trace; a judge that stops
+KILL_AT = textwrap.dedent("""
+    # Runs `exprl` with one function wrapped to SIGKILL this process right after a given write, so a
+    # kill lands at an exact moment of the command (a timer could not aim between two renames).
+    import importlib, os, signal, sys
+    prepare = importlib.import_module("exprl.data.prepare")  # the module (exprl.data exports a function of its name)
+    moment, argv = sys.argv[1], sys.argv[2:]
+
+    def kill_after(name, test):
+        original = getattr(prepare, name)
+
+        def wrapped(*args, **kwargs):
+            result = original(*args, **kwargs)
+            if test(args):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        setattr(prepare, name, wrapped)
+
+    if moment == "claimed":
+        kill_after("claim_output_dir", lambda args: True)
+    elif moment == "train-written":
+        kill_after("write_problems", lambda args: str(args[0]).endswith("train.jsonl"))
+    elif moment == "stats-written":
+        kill_after("write_json_atomic", lambda args: str(args[0]).endswith("stats.json"))
+    from exprl.cli import main
+    sys.exit(main(argv))
+""")
+
+
+def run_exprl(argv: list[str], cwd: Path, *, prefix: list[str] | None = None, limit_bytes: int | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def limits():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if limit_bytes is not None:  # a disk that fills up: writes past this size fail with EFBIG
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    command = [sys.executable, *(prefix or ["-m", "exprl.cli"]), *argv]
+    return subprocess.run(command, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout,
+                          preexec_fn=limits)
+
+
+def problems_file(path: Path, count: int) -> Path:
+    from exprl.data.loaders import write_problems
+    from exprl.data.problem import Problem
+
+    return write_problems(path, [Problem(id=f"p{i}", problem=f"Start at {i}. Add {i % 7 + 2}. Then double it. Result?",
+                                         reference=f"{i} + {i % 7 + 2} = {i + i % 7 + 2}, doubled "
+                                                   f"{2 * (i + i % 7 + 2)}, so \\boxed{{{2 * (i + i % 7 + 2)}}}",
+                                         answer=str(2 * (i + i % 7 + 2))) for i in range(count)])
+
+
+@pytest.mark.parametrize("moment", ["claimed", "train-written", "stats-written"])
+def test_a_prepare_rerun_killed_at_any_moment_leaves_a_folder_every_reader_refuses(moment, tmp_path):
+    """The issue's case: a rerun into its own folder with other settings (another test share), killed
+    while writing, once left a new train.jsonl beside the old test.jsonl and loaded without a word."""
+    from exprl.data.loaders import load_problems
+    from exprl.errors import RunStateError
+
+    problems_file(tmp_path / "corpus.jsonl", 200)
+    first = run_exprl(["data", "prepare", "corpus.jsonl", "--out", "prep", "--set", "test_fraction=0.5"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    rerun = ["data", "prepare", "corpus.jsonl", "--out", "prep", "--set", "test_fraction=0.1"]
+    killed = run_exprl(rerun, tmp_path, prefix=["-c", KILL_AT, moment])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not list((tmp_path / "prep").glob("*.tmp")), "a temporary was left beside the outputs"
+
+    for split in (None, "test"):
+        with pytest.raises(RunStateError, match="incomplete.*exprl data prepare.*rebuild"):
+            load_problems(tmp_path / "prep", split=split)
+    stats = run_exprl(["data", "stats", "prep"], tmp_path)
+    assert stats.returncode == 2 and "incomplete" in stats.stderr and "Traceback" not in stats.stderr
+    train = run_exprl(["train", "--config", "cpu-tiny-sft", "--dry-run", "--set", "data.train_files=[prep/train.jsonl]",
+                       "--output-dir", "run"], tmp_path)
+    assert train.returncode == 0  # a plan reads no data; the run itself would refuse, as load_problems does
+
+    again = run_exprl(rerun, tmp_path)  # the same command rebuilds it
+    assert again.returncode == 0, again.stderr
+    train_ids = {p.id for p in load_problems(tmp_path / "prep")}
+    test_ids = {p.id for p in load_problems(tmp_path / "prep", split="test")}
+    assert len(train_ids) + len(test_ids) == 200 and not train_ids & test_ids
+    assert 5 <= len(test_ids) <= 40  # the rerun's 10%, not the first run's 50%
+
+
+@pytest.mark.parametrize("command", ["judge run", "data prepare"])
+def test_a_disk_that_fills_up_is_one_line_naming_the_path_and_leaves_nothing_half_written(command, tmp_path):
+    """RLIMIT_FSIZE makes every write past 64 KiB fail (EFBIG), as a full disk makes it fail (ENOSPC):
+    the same OSError at the same call, and unlike a full disk it can be set up without root."""
+    limit = 64 * 1024
+    if command == "judge run":
+        rows = [{"id": f"t{i}", "problem": f"What is {i} + 1?", "reference": f"{i} + 1 = {i + 1}, \\boxed{{{i + 1}}}",
+                 "trace": ("It is a long way. " * 40) + f"\\boxed{{{i + 1}}}"} for i in range(200)]
+        (tmp_path / "traces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        argv = ["judge", "run", "--input", "traces.jsonl", "--out", "judged.jsonl", "--cache", "", "--no-progress",
+                "--mode", "process"]
+        out = tmp_path / "judged.jsonl"
+    else:
+        problems_file(tmp_path / "corpus.jsonl", 2000)
+        argv = ["data", "prepare", "corpus.jsonl", "--out", "prep"]
+        out = tmp_path / "prep" / "train.jsonl"
+    full = run_exprl(argv, tmp_path, limit_bytes=limit)
+    lines = [line for line in full.stderr.splitlines() if line.strip()]
+    assert full.returncode == 2, full.stderr
+    assert "Traceback" not in full.stderr and lines[-1].startswith(f"exprl {command}: error: ")
+    assert "larger than this file system or process allows" in lines[-1] and str(out.name) in lines[-1]
+    assert not out.exists() and not list(tmp_path.rglob("*.tmp")), "half a file was left"
+
+    again = run_exprl(argv, tmp_path)  # room again: the same command finishes
+    assert again.returncode == 0, again.stderr
+    assert out.is_file()
+
+
+def long_trace(path: Path, steps: int = 48, equations: int = 250) -> Path:
+    """One trace of `steps` `###` steps of `equations` equations each (about 4,000 characters a step):
+    under the prefix view the reference judge grades longer and longer prefixes, up to seconds each."""
+    def step(s: int) -> str:
+        return f"### step {s}\n" + " ".join(f"{k} + 1 = {k + 1}." for k in range(s * equations, (s + 1) * equations))
+
+    body = "".join(step(s) + "\n" for s in range(steps))
+    row = {"id": "long", "problem": "Count up by one from 0. Where do you stop?",
+           "reference": "0 + 1 = 1. 1 + 1 = 2. Keep going, so \\boxed{12000}", "answer": "12000",
+           "trace": body + "### so \\boxed{12000}"}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_a_long_trace_shows_progress_off_a_terminal_and_stops_within_two_seconds_of_ctrl_c(tmp_path):
+    import threading
+
+    long_trace(tmp_path / "long.jsonl", steps=64, equations=300)
+    argv = ["judge", "run", "--input", "long.jsonl", "--out", "out.jsonl", "--mode", "process", "--view", "prefix",
+            "--cache", str(tmp_path / "judge.sqlite")]
+    first = exprl(*argv, cwd=tmp_path)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(first.stderr), daemon=True)
+    reader.start()
+
+    def judged() -> int:
+        found = [int(m.group(1)) for line in list(lines) if (m := re.match(r"judge run: (\d+)/65 judgments", line))]
+        return found[-1] if found else 0
+
+    # Lines, though stderr is a pipe; Ctrl-C once the prefixes are long (a backend batch takes seconds).
+    wait_for(lambda: judged() >= 24 or first.poll() is not None, timeout=300)
+    assert first.poll() is None, "".join(lines)
+    stopped = time.monotonic()
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=120)
+    took = time.monotonic() - stopped
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert first.returncode == 130, err
+    assert took < 2.0, f"Ctrl-C took {took:.1f} s to be honoured"
+    assert err.strip().splitlines()[-1].startswith("exprl judge run: interrupted")
+    cached = cached_judgments(tmp_path / "judge.sqlite")
+    assert cached >= judged()
+
+    again = exprl(*argv, "--no-progress", cwd=tmp_path)
+    _, err = again.communicate(timeout=900)
+    assert again.returncode == 0, err
+    assert f"{cached} cache hits" in err  # nothing judged before the stop is judged again
+
+
+@pytest.mark.slow
+@pytest.mark.llama_server
+def test_a_judge_that_is_down_or_stops_answering_stops_training_resumably(tmp_path):
+    """A CPU recipe judged by the real llama.cpp server. Down at the start: refused in seconds, before
+    the model loads, the run folder untouched. Stopped mid-run: the breaker stops training after two
+    unscorable rollout batches, exit 1 naming the cause, with a checkpoint; back up on another port,
+    the same command (the new URL set, which a resume may change) finishes the run."""
+    from exprl.judge.server import JudgeServer
+    from exprl.weights import smollm2_gguf_path
+
+    problems_file(tmp_path / "problems.jsonl", 16)
+    (tmp_path / "recipe.yaml").write_text(textwrap.dedent("""\
+        method: exprl-outcome
+        model: tiny
+        data: {train_files: [problems.jsonl]}
+        judge: {backend: openai, model: smollm2, json_mode: true, max_new_tokens: 192, max_retries: 0, timeout_s: 120,
+                concurrency: 4, max_trace_tokens: 256}
+        monitor: {stop_unscorable_share: 0.5, stop_unscorable_batches: 2}
+        rollout_batches: 6
+        trl: {per_device_train_batch_size: 4, num_generations: 4, max_completion_length: 16, save_steps: 1,
+              learning_rate: 1.0e-4, use_cpu: true, bf16: false}
+        """), encoding="utf-8")
+    argv = ["train", "--config", "recipe.yaml", "--output-dir", "run"]
+    run_dir = tmp_path / "run"
+
+    started = time.monotonic()
+    down = run_exprl([*argv, "--set", "judge.base_urls=[http://127.0.0.1:9/v1]"], tmp_path)
+    assert down.returncode == 2 and time.monotonic() - started < 60
+    assert "the judge at http://127.0.0.1:9/v1 did not answer" in down.stderr and not run_dir.exists()
+
+    server = JudgeServer(smollm2_gguf_path(), threads=1, startup_timeout_s=120).start()
+    try:
+        with_judge = [*argv, "--set", f"judge.base_urls=[{server.base_url}]"]
+        first = exprl(*with_judge, cwd=tmp_path)
+        wait_for(lambda: (run_dir / "checkpoint-1" / "trainer_state.json").is_file() or first.poll() is not None,
+                 timeout=600)
+    finally:
+        server.stop()  # the judge goes away mid-run: its port now refuses every connection
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 1, err
+    message = [line for line in err.splitlines() if line.startswith("exprl train: error: ")][-1]
+    assert "training stopped at step" in message and "could not score" in message
+    assert "monitor.stop_unscorable_batches 2" in message and "the last error: connection to" in message
+    step = int(re.search(r"stopped at step (\d+)", message).group(1))
+    assert step < 6 and (run_dir / f"checkpoint-{step}" / "trainer_state.json").is_file()
+    assert not (run_dir / "train_result.json").exists()
+    assert "FutureWarning" not in err
+
+    server = JudgeServer(smollm2_gguf_path(), threads=1, startup_timeout_s=120).start()
+    try:
+        resumed = run_exprl([*argv, "--set", f"judge.base_urls=[{server.base_url}]"], tmp_path, timeout=900)
+    finally:
+        server.stop()
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout[resumed.stdout.rindex("\n{\n") + 1:])
+    assert result["resumed"] and result["global_step"] == 6

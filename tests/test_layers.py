@@ -1,6 +1,6 @@
 """The layer rule of docs/architecture.md, read from the source with ast: imports only point down.
 
-    base      errors, config, runs, weights, tiny, recipes
+    base      errors, config, runs, weights, tiny, recipes, progress
     data      Problem, loaders, preparation, the policy prompt, the synthetic task
     rewards   steps, advantages, reward config, per-rollout record, sparse verifier
     judge     types, prompts, parsing, backends, cache, service, rubrics, calibration, server, cli
@@ -21,7 +21,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
-    ("base", ["exprl", "exprl.errors", "exprl.config", "exprl.runs", "exprl.weights", "exprl.tiny", "exprl.recipes"]),
+    ("base", ["exprl", "exprl.errors", "exprl.config", "exprl.runs", "exprl.weights", "exprl.tiny", "exprl.recipes",
+              "exprl.progress"]),
     ("data", ["exprl.data"]),
     ("rewards", ["exprl.rewards"]),
     ("judge", ["exprl.judge"]),

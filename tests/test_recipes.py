@@ -69,8 +69,8 @@ def test_an_unknown_name_is_one_line_with_the_near_matches(tmp_path, monkeypatch
                     ["demo", "--config", "dmeo"], ["recipes", "show", "bench-math50"]):
         assert main(command) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "near matches: " in err and "Traceback" not in err, command
-    with pytest.raises(ConfigError, match="near matches: cpu-tiny-grpo"):
+        assert err.count("\n") == 1 and "did you mean " in err and "Traceback" not in err, command
+    with pytest.raises(ConfigError, match="did you mean cpu-tiny-grpo"):
         find_recipe("configs/cpu-tiny-grpo.yaml")  # the old checkout path says where the recipe went
 
 

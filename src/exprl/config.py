@@ -2,12 +2,21 @@
 
 Every config is a dataclass whose fields carry a default and a `metadata={"help": ...}` text where
 they are declared. A recipe file and `key=value` command-line overrides (dotted keys reach nested
-sections) are merged onto the defaults; an unknown key or a value of the wrong type is a
+sections) are merged onto the defaults; an unknown key (with the nearest known ones), a value of the
+wrong type, a key written twice in one YAML mapping, or a number outside its field's range is a
 `ConfigError` that names the key.
+
+A numeric field declares its range beside its help text, `metadata={"help": ..., "range": "[0, 1]"}`
+(interval notation; `inf` for no bound), and `check_values` holds every field of every config to it,
+whatever set the value (a recipe, `--set`, a command-line flag, code). A float is also refused when it
+is NaN or infinite unless its field says `"finite": False`. `tests/test_config.py` checks that every
+numeric field of every command's config declares a range.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -47,9 +56,13 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     them) merged under it."""
     path = find_recipe(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader) or {}
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the recipe as UTF-8") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
     if EXTENDS not in raw:
@@ -69,6 +82,31 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for key, value in over.items():
         out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """One key written twice in one YAML mapping."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping. PyYAML keeps the last value
+    silently, so a recipe that sets `learning_rate` twice trains at whichever came second."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        where = f"on line {seen[key]} and line {line}" if seen[key] != line else f"twice on line {line}"
+                        raise DuplicateKeyError(f"key '{key}' is written {where} (YAML would keep the second "
+                                                f"silently); keep one")
+                    seen[key] = line
+                except TypeError:
+                    continue  # an unhashable key: the constructor below reports it
+        return super().construct_mapping(node, deep=deep)
 
 
 def add_override_argument(parser: Any, what: str, example: str) -> None:
@@ -105,16 +143,107 @@ def from_dict(cls: type[T], raw: dict[str, Any], where: str = "config", prefix: 
         raise ConfigError(f"{where}: '{prefix.rstrip('.') or cls.__name__}' must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = get_type_hints(cls)
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(set(raw) - set(fields), key=str)
     if unknown:
-        names = ", ".join(f"'{prefix}{k}'" for k in unknown)
-        raise ConfigError(f"{where}: unknown key {names} for {cls.__name__}; "
-                          f"known keys: {', '.join(sorted(fields))}")
-    kwargs = {name: _coerce(hints[name], value, where, prefix + name) for name, value in raw.items()}
+        raise ConfigError(f"{where}: {unknown_keys(unknown, fields, cls.__name__, prefix)}")
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _coerce(hints[name], value, where, prefix + name)
+        check_field(fields[name], kwargs[name], where, prefix + name)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def unknown_keys(unknown: list[str], known: Any, owner: str, prefix: str = "") -> str:
+    """"unknown key 'stepz' for Outer; did you mean 'steps'?": the nearest known keys (difflib), or,
+    when none is near, every known key (a short list) or how many there are."""
+    names = ", ".join(f"'{prefix}{k}'" for k in unknown)
+    known = sorted(map(str, known))
+    near = sorted({m for k in unknown for m in difflib.get_close_matches(str(k), known, n=3, cutoff=0.6)})
+    if near:
+        hint = f"did you mean {' or '.join(repr(prefix + m) for m in near)}?"
+    elif len(known) <= 40:
+        hint = f"known keys: {', '.join(known)}"
+    else:
+        hint = f"none of its {len(known)} keys is near it"
+    return f"unknown key {names} for {owner}; {hint}"
+
+
+# -- ranges ---------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """An interval from interval notation: "[0, 1]", "(0, inf)", "[1, inf)"."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, spec: str) -> "Range":
+        text = spec.strip()
+        try:
+            low, high = (part.strip() for part in text[1:-1].split(","))
+            if text[0] not in "[(" or text[-1] not in "])":
+                raise ValueError
+            return cls(float(low), float(high), text[0] == "[", text[-1] == "]")
+        except ValueError:
+            raise ValueError(f"range {spec!r} is not interval notation such as '[0, 1]' or '(0, inf)'") from None
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.low_closed else value > self.low
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below
+
+    def describe(self) -> str:
+        def shown(x: float) -> str:
+            return str(int(x)) if x.is_integer() else repr(x)
+
+        if math.isinf(self.high):
+            return f"at least {shown(self.low)}" if self.low_closed else f"greater than {shown(self.low)}"
+        if math.isinf(self.low):
+            return f"at most {shown(self.high)}" if self.high_closed else f"less than {shown(self.high)}"
+        opening, closing = "[" if self.low_closed else "(", "]" if self.high_closed else ")"
+        return f"in {opening}{shown(self.low)}, {shown(self.high)}{closing}"
+
+
+def check_number(value: Any, spec: str | None, key: str, where: str = "config", *, finite: bool = True) -> None:
+    """ConfigError naming `key` when the number `value` is NaN or infinite (unless not `finite`), or
+    outside the interval `spec`. None, booleans and non-numbers pass: their type is checked elsewhere."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    at = f"{where}: " if where else ""
+    if isinstance(value, float) and finite and not math.isfinite(value):
+        raise ConfigError(f"{at}'{key}' must be a finite number, got {value}")
+    if spec is not None:
+        bounds = Range.parse(spec)
+        if not (isinstance(value, float) and math.isnan(value)) and value not in bounds:
+            raise ConfigError(f"{at}'{key}' must be {bounds.describe()}, got {value!r}")
+
+
+def check_field(f: dataclasses.Field, value: Any, where: str, key: str) -> None:
+    """`value` of field `f` held to the field's declared range (and finiteness), items of a list too."""
+    spec, finite = f.metadata.get("range"), f.metadata.get("finite", True)
+    for index, item in enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]:
+        check_number(item, spec, key if index is None else f"{key}[{index}]", where, finite=finite)
+
+
+def check_values(config: Any, where: str = "config", prefix: str = "") -> Any:
+    """Every field of the dataclass `config`, nested sections and lists of them included, held to its
+    declared range: for values set after loading (command-line flags, code). Returns `config`."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_values(value, where, key + ".")
+        elif isinstance(value, (list, tuple)) and value and all(dataclasses.is_dataclass(v) for v in value):
+            for index, item in enumerate(value):
+                check_values(item, where, f"{key}[{index}].")
+        else:
+            check_field(f, value, where, key)
+    return config
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -47,5 +47,40 @@ class RunStateError(ExprlError):
 
 
 class OutputError(ExprlError):
-    """An output path exprl refuses to write: it equals or contains an input, or it holds files
-    exprl did not write (without --overwrite)."""
+    """An output path exprl refuses or fails to write: it equals or contains an input, it holds files
+    exprl did not write (without --overwrite), it is not a regular file or folder, or the operating
+    system refused the write (a full disk, a read-only folder: `from_os_error`)."""
+
+    @classmethod
+    def from_os_error(cls, path: object, exc: OSError, doing: str = "write") -> "OutputError":
+        return cls(f"cannot {doing} {path}: {os_error_reason(exc)}")
+
+
+_OS_ERROR_HINTS = {
+    "ENOSPC": "the disk is full; free space or write elsewhere",
+    "EDQUOT": "the disk quota is used up; free space or write elsewhere",
+    "EFBIG": "the file is larger than this file system or process allows; write elsewhere",
+    "EACCES": "permission denied; choose a folder you can write to",
+    "EPERM": "operation not permitted; choose a folder you can write to",
+    "EROFS": "the file system is read-only; choose another folder",
+    "ENOTDIR": "a part of the path is a file, not a folder",
+    "EISDIR": "it is a folder, not a file",
+    "ENAMETOOLONG": "the name is too long",
+    "ENOENT": "a folder on the path does not exist",
+    "ELOOP": "too many symbolic links on the path",
+}
+
+
+def os_error_reason(exc: OSError) -> str:
+    """What the operating system said, in words a user acts on."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return _OS_ERROR_HINTS.get(name, exc.strerror or str(exc)) + (f" ({name})" if name else "")
+
+
+class RunStoppedError(ExprlError):
+    """A run stopped on purpose before its end, with a checkpoint to resume from (the judge stopped
+    answering): exit 1, a run with failures to retry, not a user error."""
+
+    exit_code = 1

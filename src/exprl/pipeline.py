@@ -175,6 +175,10 @@ def plan_pipeline(config: PipelineConfig, recipes: PipelineRecipes, world_size: 
     if not config.eval.benches:
         raise ConfigError("pipeline: eval.benches is empty; name at least one benchmark")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config, recipes)
+    from exprl.eval.evaluate import check_benchmark
+
+    for bench in config.eval.benches:
+        check_benchmark(bench)
     hard_set = None
     if config.filter.enabled:
         if recipes.stage1.data.mix:
@@ -379,7 +383,8 @@ def register(subparsers) -> None:
 
 def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_dir: Path) -> None:
     """What a pipeline would otherwise find wrong only hours in, found before any folder or model:
-    a run folder that cannot take this run, training data or a benchmark that does not load."""
+    a run folder that cannot take this run, training data or a benchmark that does not load, a judge
+    endpoint that does not answer."""
     from exprl.eval.evaluate import load_benchmark
     from exprl.runs import RUN_FILE, inspect_output_dir
     from exprl.train.runner import load_training_problems
@@ -393,6 +398,11 @@ def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_
         refuse_unverifiable(problems, "stage2 (sparse GRPO on the Stage-I problems)")
     for bench in config.eval.benches:
         load_benchmark(bench, config.eval.limit)
+    from exprl.train.config import JUDGED_METHODS
+    from exprl.train.runner import preflight_judge
+
+    if recipes.stage1.method in JUDGED_METHODS:
+        preflight_judge(recipes.stage1, problems[0])  # the judge answers now, not after the base evaluation
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -15,7 +15,13 @@
 Three rules hold in every run directory, and this module is where each is kept:
 
 - A file is written whole or not at all (`atomic_path`, `write_text_atomic`, `write_json_atomic`):
-  a crash never leaves half a file where a whole one is expected.
+  a crash, a full disk or a refused write never leaves half a file where a whole one is expected,
+  and an operating-system error is one OutputError naming the path. A folder of several files is
+  committed as a whole (`OutputDir.commit`): its manifest, written last, names each file with its
+  size and sha256, and every reader checks it (`check_complete`), so a folder a killed rerun left
+  half-rewritten is refused, never read.
+- Outputs are regular files and folders: a named pipe, a device, a socket, or a symbolic link to
+  one (or to nothing) is refused before any work (`refuse_special`), never replaced.
 - A run continues only with the configuration it started with (`check_same_config`); a refusal
   names every changed key as a dotted path, `trl.max_steps: 4 -> 5`.
 - A run.json written with another layout format is refused, never guessed at (`read_run`).
@@ -40,11 +46,13 @@ Every command that writes obeys three more rules, kept here too:
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -52,7 +60,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from exprl import __version__
-from exprl.errors import OutputError, RunStateError
+from exprl.errors import OutputError, RunStateError, os_error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +85,59 @@ PIPELINE_WRITES = (RUN_FILE, RESOLVED_CONFIG_FILE, "pipeline.yaml", "plan.json",
 
 
 # -- whole files or none ------------------------------------------------------------------------
+def refuse_special(path: str | os.PathLike, flag: str = "--out", *, folder_ok: bool = True) -> None:
+    """OutputError when `path` exists and is not a regular file (or, with `folder_ok`, a folder),
+    following symbolic links: a FIFO, a character or block device, a socket, or a link to one of them
+    or to nothing. Replacing one would swap a device node or a pipe someone reads for a plain file."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise OutputError(f"{flag} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                              f"name the file itself, or remove the link") from None
+        return
+    except NotADirectoryError:
+        return  # a file on the path above it: the folder checks say so
+    except OSError as exc:
+        raise OutputError.from_os_error(path, exc, "inspect") from None
+    if stat.S_ISREG(mode) or (folder_ok and stat.S_ISDIR(mode)):
+        return
+    kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")]
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    via = f" (through the symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
+    raise OutputError(f"{flag} {path} is {kind}{via}; exprl writes only regular files and folders, and never "
+                      f"replaces anything else: name a new file")
+
+
+def check_parent_folder(path: str | os.PathLike, flag: str = "--out") -> None:
+    """OutputError when a folder `path` would be written in cannot be: one on the way up is a file, or
+    the nearest existing one refuses a new file (read-only, no permission). Probed by creating and
+    removing a temporary file there, so nothing is left behind and nothing else is created."""
+    path = Path(path)
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        if ancestor.is_symlink():
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise OutputError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    probe = ancestor / f".exprl-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise OutputError(f"{flag} {path}: cannot write in {ancestor}: {os_error_reason(exc)}") from None
+    probe.unlink(missing_ok=True)
+
+
+def _write_target(path: Path) -> Path:
+    """Where a write to `path` lands: the file a symbolic link names (so the link stays a link), after
+    refusing anything but a regular file there."""
+    refuse_special(path, "output", folder_ok=True)
+    return path.resolve() if path.is_symlink() else path
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` to write a file or a folder to; when the block ends without an
@@ -85,17 +146,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary's name is the writer's own (process id and a random part): processes writing the
     same file at once (every rank of a distributed run claiming its output folder) each rename a
     whole file, and the last one stands. A folder cannot be renamed over a full one, so when another
-    writer's whole folder got there first, it stands and this one is dropped."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writer's whole folder got there first, it stands and this one is dropped.
+
+    An operating-system error (a full disk, a read-only folder) is an OutputError naming `path`, with
+    the temporary removed; the target is then as it was."""
+    path = _write_target(Path(path))
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        yield tmp
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError.from_os_error(path, exc, "create the folder of") from None
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.filename is None or Path(exc.filename) in (tmp, path):
+                raise OutputError.from_os_error(path, exc) from None
+            raise
         try:
             tmp.replace(path)
-        except OSError:
+        except OSError as exc:
             if not (tmp.is_dir() and path.is_dir()):
-                raise
+                raise OutputError.from_os_error(path, exc) from None
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         if tmp.is_dir():
@@ -108,6 +180,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def savefig_atomic(figure: Any, path: str | os.PathLike, **options: Any) -> Path:
+    """A matplotlib figure saved whole or not at all (the format from `path`'s suffix)."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", **options)
     return Path(path)
 
 
@@ -158,17 +237,24 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 def inspect_output_dir(folder: str | os.PathLike, command: str, *, inputs: Iterable[str | os.PathLike] = (),
                        overwrite: bool = False, adopt: Iterable[str] = (), flag: str = "--out",
-                       nested_ok: bool = False) -> dict[str, Any] | None:
+                       nested_ok: bool = False, writes: Iterable[str] = ()) -> dict[str, Any] | None:
     """Check, writing nothing, that `command` may write into `folder`; returns the manifest an
     earlier run of the command left there (None for a new, empty or --overwrite'd folder).
 
-    Refused: a path that equals or contains an input; a file; a folder written by another command;
-    a non-empty folder exprl did not write, unless `overwrite`. `adopt` names files that mark a
-    folder this command wrote before manifests existed (run.json of a pipeline run)."""
+    Refused: a path that equals or contains an input; a file, a FIFO, a device or a socket; a path
+    under a file or in a folder that refuses new files; a folder written by another command; a
+    non-empty folder exprl did not write, unless `overwrite`; an entry the command `writes` there
+    that is not a regular file or folder. `adopt` names files that mark a folder this command wrote
+    before manifests existed (run.json of a pipeline run)."""
     folder = Path(folder)
     check_not_inputs(folder, inputs, flag=flag, nested_ok=nested_ok)
+    refuse_special(folder, flag)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{flag} {folder} is a file, not a folder")
+    check_parent_folder(folder / MANIFEST_FILE, flag)
+    for name in writes:
+        if not any(ch in name for ch in "*?["):
+            refuse_special(folder / name, f"{flag} {folder}:", folder_ok=True)
     manifest = read_manifest(folder) if folder.is_dir() else None
     if manifest is not None:
         if manifest.get("command") != command:
@@ -200,6 +286,18 @@ class OutputDir:
     command: str
     earlier: tuple[str, ...]
 
+    def commit(self, written: Iterable[str | os.PathLike]) -> None:
+        """Record, last, every file this run wrote (name, size, sha256): the folder is now whole, and
+        `check_complete` will hold every reader to these files."""
+        files = {}
+        for entry in written:
+            path = self.path / Path(entry).name
+            if path.is_file():
+                files[path.name] = file_record(path)
+        manifest = read_manifest(self.path) or {}
+        manifest.update(state="complete", committed=_now(), files=files)
+        write_json_atomic(self.path / MANIFEST_FILE, manifest)
+
     def remove_stale(self, written: Iterable[str]) -> list[Path]:
         """Remove the entries an earlier run recorded and this one did not write again (a test split
         the new settings no longer make). Only manifest entries are ever removed."""
@@ -222,28 +320,79 @@ def claim_output_dir(folder: str | os.PathLike, command: str, writes: Iterable[s
     """`inspect_output_dir`, then create the folder and record in its manifest, before anything is
     written, every entry (name or glob pattern) `command` writes there."""
     folder = Path(folder)
-    earlier = inspect_output_dir(folder, command, **checks)
+    writes = tuple(writes)
+    earlier = inspect_output_dir(folder, command, writes=writes, **checks)
     previous = tuple(earlier.get("writes", ())) if earlier else ()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError.from_os_error(folder, exc, "create the folder") from None
     entries = sorted(set(previous) | set(writes))
-    if earlier is None or "format" not in earlier or entries != sorted(previous):  # else it says so already
+    if command in COMMITTED:
+        state = {"state": "writing"}  # until `commit`: a reader refuses the folder meanwhile
+    else:
+        state = {}
+    if earlier is None or "format" not in earlier or entries != sorted(previous) or state:  # else it says so
         write_json_atomic(folder / MANIFEST_FILE, {
             "format": MANIFEST_FORMAT, "exprl_version": __version__, "command": command,
-            "created": (earlier or {}).get("created") or _now(), "writes": entries})
+            "created": (earlier or {}).get("created") or _now(), "writes": entries, **state})
     return OutputDir(folder, command, previous)
+
+
+COMMITTED = ("data prepare", "data filter")
+"""Commands whose folder is read as a whole (a split in several files, a hard set with its counts):
+claimed in state "writing", committed with every file's size and hash at the end (`OutputDir.commit`),
+and held to that by every reader (`check_complete`)."""
+
+
+def file_record(path: str | os.PathLike) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def check_complete(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The manifest of a folder a COMMITTED command wrote, after checking it is whole: committed, and
+    every file it names of the size and hash it had then. A folder left half-written (a kill, a full
+    disk, a rerun with other settings stopped part-way) or changed since is refused, saying how to
+    rebuild it. None for a folder without a manifest; a manifest of an earlier exprl (no state) is
+    taken as it is."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("command") not in COMMITTED or "state" not in manifest:
+        return manifest
+    command = manifest["command"]
+    rebuild = (f"run `exprl {command}` into it again (the same command, --out {folder}) to rebuild it, or use "
+               f"another folder")
+    if manifest.get("state") != "complete":
+        raise RunStateError(f"{folder}: incomplete: `exprl {command}` was writing it and did not finish (killed, "
+                            f"or it failed), so its files may come from two different runs; {rebuild}")
+    for name, record in sorted(manifest.get("files", {}).items()):
+        path = folder / name
+        if not path.is_file():
+            raise RunStateError(f"{folder}: {name} is missing; `exprl {command}` wrote it; {rebuild}")
+        size = path.stat().st_size
+        if size != record.get("size") or file_record(path)["sha256"] != record.get("sha256"):
+            raise RunStateError(f"{path}: changed since `exprl {command}` wrote it ({size} bytes, "
+                                f"{record.get('size')} then), so the folder no longer holds one run's output; "
+                                f"{rebuild}")
+    return manifest
 
 
 def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
                       ours: Callable[[Path], bool] | None = None, flag: str = "--out") -> Path:
-    """Refuse a single output file that equals an input, is a folder, or exists and is not
-    replaceable: an existing file is replaced only when it is empty, when `ours(path)` recognises
-    it as this command's own output, or with `overwrite`."""
+    """Refuse a single output file that equals an input, is a folder, is not a regular file (a FIFO, a
+    device, a socket, a link to one), cannot be written where it is (under a file, in a read-only
+    folder), or exists and is not replaceable: an existing file is replaced only when it is empty,
+    when `ours(path)` recognises it as this command's own output, or with `overwrite`."""
     path = Path(path)
     check_not_inputs(path, inputs, flag=flag)
     if path.is_dir():
         raise OutputError(f"{flag} {path} is a folder; name a file")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise OutputError(f"{flag} {path}: {path.parent} is a file, not a folder")
+    refuse_special(path, flag, folder_ok=False)
+    check_parent_folder(path, flag)
     if path.is_file() and path.stat().st_size and not overwrite and not (ours is not None and ours(path)):
         raise OutputError(f"{flag} {path} exists and is not an output of this command; choose another file, "
                           f"or pass --overwrite to replace it")
@@ -269,12 +418,16 @@ class RowJournal:
         self.path = self.out.with_name(self.out.name + ".partial")
         self.settings = plain(settings)
         self.command = command
+        self.dropped = 0  # rows of an interrupted run that `open(overwrite=True)` started over without
         self._handle = None
 
     def open(self, *, overwrite: bool = False, keep: Callable[[dict[str, Any]], bool] = lambda row: True
              ) -> dict[str, dict[str, Any]]:
         """Start appending; returns {key: row} of the earlier run's finished rows that `keep` accepts."""
         done: dict[str, dict[str, Any]] = {}
+        refuse_special(self.path, "journal", folder_ok=False)
+        if self.path.is_file() and overwrite:  # said by the command: --overwrite drops them
+            self.dropped = max(sum(1 for line in self.path.read_bytes().split(b"\n") if line.strip()) - 1, 0)
         if self.path.is_file() and not overwrite:
             done = self._read()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,8 +461,11 @@ class RowJournal:
         return done
 
     def add(self, key: str, row: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps({"key": key, "row": row}, ensure_ascii=False, default=str) + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(json.dumps({"key": key, "row": row}, ensure_ascii=False, default=str) + "\n")
+            self._handle.flush()
+        except OSError as exc:  # a full disk: the rows written so far stay, the same command resumes
+            raise OutputError.from_os_error(self.path, exc, "append to the journal") from None
 
     def finish(self, rows: Iterable[Mapping[str, Any]]) -> Path:
         """Write the output whole (one JSON object a line), then drop the journal."""
@@ -322,8 +478,11 @@ class RowJournal:
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                pass  # a full disk: `add` said so; a row cut off at the end is dropped when read
 
 
 # -- the same configuration, or a refusal naming what changed ------------------------------------
@@ -445,11 +604,14 @@ def stage_done(state: Mapping[str, Any], name: str) -> bool:
 def stage(run_dir: str | os.PathLike, state: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
     """Marks stage `name` running in run.json, then done (unless the block set another state),
     failed or interrupted, whatever happens inside. Yields the stage's record to add results to."""
+    from exprl.progress import stage_line
+
     record = state["stages"].setdefault(name, {})
     record.update(state="running", started=_now())
     record.pop("error", None)
     save_run(run_dir, state)
-    logger.info("run %s: %s", run_dir, name)
+    # On stderr whatever it is (a terminal or a log file): which stage a long run is in.
+    stage_line(f"exprl: {run_dir}: stage {name} starting")
     try:
         yield record
     except BaseException as exc:
@@ -462,6 +624,7 @@ def stage(run_dir: str | os.PathLike, state: dict[str, Any], name: str) -> Itera
     finally:
         record["ended"] = _now()
         save_run(run_dir, state)
+        stage_line(f"exprl: {run_dir}: stage {name} {record['state']}")
 
 
 def _now() -> str:

@@ -68,7 +68,7 @@ def test_shipped_recipe_loads_and_matches_the_defaults():
 def test_seeds_below_one_is_a_clear_error_before_any_work(tmp_path):
     out = run_cli("--seeds", "0", "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert out.returncode == 2
-    assert "seeds must be >= 1" in out.stderr
+    assert "'seeds' must be at least 1" in out.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -139,3 +139,62 @@ def test_kill_9_mid_write_leaves_a_readable_database(tmp_path):
     with JudgeCache(path) as cache:
         assert "k-0-0" in cache.get_many(["k-0-0"])
         assert cache.put_many([("after", ok(), "b", "v")]) == 1
+
+
+def _changed(config: JudgeConfig, name: str, tmp_path: Path) -> JudgeConfig:
+    """`config` with the setting `name` set to another valid value."""
+    import dataclasses
+    import typing
+
+    from exprl.judge.types import JudgeConfig as Config
+
+    value = getattr(config, name)
+    if name == "rubric":
+        store = tmp_path / "rubrics.jsonl"
+        store.write_text('{"id": "p0", "checkpoints": ["the sum", "5"], "builder": "test"}\n', encoding="utf-8")
+        return dataclasses.replace(config, rubric="cached", rubric_path=str(store))
+    if name == "model":
+        return dataclasses.replace(config, model=value + "-other")
+    if isinstance(value, bool):
+        return dataclasses.replace(config, **{name: not value})
+    if isinstance(value, (int, float)):
+        return dataclasses.replace(config, **{name: value + 1})
+    choices = typing.get_args(typing.get_type_hints(Config)[name])
+    return dataclasses.replace(config, **{name: next(c for c in choices if c != value)})
+
+
+def test_every_judgment_setting_is_in_the_key_each_change_makes_a_new_call(tmp_path):
+    """A judgment made under one judge setting is never served to a run under another: for each setting
+    that can change a judgment (every JudgeConfig field but the fetch-only ones), the same request
+    judged again with that setting changed reaches the judge again; unchanged, it is a cache hit."""
+    import dataclasses
+
+    from exprl.judge.cache import FETCH_ONLY_KEYS
+    from exprl.judge.loopback import LoopbackJudgeServer
+    from exprl.judge.service import build_judge
+
+    request = JudgeRequest(problem="What is 2 + 3?", reference="2 + 3 = 5, so \\boxed{5}", trace="2 + 3 = 5. \\boxed{5}",
+                           answer="5", problem_id="p0")
+    cache = str(tmp_path / "judge.sqlite")
+    with LoopbackJudgeServer() as server:
+        base = JudgeConfig(backend="openai", base_urls=[server.base_url], model="loopback", cache_path=cache)
+        # Each request already carries its process view (its mode) and its rubric (the checkpoints).
+        settings = [f.name for f in dataclasses.fields(base)
+                    if f.name not in FETCH_ONLY_KEYS and f.name not in ("process_view", "rubric_path")]
+        assert {"backend", "model", "temperature", "max_new_tokens", "json_mode", "prompt_layout", "known_answer",
+                "rubric", "max_trace_tokens", "reference_matching"} <= set(settings)
+        with build_judge(base) as judge:
+            first = judge.judge_sync([request])[0]
+        assert first.ok and server.request_count == 1
+        with build_judge(base) as judge:
+            assert judge.judge_sync([request])[0].cached and server.request_count == 1
+        for name in sorted(settings):
+            if name == "backend":
+                config = JudgeConfig(backend="reference", cache_path=cache)
+            else:
+                config = _changed(base, name, tmp_path)
+            with build_judge(config) as judge:
+                before = (server.request_count, judge.stats.backend_calls)
+                result = judge.judge_sync([request])[0]
+                assert not result.cached, f"{name}: a judgment made under another {name} was served from the cache"
+                assert judge.stats.backend_calls == before[1] + 1, name

@@ -347,7 +347,7 @@ def test_monitor_section_of_a_recipe(tmp_path):
     config = load_config(MonitorConfig, recipe, section="monitor")
     assert config.overlong_share == 0.4 and config.hacking_reward_rise is None and config.one_step_share == 0.5
     recipe.write_text("monitor:\n  bare_answer_share: 1.5\n")
-    with pytest.raises(ConfigError, match="monitor.bare_answer_share must be a share"):
+    with pytest.raises(ConfigError, match=r"'bare_answer_share' must be in \(0, 1\], got 1.5"):
         load_config(MonitorConfig, recipe, section="monitor")
-    with pytest.raises(ConfigError, match="monitor.hacking_window must be at least 2"):
+    with pytest.raises(ConfigError, match="'hacking_window' must be at least 2"):
         load_config(MonitorConfig, None, ["hacking_window=1"])

@@ -163,7 +163,7 @@ def test_a_declared_batch_leaves_trls_batch_keys_to_the_derivation():
         plan_stage(load_train_config(CONFIGS / "paper-grpo.yaml", ["batch.rollouts=null"]), 8)
     with pytest.raises(ConfigError, match="declare batch.sequences"):
         plan_stage(load_train_config(CONFIGS / "paper-sft.yaml", ["batch.prompts=4"]), 8)
-    with pytest.raises(ConfigError, match="batch.rollouts must be at least 2"):
+    with pytest.raises(ConfigError, match="'batch.rollouts' must be at least 2"):
         plan_stage(load_train_config(CONFIGS / "paper-grpo.yaml", ["batch.rollouts=1"]), 8)
 
 

@@ -180,7 +180,9 @@ def test_unscorable_rollouts_leave_the_loss(answer_model, problems_file, tmp_pat
         return original_loss(self, model, inputs)
 
     monkeypatch.setattr(ExpRLTrainer, "_compute_loss", capture_loss)
-    with LoopbackJudgeServer(behaviour="unparseable", faults=3) as server:
+    # The first fault answers the judge preflight (an unscorable answer there is only a warning); the
+    # next three are rollouts of the one step.
+    with LoopbackJudgeServer(behaviour="unparseable", faults=4) as server:
         run_training(make_config("exprl-outcome", answer_model, problems_file, server, max_steps=1), tmp_path / "r")
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["exprl/judge_unparseable"] == 3

@@ -113,6 +113,8 @@ def data_dir() -> Path | None:
 def set_data_dir(folder: str | os.PathLike) -> Path:
     """`--data-dir DIR`: the data folder for this process and the processes it starts."""
     path = Path(folder).expanduser().resolve()
+    if path.is_file():
+        raise ConfigError(f"--data-dir {folder}: a file, not a folder; name the folder that holds the data files")
     if not path.is_dir():
         raise ConfigError(f"--data-dir {folder}: no such folder")
     os.environ[DATA_DIR_ENV] = str(path)
@@ -140,7 +142,9 @@ def locate(entry: CatalogEntry) -> Location:
     if folder is not None and (folder / entry.local_file).is_file():
         return Location("local", str(folder / entry.local_file))
     note = (f"no ${DATA_DIR_ENV}" if folder is None else
-            f"{folder} does not exist" if not folder.is_dir() else f"no {entry.local_file} in {folder}")
+            f"${DATA_DIR_ENV}={folder} is a file, not a folder" if folder.is_file() else
+            f"${DATA_DIR_ENV}={folder} does not exist" if not folder.is_dir() else
+            f"no {entry.local_file} in {folder}")
     return Location("hub", entry.hub_label, note)
 
 

@@ -30,10 +30,12 @@ def register(subparsers) -> None:
     listing.set_defaults(handler=_list)
 
     prepare = actions.add_parser(
-        "prepare", help="validate, clean, dedupe, decontaminate and split corpora into DIR",
-        description="Writes DIR/{train,test}.{jsonl,parquet}, removed.jsonl, rejected.jsonl (with "
-                    "--skip-invalid) and stats.json, and prints a summary. DIR records what exprl wrote in "
-                    "it (exprl-manifest.json); DIR may not hold an input.")
+        "prepare", help="validate, clean, dedupe and decontaminate corpora into DIR (a test split on request)",
+        description="Writes DIR/train.{jsonl,parquet} (and DIR/test.{jsonl,parquet} with --set test_fraction=F; "
+                    "by default nothing is held out), removed.jsonl, rejected.jsonl (with --skip-invalid) and "
+                    "stats.json, and prints a summary. DIR records what exprl wrote in it (exprl-manifest.json, "
+                    "written last with every file's size and hash: a folder a killed prepare left half-written "
+                    "is refused by every reader); DIR may not hold an input.")
     prepare.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="catalog dataset (exprl data list), .jsonl, .parquet, datasets file or folder, or a "
                               "Hugging Face hub id")
@@ -103,7 +105,14 @@ def _prepare(args: argparse.Namespace) -> int:
     config.allow_empty = config.allow_empty or args.allow_empty
     report = prepare(args.inputs, args.out, config, overwrite=args.overwrite)
     print(report.summary())
+    if not report.test:
+        print("no test split: test_fraction is 0 (--set test_fraction=0.1 holds a tenth of the problems out)")
     print(f"wrote {', '.join(str(p) for p in report.files.values())} in {report.stats['seconds']} s")
+    if report.replaced:
+        print(f"replaced what was there before: {', '.join(p.name for p in report.replaced)}")
+    if report.deleted:
+        print(f"removed {', '.join(p.name for p in report.deleted)}: written by an earlier prepare into {args.out}, "
+              f"not made by these settings")
     return 0
 
 
@@ -131,8 +140,12 @@ def _synth(args: argparse.Namespace) -> int:
     from exprl.data.loaders import write_problems
     from exprl.data.synthetic import SyntheticTaskConfig, generate
 
+    from exprl.runs import check_parent_folder, refuse_special
+
     overrides = [*args.overrides, *([f"seed={args.seed}"] if args.seed is not None else [])]
     config = load_config(SyntheticTaskConfig, args.config, overrides)
+    refuse_special(args.out, "--out", folder_ok=False)
+    check_parent_folder(args.out)
     problems = generate(config)
     write_problems(args.out, problems)
     print(f"wrote {len(problems)} problems to {args.out}")

@@ -22,7 +22,7 @@ from exprl.data.answers import extract_answer, gsm8k_answer, last_boxed
 from exprl.data.catalog import DATA_DIR_ENV, CatalogEntry, find_entry, hub_ids, locate, without
 from exprl.data.problem import Problem
 from exprl.errors import DataError
-from exprl.runs import atomic_path, read_manifest
+from exprl.runs import atomic_path, check_complete
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Formats handed to `datasets.load_dataset` as data files (its builder name by suffix).
 DATASETS_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".arrow": "arrow", ".txt": "text"}
+DATA_SUFFIXES = (*JSONL_SUFFIXES, *PARQUET_SUFFIXES, *DATASETS_FILE_BUILDERS)
+"""Suffixes that make a source a data file (a missing one is "file not found", never a hub id)."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _CALCULATOR_ANNOTATION = re.compile(r"<<[^<>]*>>")
 LAYOUT_SAMPLE_ROWS = 1000
@@ -347,15 +349,20 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Any] | RowError]:
             yield line_no, row
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+def read_jsonl(path: str | os.PathLike, rejects: list[Rejection] | None = None) -> Iterator[tuple[int, Any]]:
     """(1-based line, value) for every non-blank line of a UTF-8 JSON Lines file; the first
-    unreadable line (bad bytes, bad JSON) is a DataError naming the file, line and byte offset."""
+    unreadable line (bad bytes, bad JSON) is a DataError naming the file, line and byte offset, or,
+    given a `rejects` list, is added to it and skipped. A file that is not UTF-8 text at all is an
+    error either way."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found" if not path.exists() else "not a file", path=str(path))
     for item in _read_jsonl(path):
         if len(item) == 3:
-            raise item[1]
+            if rejects is None:
+                raise item[1]
+            rejects.append(Rejection.from_error(item[1], item[2]))
+            continue
         yield item  # type: ignore[misc]
 
 
@@ -455,6 +462,7 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
         raise ValueError("skip_invalid=True needs a `rejects` list to record the rows it skips")
     source = os.fspath(source)
     if not Path(source).exists():
+        check_source_name(source)
         entry = find_entry(source)
         if entry is not None:
             if mapping or split:
@@ -469,6 +477,8 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
         if not problems and not allow_empty:
             raise DataError(f"no usable rows in its data files ({', '.join(f.name for f in files)})", path=source)
         return problems
+    if Path(source).is_file():
+        check_complete(Path(source).parent)  # a file of a prepared or filtered folder: only when it is whole
     columns, rows = _rows(source, split, config)
     objects = True
     if columns is None:  # JSONL has no schema: the keys of its first rows choose the layout
@@ -499,6 +509,24 @@ def load_problems(source: str | os.PathLike, *, mapping: dict[str, str] | None =
     if not problems and not allow_empty:
         raise DataError(empty_reason(source, seen, refused), path=source)
     return problems
+
+
+def check_source_name(source: str | os.PathLike) -> None:
+    """A DataError for a source that is no file, no catalog dataset and no hub id but is spelt near a
+    catalog dataset's name (`gsm8k-tran`): without it, the name would be tried on the hub and fail
+    there with a network error that says nothing of the typo. Reads nothing."""
+    import difflib
+
+    from exprl.data.catalog import CATALOG
+
+    text = os.fspath(source)
+    if not text or "/" in text or Path(text).exists() or find_entry(text) is not None:
+        return
+    names = [entry.name for entry in CATALOG]
+    near = difflib.get_close_matches(text, names, n=3, cutoff=0.75)
+    if near:
+        raise DataError(f"no such file, and no catalog dataset of that name; did you mean "
+                        f"{' or '.join(near)}? (`exprl data list` shows them all)", path=text)
 
 
 # -- datasets by name (exprl.data.catalog) ------------------------------------------------------
@@ -565,7 +593,7 @@ def _folder_files(path: Path, split: str | None) -> list[Path] | None:
     save_to_disk folder, or one without such files)."""
     if not path.is_dir() or any((path / name).is_file() for name in _DATASETS_FOLDER_MARKERS):
         return None
-    manifest = read_manifest(path)
+    manifest = check_complete(path)
     if manifest is not None and manifest.get("command") in PROBLEM_FOLDERS:
         chosen = path / f"{split or PROBLEM_FOLDERS[manifest['command']]}.jsonl"
         if not chosen.is_file():

@@ -28,7 +28,7 @@ class MixSource:
     path: str = field(default="", metadata={
         "help": "Problems: a prepared or filtered folder, a data file, a catalog dataset or a hub id (anything "
                 "data.train_files takes)."})
-    weight: float = field(default=1.0, metadata={
+    weight: float = field(default=1.0, metadata={"range": "(0, inf)",
         "help": "Share of the training problems drawn from this source, relative to the other sources' weights "
                 "(they are normalised to sum to 1)."})
     domain: str = field(default="", metadata={

@@ -50,7 +50,7 @@ class PrepareConfig:
                 "otherwise each is an error saying why."})
     decontaminate: list[str] = field(default_factory=list, metadata={
         "help": "Eval sets (any loadable source) whose problems must not appear in the output."})
-    decontam_ngram: int = field(default=13, metadata={
+    decontam_ngram: int = field(default=13, metadata={"range": "[0, inf)",
         "help": "A training problem sharing one word n-gram of this length with an eval problem is removed "
                 "(0 turns the n-gram check off; exact text matches are always removed)."})
     decontam_by_id: bool = field(default=False, metadata={
@@ -60,32 +60,34 @@ class PrepareConfig:
         "help": "Remove problems whose normalised text (case, spacing, Unicode form) equals an earlier one."})
     near_dedupe: bool = field(default=True, metadata={
         "help": "Remove problems whose word-shingle Jaccard similarity to a kept one reaches near_dup_threshold."})
-    near_dup_threshold: float = field(default=0.9, metadata={
+    near_dup_threshold: float = field(default=0.9, metadata={"range": "(0, 1]",
         "help": "Jaccard similarity of word shingles at or above which a problem is a near duplicate. High by "
                 "default: MATH has many templated problems that differ only in a number and are distinct."})
-    near_dup_shingle: int = field(default=5, metadata={
+    near_dup_shingle: int = field(default=5, metadata={"range": "[1, inf)",
         "help": "Tokens (words and single symbols) per shingle for near-duplicate detection."})
     near_dup_same_answer: bool = field(default=True, metadata={
         "help": "Count a similar problem as a near duplicate only when its final answer is also the same: in "
                 "math, near-identical text with another answer usually asks for another quantity."})
-    minhash_permutations: int = field(default=128, metadata={
+    minhash_permutations: int = field(default=128, metadata={"range": "[1, inf)",
         "help": "MinHash signature length; candidates found by LSH are confirmed with the exact Jaccard."})
-    minhash_bands: int = field(default=32, metadata={
+    minhash_bands: int = field(default=32, metadata={"range": "[1, inf)",
         "help": "LSH bands (must divide minhash_permutations). More bands find more candidates."})
     domains: list[str] = field(default_factory=list, metadata={
         "help": "Keep only these domains (empty keeps all)."})
-    min_level: int | None = field(default=None, metadata={"help": "Drop problems whose meta.level is below this."})
-    max_level: int | None = field(default=None, metadata={"help": "Drop problems whose meta.level is above this."})
+    min_level: int | None = field(default=None, metadata={
+        "range": "[0, inf)", "help": "Drop problems whose meta.level is below this."})
+    max_level: int | None = field(default=None, metadata={
+        "range": "[0, inf)", "help": "Drop problems whose meta.level is above this."})
     keep_unleveled: bool = field(default=True, metadata={
         "help": "With a level range, keep problems that have no level (e.g. GSM8K)."})
-    max_problem_chars: int | None = field(default=None, metadata={
+    max_problem_chars: int | None = field(default=None, metadata={"range": "[0, inf)",
         "help": "Drop problems whose statement is longer than this many characters."})
-    max_reference_chars: int | None = field(default=None, metadata={
+    max_reference_chars: int | None = field(default=None, metadata={"range": "[0, inf)",
         "help": "Drop problems whose reference solution is longer than this many characters."})
-    test_fraction: float = field(default=0.0, metadata={
+    test_fraction: float = field(default=0.0, metadata={"range": "[0, 1)",
         "help": "Fraction of problems held out as test; chosen by a seeded hash of the id, so it is "
                 "stable across runs and across adding or removing other rows."})
-    seed: int = field(default=0, metadata={"help": "Seed of the train/test split hash."})
+    seed: int = field(default=0, metadata={"range": "[0, 4294967295]", "help": "Seed of the train/test split hash."})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
@@ -126,6 +128,8 @@ class PrepareReport:
     rejected: list[Rejection]
     stats: dict[str, Any]
     files: dict[str, Path]
+    replaced: list[Path] = field(default_factory=list)  # files that existed before and were written over
+    deleted: list[Path] = field(default_factory=list)   # an earlier run's files these settings no longer make
 
     def summary(self) -> str:
         return format_stats(self.stats)
@@ -383,7 +387,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     if not inputs:
         raise ConfigError("prepare needs at least one input")
     sources = [*inputs, *config.decontaminate]
-    inspect_output_dir(out_dir, PREPARE_COMMAND, inputs=sources, overwrite=overwrite)
+    inspect_output_dir(out_dir, PREPARE_COMMAND, inputs=sources, overwrite=overwrite, writes=PREPARE_WRITES)
     started = time.perf_counter()
     mapping = parse_field_mapping(config.fields)
     rejected: list[Rejection] = []
@@ -448,6 +452,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
 
     output = claim_output_dir(out_dir, PREPARE_COMMAND, PREPARE_WRITES, inputs=sources, overwrite=overwrite)
     out = output.path
+    replaced = [out / name for name in PREPARE_WRITES if (out / name).is_file()]
     files: dict[str, Path] = {
         "train.jsonl": write_problems(out / "train.jsonl", train),
         "train.parquet": write_problems_parquet(out / "train.parquet", train),
@@ -481,5 +486,7 @@ def prepare(inputs: Sequence[str | Path], out_dir: str | Path, config: PrepareCo
     }
     files["stats.json"] = write_json_atomic(out / "stats.json", stats)
     # A rerun with other settings must not leave an old split behind (only files of the manifest go).
-    output.remove_stale(files)
-    return PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files)
+    stale = output.remove_stale(files)
+    output.commit(files)  # last: until now a reader refuses the folder as incomplete
+    return PrepareReport(train=train, test=test, removed=removed, rejected=rejected, stats=stats, files=files,
+                         replaced=[p for p in replaced if p.name in files], deleted=stale)

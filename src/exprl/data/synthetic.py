@@ -53,16 +53,19 @@ STEP_LABELS = ("letters", "numbers")
 class SyntheticTaskConfig:
     """One split of the synthetic coverage task."""
 
-    num_problems: int = field(default=256, metadata={"help": "How many problems to generate."})
-    min_steps: int = field(default=1, metadata={"help": "Shortest chain (operations per problem)."})
-    max_steps: int = field(default=3, metadata={
+    num_problems: int = field(default=256, metadata={"range": "[0, inf)", "help": "How many problems to generate."})
+    min_steps: int = field(default=1, metadata={
+        "range": "[1, inf)", "help": "Shortest chain (operations per problem)."})
+    max_steps: int = field(default=3, metadata={"range": "[1, inf)",
         "help": "Longest chain. Easy = 1-3 (what the base model is pre-trained on), hard = 5-6."})
-    modulus: int = field(default=100, metadata={"help": "All values are reduced modulo this number."})
+    modulus: int = field(default=100, metadata={
+        "range": "[2, inf)", "help": "All values are reduced modulo this number."})
     operations: list[str] = field(default_factory=lambda: ["add", "sub", "mul"], metadata={
         "help": f"Operations to draw from: any of {', '.join(OPERATIONS)}."})
-    min_operand: int = field(default=2, metadata={"help": "Smallest operand of an operation."})
-    max_operand: int = field(default=9, metadata={"help": "Largest operand of an operation."})
-    seed: int = field(default=0, metadata={"help": "Random seed; the same config gives the same problems."})
+    min_operand: int = field(default=2, metadata={"range": "[1, inf)", "help": "Smallest operand of an operation."})
+    max_operand: int = field(default=9, metadata={"range": "[1, inf)", "help": "Largest operand of an operation."})
+    seed: int = field(default=0, metadata={
+        "range": "[0, 4294967295]", "help": "Random seed; the same config gives the same problems."})
     split: str = field(default="train", metadata={
         "help": "Split name: part of every id and of the random stream, so splits with one seed differ."})
     last_first: bool = field(default=False, metadata={

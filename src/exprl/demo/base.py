@@ -31,28 +31,32 @@ DONE_FILE = "base_done.json"
 class BaseModelConfig:
     """The tiny base model and its pre-training on the easy split."""
 
-    hidden_size: int = field(default=128, metadata={"help": "Width of the tiny Llama."})
-    num_layers: int = field(default=2, metadata={"help": "Transformer layers."})
-    num_heads: int = field(default=4, metadata={"help": "Attention heads."})
-    max_positions: int = field(default=512, metadata={"help": "Longest sequence the model can see."})
-    num_problems: int = field(default=20000, metadata={"help": "Easy problems generated for pre-training."})
-    steps: int = field(default=4200, metadata={
+    hidden_size: int = field(default=128, metadata={"range": "[1, inf)", "help": "Width of the tiny Llama."})
+    num_layers: int = field(default=2, metadata={"range": "[1, inf)", "help": "Transformer layers."})
+    num_heads: int = field(default=4, metadata={"range": "[1, inf)", "help": "Attention heads."})
+    max_positions: int = field(default=512, metadata={
+        "range": "[1, inf)", "help": "Longest sequence the model can see."})
+    num_problems: int = field(default=20000, metadata={
+        "range": "[1, inf)", "help": "Easy problems generated for pre-training."})
+    steps: int = field(default=4200, metadata={"range": "[1, inf)",
         "help": "Most optimiser steps (the cosine schedule spans them); pre-training usually stops "
                 "earlier, at `target_easy_greedy`."})
-    target_easy_greedy: float = field(default=0.9, metadata={
+    target_easy_greedy: float = field(default=0.9, metadata={"range": "[0, 1]",
         "help": "Stop once the base solves this share of held-out easy problems greedily (checked every "
                 "`check_every` steps); 0 always trains all `steps`. The task needs a base that solves easy "
                 "problems, and when a tiny model gets there varies with the seed and even the hardware "
                 "(the loss drops in sudden phases): a fixed step count left some bases at 37% "
                 "(docs/architecture.md)."})
-    check_every: int = field(default=300, metadata={"help": "Steps between competence checks."})
-    check_problems: int = field(default=32, metadata={
+    check_every: int = field(default=300, metadata={"range": "[1, inf)", "help": "Steps between competence checks."})
+    check_problems: int = field(default=32, metadata={"range": "[1, inf)",
         "help": "Held-out easy problems of each competence check (a split of their own)."})
-    batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
-    learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
-    warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up steps."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    seed: int = field(default=0, metadata={"help": "Seed of the model init, the data and the batch order."})
+    batch_size: int = field(default=32, metadata={"range": "[1, inf)", "help": "Sequences per step."})
+    learning_rate: float = field(default=3e-3, metadata={
+        "range": "(0, inf)", "help": "Peak AdamW learning rate (cosine decay)."})
+    warmup_steps: int = field(default=30, metadata={"range": "[0, inf)", "help": "Linear warm-up steps."})
+    weight_decay: float = field(default=0.01, metadata={"range": "[0, inf)", "help": "AdamW weight decay."})
+    seed: int = field(default=0, metadata={
+        "range": "[0, 4294967295]", "help": "Seed of the model init, the data and the batch order."})
     whole_numbers: bool = field(default=True, metadata={
         "help": "One token per number below min(modulus, 100), as LLM tokenizers keep short numbers "
                 "whole. Each step is then a lookup the base model learns in a minute; with digit "

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Sequence
 from exprl import __version__
 from exprl.errors import RunStateError
 from exprl.eval.annotate import BEHAVIOURS, Annotator
-from exprl.runs import read_versioned_json, write_json_atomic, write_text_atomic
+from exprl.runs import read_versioned_json, savefig_atomic, write_json_atomic, write_text_atomic
 
 ANALYZE_COMMAND = "analyze"
 ANALYSIS_FILE = "analysis.json"
@@ -361,7 +361,7 @@ def plot_delimiters(analysis: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("share of traces (%)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -379,7 +379,7 @@ def plot_behaviours(analysis: dict[str, Any], path: Path) -> Path:
               "problems gained - lost", "Against the base model, per problem")
         axes[0][1].axhline(0, color="black", linewidth=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 

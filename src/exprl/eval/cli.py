@@ -136,14 +136,14 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
 def _config_from_args(cls: type, section_name: str, args: argparse.Namespace, flag_fields: dict[str, str]):
     import dataclasses
 
-    from exprl.config import load_config, read_yaml
+    from exprl.config import check_values, load_config, read_yaml
 
     section = section_name if args.config and section_name in read_yaml(args.config) else None
     config = load_config(cls, args.config, args.overrides, section=section)
     flags = {name: getattr(args, flag) for flag, name in flag_fields.items() if getattr(args, flag) is not None}
     if flags.get("system_prompt") == "":
         flags["system_prompt"] = None  # '' on the command line means no system prompt
-    return dataclasses.replace(config, **flags)  # checked again, as any config is
+    return check_values(dataclasses.replace(config, **flags), section_name)  # flags held to the ranges too
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -13,13 +13,14 @@ class SamplingConfig:
     """How a checkpoint is sampled: shared by evaluation and by `exprl data filter`, which samples
     the same way so that its hard set is hard for the model as evaluation and training see it."""
 
-    temperature: float = field(default=POLICY_TEMPERATURE, metadata={
+    temperature: float = field(default=POLICY_TEMPERATURE, metadata={"range": "[0, inf)",
         "help": "Sampling temperature (0 = greedy); by default the one training samples rollouts at."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
-    max_tokens: int = field(default=1024, metadata={"help": "Maximum new tokens per completion."})
-    batch_size: int = field(default=8, metadata={
+    top_p: float = field(default=1.0, metadata={"range": "(0, 1]", "help": "Nucleus sampling mass."})
+    max_tokens: int = field(default=1024, metadata={"range": "[1, inf)", "help": "Maximum new tokens per completion."})
+    batch_size: int = field(default=8, metadata={"range": "[1, inf)",
         "help": "Requests per generate call, and per cache commit (use hundreds with vLLM)."})
-    seed: int = field(default=0, metadata={"help": "Base seed; every (problem, sample) derives its own."})
+    seed: int = field(default=0, metadata={
+        "range": "[0, 4294967295]", "help": "Base seed; every (problem, sample) derives its own."})
     system_prompt: str | None = field(default=POLICY_SYSTEM_PROMPT, metadata={
         "help": "Policy system prompt (null: none); default: the paper's (exprl.data.prompts.POLICY_SYSTEM_PROMPT). "
                 "Must match the one used in training (exprl pipeline checks it)."})
@@ -61,8 +62,9 @@ class EvalConfig(SamplingConfig):
         "help": "Benchmarks: bench-*.yaml recipes (files or bundled names, e.g. bench-math500), catalog datasets "
                 "(math500, gsm8k-test: `exprl data list`), or data files/hub ids load_problems reads "
                 "(JSONL/Parquet in the Problem schema; the reference may be absent)."})
-    n: int = field(default=16, metadata={"help": "Samples per problem; pass@k is reported for every k in 1..n."})
-    limit: int | None = field(default=None, metadata={
+    n: int = field(default=16, metadata={
+        "range": "[1, inf)", "help": "Samples per problem; pass@k is reported for every k in 1..n."})
+    limit: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Evaluate only the first LIMIT problems of each benchmark (smoke runs)."})
     traces: bool = field(default=False, metadata={
         "help": "Also write traces.jsonl: every sample with its problem, reference and verdict, one row each, "
@@ -78,11 +80,11 @@ class FilterConfig(SamplingConfig):
     """`exprl data filter`: which problems count as hard for a model (method.md §5.1: the paper keeps
     the problems its base model fails in all 64 samples at a 32k-token budget)."""
 
-    n: int = field(default=8, metadata={"help": "Samples per problem."})
-    max_solved: int = field(default=0, metadata={
+    n: int = field(default=8, metadata={"range": "[1, inf)", "help": "Samples per problem."})
+    max_solved: int = field(default=0, metadata={"range": "[0, inf)",
         "help": "Keep a problem when at most this many of its n samples are correct (0: the paper's hard set, "
                 "solved in none)."})
-    limit: int | None = field(default=None, metadata={
+    limit: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Filter only the first LIMIT problems of the input (smoke runs)."})
 
     def __post_init__(self) -> None:
@@ -102,7 +104,8 @@ class BenchmarkConfig:
     path: str = field(default="", metadata={
         "help": "Catalog dataset (math500, gsm8k-test, ...), data file, folder or hub id that load_problems reads."})
     split: str | None = field(default=None, metadata={"help": "Split, for sources with several."})
-    limit: int | None = field(default=None, metadata={"help": "Use only the first LIMIT problems."})
+    limit: int | None = field(default=None, metadata={
+        "range": "[1, inf)", "help": "Use only the first LIMIT problems."})
     fields: dict[str, str] = field(default_factory=dict, metadata={
         "help": "Problem field -> source column, for layouts load_problems does not recognise "
                 "(e.g. {problem: question, answer: final})."})

@@ -81,6 +81,27 @@ def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[
     return name, source, problems
 
 
+def check_benchmark(spec: str) -> None:
+    """What `load_benchmark` would refuse about `spec` found without reading its problems (a plan
+    checks every benchmark in a second): a benchmark recipe that does not load or names no data, a
+    data file that does not exist, a misspelt catalog name."""
+    from exprl.config import load_config
+    from exprl.data.loaders import DATA_SUFFIXES, check_source_name
+    from exprl.recipes import bundled_recipe, find_recipe, recipe_folder, resolve_entry
+
+    source = spec
+    if spec.endswith((".yaml", ".yml")) or (not Path(spec).exists() and bundled_recipe(spec) is not None):
+        recipe = find_recipe(spec)
+        bench = load_config(BenchmarkConfig, recipe)
+        if not bench.path:
+            raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file, catalog dataset or hub id")
+        source = resolve_entry(bench.path, recipe_folder(recipe))
+    check_source_name(source)
+    if Path(source).suffix.lower() in DATA_SUFFIXES and not Path(source).exists():
+        raise DataError("file not found" + (f" (named by the benchmark recipe {spec})" if source != spec else ""),
+                        path=source)
+
+
 def evaluate(model: str | Path, benches: list[str], out_dir: str | Path = "eval", *,
              generator: Generator | None = None, **settings: Any) -> dict[str, dict[str, Any]]:
     """Evaluate `model` on each benchmark; returns {benchmark name: result dict} and writes files.
@@ -205,13 +226,13 @@ class LazyGenerator:
 
 def _generate_missing(store: GenerationStore, generator, key: str, name: str,
                       problems: list[Problem], config: EvalConfig) -> None:
-    from tqdm import tqdm
+    from exprl.progress import Progress
 
     done = store.done_indices(key, name)
     todo = [(p, i) for p in problems for i in range(config.n) if i not in done.get(p.id, ())]
     if not todo:
         return
-    with tqdm(total=len(todo), desc=f"eval {name}", unit="sample", disable=None) as bar:
+    with Progress(len(todo), f"eval {name}", "sample") as bar:
         for start in range(0, len(todo), config.batch_size):
             batch = todo[start:start + config.batch_size]
             conversations = [policy_messages(p.problem, config.system_prompt) for p, _ in batch]

@@ -90,8 +90,8 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
     """Filter the problems of `inputs` (anything `load_problems` reads) by how often `model` solves
     them; writes the folder described in the module docstring. `generator` replaces the built-in
     sampler; it is built only when a sample is missing, so a finished folder never loads the model.
-    `progress`: the bar on stderr (None: only on a terminal)."""
-    from tqdm import tqdm
+    `progress`: a bar on a terminal, progress lines elsewhere (None: shown; False: off)."""
+    from exprl.progress import Progress
 
     from exprl.rewards.verifier import refuse_unverifiable
 
@@ -100,7 +100,7 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
     model_id = resolve_model(model)
     out = Path(out_dir)
     folder = dict(inputs=[model_id, *sources], flag="--out")
-    inspect_output_dir(out, FILTER_COMMAND, **folder)
+    inspect_output_dir(out, FILTER_COMMAND, writes=FILTER_WRITES, **folder)
     problems = _load(sources, config.limit)
     refuse_unverifiable(problems, "data filter")
     started = time.monotonic()
@@ -113,7 +113,7 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
     if stored is not None:
         refuse_changes(stored["identity"], identity, where=out, what="filter (model or sampling settings)",
                        hint="filter with another model or setting into a new --out")
-    claim_output_dir(out, FILTER_COMMAND, FILTER_WRITES, **folder)
+    folder_output = claim_output_dir(out, FILTER_COMMAND, FILTER_WRITES, **folder)
     write_json_atomic(out / FILTER_FILE, {"exprl_version": __version__, "format": FILTER_FORMAT, "identity": identity,
                                           "generation_key": key, "inputs": sources, "settings": asdict(config)})
 
@@ -125,9 +125,8 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
         rows = {k: done[k] for k in keys if k in done}
         todo = [(k, p) for k, p in zip(keys, problems) if k not in rows]
         per_group = max(1, -(-config.batch_size // config.n))  # problems whose samples fill about one batch
-        hide_bar = None if progress is None else not progress
         with GenerationStore(out / GENERATIONS_FILE) as store, \
-                tqdm(total=len(problems), initial=len(rows), desc="filter", unit="problem", disable=hide_bar) as bar:
+                Progress(len(problems), "filter", "problem", initial=len(rows), disable=progress is False) as bar:
             have = store.done_indices(key, STORE_BENCHMARK)
             for start in range(0, len(todo), per_group):
                 group = todo[start:start + per_group]
@@ -144,9 +143,12 @@ def filter_problems(model: str | Path, inputs: str | Path | Sequence[str | Path]
                      samples={"generated": lazy.requests, "reused": config.n * len(problems) - lazy.requests},
                      seconds=round(time.monotonic() - started, 1))
         write_json_atomic(out / STATS_FILE, stats)
-        journal.finish(output)  # last: its output's presence means the folder is complete
+        journal.finish(output)
     finally:
         journal.close()
+    # Last: until now every reader refuses the folder as incomplete (generations.sqlite is a store
+    # committed as it grows, checked by its own keys, not by a hash).
+    folder_output.commit([FILTER_FILE, COUNTS_FILE, KEPT_FILE, DROPPED_FILE, STATS_FILE])
     return FilterReport(out, stats)
 
 

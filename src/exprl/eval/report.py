@@ -21,7 +21,7 @@ from exprl.eval.evaluate import read_results
 from exprl.judge.types import JudgeStatus
 from exprl.rewards import monitors
 from exprl.rewards.monitors import ALERT_RECORD, MonitorConfig
-from exprl.runs import METRICS_FILE, RECIPE_FILE, read_run
+from exprl.runs import METRICS_FILE, RECIPE_FILE, read_run, savefig_atomic, write_text_atomic
 
 # Panel title -> (metrics.jsonl key, y label). Keys are TRL's own and the ExpRL trainer's `exprl/*`.
 DYNAMICS = [
@@ -135,7 +135,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
 
     table1 = stage_table(runs, benches, "stage2", ks=[1])
     table2 = stage_table(runs, benches, "stage1", ks=[1, k] if k and k > 1 else [1])
-    (out / "tables.md").write_text(f"## Table 1\n\n{table1}\n## Table 2\n\n{table2}", encoding="utf-8")
+    write_text_atomic(out / "tables.md", f"## Table 1\n\n{table1}\n## Table 2\n\n{table2}")
     figures = []
     for bench in benches:
         figures.append(plot_pass_at_k(runs, bench, out / f"pass_at_k_{_slug(bench)}.png"))
@@ -174,7 +174,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
     lines += ["", *alerts_section(runs)]
     lines += behaviour_section(analysis_folders(run_dirs) if analyses is None else analyses, out)
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -274,7 +274,7 @@ def plot_pass_at_k(runs: list[RunView], bench: str, path: Path) -> Path:
             ax.text(0.5, 0.5, "no finished evaluation", ha="center", va="center", transform=ax.transAxes)
     axes[0].set_ylabel("pass@k (%)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    savefig_atomic(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -308,7 +308,7 @@ def plot_dynamics(runs: list[RunView], stage: str, path: Path) -> Path:
             ax.text(0.5, 0.5, f"not logged\n({key})", ha="center", va="center", transform=ax.transAxes,
                     color="gray")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -384,7 +384,7 @@ def plot_monitors(runs: list[RunView], stage: str, path: Path) -> Path:
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -426,7 +426,7 @@ def plot_steps_histogram(runs: list[RunView], path: Path) -> Path | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    savefig_atomic(fig, path, dpi=110)
     plt.close(fig)
     return path
 

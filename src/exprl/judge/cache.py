@@ -2,7 +2,9 @@
 
 Judging is the expensive part of ExpRL (one LLM call per rollout, or per step); the same
 (problem, reference, trace) reaches the judge again on resume, in evaluation, in calibration and in
-repeated CLI runs. One row per judgment, keyed by a hash of everything that can change the answer.
+repeated CLI runs. One row per judgment, keyed by a hash of everything that can change the answer:
+the request, the backend and prompt version, and every judge setting (`judgment_settings`), so a
+judgment made with 16 new tokens or at temperature 1.5 is never served to a run with 2048 or 0.
 
 Concurrency and crash safety: WAL journal (readers never block the writer), a busy timeout so that
 several trainer or CLI processes can write to one file, and one short transaction per `put_many`.
@@ -14,22 +16,35 @@ trace and must be retried next time.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from exprl.errors import JudgeError
-from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
 CACHEABLE = frozenset({JudgeStatus.OK, JudgeStatus.UNPARSEABLE})
-FETCH_ONLY_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path", "retry_backoff_s")
+FETCH_ONLY_KEYS = ("base_urls", "api_key", "concurrency", "timeout_s", "max_retries", "cache_path", "retry_backoff_s",
+                   "preflight_timeout_s")
 """JudgeConfig fields that change how judgments are fetched, not what they are: outside the cache
 key, and free to change when a run resumes (a judge server restarted on another port)."""
-_SCHEMA_VERSION = 1
+KEYED_ELSEWHERE = ("process_view", "rubric_path")
+"""JudgeConfig fields whose effect is already in each request: its mode is the process view it was
+built under, and its rubric (the checkpoints themselves) is read from the store at rubric_path."""
+_SCHEMA_VERSION = 2  # 2: every judgment setting is part of the key (1 had the backend and prompt only)
+
+
+def judgment_settings(config: JudgeConfig) -> dict[str, Any]:
+    """Every JudgeConfig setting that can change a judgment: all fields but the fetch-only ones and
+    those each request already carries. A new field is in the key unless it is listed above, so a
+    setting added later can never be served a judgment made under another value of it."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in FETCH_ONLY_KEYS and f.name not in KEYED_ELSEWHERE}
 _BUSY_TIMEOUT_MS = 30_000
 
 
@@ -40,12 +55,15 @@ def default_cache_path() -> Path:
 
 
 def cache_key(backend_name: str, prompt_version: str, request: JudgeRequest,
-              max_trace_tokens: int | None) -> str:
-    """sha256 over everything that can change a judgment. JSON keeps field boundaries unambiguous."""
+              max_trace_tokens: int | None, settings: Mapping[str, Any] | None = None) -> str:
+    """sha256 over everything that can change a judgment: the backend, the prompt's version, the
+    request, and the judge's settings (`judgment_settings`: temperature, max new tokens, ...). JSON
+    keeps field boundaries unambiguous."""
     payload = [_SCHEMA_VERSION, backend_name, prompt_version, request.mode, request.domain,
                request.problem, request.reference, list(request.rubric) if request.rubric else None,
-               request.trace, request.context, request.answer, max_trace_tokens]
-    blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+               request.trace, request.context, request.answer, max_trace_tokens,
+               sorted((settings or {}).items())]
+    blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -125,13 +143,17 @@ class JudgeCache:
         with self._lock:
             # IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout) here
             # instead of failing half-way through the batch.
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO judgments VALUES (?,?,?,?,?,?,?,?,?)", keep)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("INSERT OR REPLACE INTO judgments VALUES (?,?,?,?,?,?,?,?,?)", keep)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:  # a full disk, a read-only file: the path, in one line
+                raise JudgeError(f"judge cache {self.path}: cannot write ({exc}); free disk space, or pass "
+                                 f"--cache '' to run without a cache") from None
         return len(keep)
 
     def __len__(self) -> int:

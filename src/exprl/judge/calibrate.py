@@ -31,9 +31,11 @@ CONDITIONS = ("correct_reference", "no_reference", "wrong_reference")
 class CalibrationConfig:
     """How traces are labelled positive and how wrong references are chosen."""
 
-    threshold: int = field(default=3, metadata={"help": "A judgment is positive when score > threshold "
+    threshold: int = field(default=3, metadata={
+        "range": "[1, 4]", "help": "A judgment is positive when score > threshold "
                                                         "(paper: 3)."})
-    seed: int = field(default=0, metadata={"help": "Seed of the derangement choosing wrong references."})
+    seed: int = field(default=0, metadata={
+        "range": "[0, 4294967295]", "help": "Seed of the derangement choosing wrong references."})
 
 
 @dataclass(frozen=True)

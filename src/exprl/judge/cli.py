@@ -26,6 +26,13 @@ _CHUNKS_IN_FLIGHT = 2  # the next chunk starts while the last judgments of one a
 RETRIED_STATUSES = ("error", "timeout")
 """Rows with these statuses never reached a judgment: a rerun judges them again, and `judge run`
 exits 1 while any is left."""
+DEFAULT_MAX_STEPS = 256
+OVER_STEP_CAP = "over_step_cap"
+"""Status of a process-mode row with more steps than --max-steps: its score is null (s_T, the last
+step's, was not asked for); its first steps are judged. Not retried: the same trace has as many steps
+the next time."""
+STEP_NOT_JUDGED = "not_judged"
+"""Status of a step past --max-steps: never sent to the judge."""
 
 
 def register(subparsers) -> None:
@@ -98,11 +105,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
     parser.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
     parser.add_argument("--delimiter", default=DEFAULT_DELIMITER, help="process mode: the step delimiter")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N",
+                        help=f"process mode: judge at most N steps of a trace (default {DEFAULT_MAX_STEPS}); a trace "
+                             f"with more has its first N judged, the rest status '{STEP_NOT_JUDGED}', and the row "
+                             f"status '{OVER_STEP_CAP}' with score null (a trace with thousands of '###' would "
+                             f"otherwise hold the judge for minutes)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--allow-empty", action="store_true", help="accept an input without traces")
+    parser.add_argument("--skip-invalid", action="store_true",
+                        help="write bad rows (malformed JSON, a missing or mistyped field) to OUT's .rejected.jsonl "
+                             "with their line and reason, and judge the rest, instead of stopping at the first")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out that is not an earlier judge run's output, and start over "
-                             "instead of resuming an interrupted run")
+                             "instead of resuming an interrupted run (says what it drops)")
     add_judge_config_arguments(parser)
 
 
@@ -129,8 +144,8 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def judge_config_from_args(args: argparse.Namespace):
-    """JudgeConfig from --config/--set, then the explicit flags (flags win)."""
-    from exprl.config import load_config, read_yaml
+    """JudgeConfig from --config/--set, then the explicit flags (flags win), every value in its range."""
+    from exprl.config import check_values, load_config, read_yaml
     from exprl.judge.types import JudgeConfig
 
     section = None
@@ -144,42 +159,58 @@ def judge_config_from_args(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None:
             setattr(config, field_name, value)
-    return config
+    return check_values(config, "judge config")
 
 
 # -- exprl judge run ----------------------------------------------------------------------------
-def read_trace_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_trace_rows(path: str | Path, rejects: list | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for every non-blank line; a bad row is a DataError naming line and field
-    (bad bytes: the byte offset and the encoding expected)."""
-    from exprl.data.loaders import read_jsonl
+    (bad bytes: the byte offset and the encoding expected), or, given a `rejects` list, a
+    `loaders.Rejection` added to it while the rest are read."""
+    from exprl.data.loaders import Rejection, read_jsonl
     from exprl.errors import DataError
 
     path = Path(path)
-    for line_no, row in read_jsonl(path):
-        if not isinstance(row, dict):
-            raise DataError("each line must be a JSON object", path=str(path), line=line_no)
-        for name in REQUIRED_FIELDS:
-            if name not in row:
-                raise DataError("missing", path=str(path), line=line_no, field=name)
-            value = row[name]
-            if name == "reference" and value is None:
-                continue  # judging without a reference (calibration)
-            if name == "id" and isinstance(value, int) and not isinstance(value, bool):
-                continue
-            if not isinstance(value, str):
-                raise DataError(f"must be a string, got {type(value).__name__}", path=str(path),
-                                line=line_no, field=name)
-            if name in ("problem", "trace") and not value.strip():
-                raise DataError("is empty", path=str(path), line=line_no, field=name)
-        for name in ("answer", "domain", "problem_id"):
-            if row.get(name) is not None and not isinstance(row[name], str):
-                raise DataError(f"must be a string, got {type(row[name]).__name__}", path=str(path),
-                                line=line_no, field=name)
-        yield line_no, row
+    for line_no, row in read_jsonl(path, rejects):
+        try:
+            checked = _checked_trace_row(path, line_no, row)
+        except DataError as error:
+            if rejects is None:
+                raise
+            rejects.append(Rejection.from_error(error, row))
+            continue
+        yield line_no, checked
 
 
-def requests_for_row(row: dict[str, Any], mode: str, view: str, delimiter: str):
-    """(requests, steps) for one input row: one request in outcome mode, one per step in process."""
+def _checked_trace_row(path: Path, line_no: int, row: Any) -> dict[str, Any]:
+    from exprl.errors import DataError
+
+    if not isinstance(row, dict):
+        raise DataError("each line must be a JSON object", path=str(path), line=line_no)
+    for name in REQUIRED_FIELDS:
+        if name not in row:
+            raise DataError("missing", path=str(path), line=line_no, field=name)
+        value = row[name]
+        if name == "reference" and value is None:
+            continue  # judging without a reference (calibration)
+        if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, str):
+            raise DataError(f"must be a string, got {type(value).__name__}", path=str(path),
+                            line=line_no, field=name)
+        if name == "problem" and not value.strip():
+            raise DataError("is empty", path=str(path), line=line_no, field=name)
+        # An empty trace is a policy output (it stopped at once): judged, with the lowest score.
+    for name in ("answer", "domain", "problem_id"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            raise DataError(f"must be a string, got {type(row[name]).__name__}", path=str(path),
+                            line=line_no, field=name)
+    return row
+
+
+def requests_for_row(row: dict[str, Any], mode: str, view: str, delimiter: str, max_steps: int | None = None):
+    """(requests, steps) for one input row: one request in outcome mode, one per step in process (the
+    first `max_steps` steps only; `output_row` gives the rest their status)."""
     from exprl.judge.types import JudgeRequest, process_requests
 
     common = dict(problem=row["problem"], reference=row["reference"], answer=row.get("answer"),
@@ -190,7 +221,7 @@ def requests_for_row(row: dict[str, Any], mode: str, view: str, delimiter: str):
 
     trace = row["trace"]
     steps = split_steps(trace, delimiter=delimiter)
-    return process_requests(trace, steps, view, **common), steps
+    return process_requests(trace, steps[:max_steps], view, **common), steps
 
 
 def _result_fields(result) -> dict[str, Any]:
@@ -205,20 +236,29 @@ def output_row(row: dict[str, Any], results: list, steps) -> dict[str, Any]:
     if steps is None:
         return {"id": row["id"], "mode": "outcome", **_result_fields(results[0])}
     failed = [r for r in results if not r.ok]
-    # The row's own score is s_T, the last step's (the whole trace's, under the prefix view); the row is
-    # unscorable when any step is, as one unscorable step drops the whole trajectory in training.
+    capped = len(steps) > len(results)
+    # The row's own score is s_T, the last step's (the whole trace's, under the prefix view; the last
+    # step alone, under segment); the row is unscorable when any step is, as one unscorable step drops
+    # the whole trajectory in training, and when its last steps were past --max-steps.
     last = results[-1]
-    return {
+    unscored = failed or capped
+    out = {
         "id": row["id"], "mode": "process",
-        "score": last.score if not failed else None,
-        "reward": last.reward if not failed else None,
-        "status": failed[0].status.value if failed else "ok",
+        "score": last.score if not unscored else None,
+        "reward": last.reward if not unscored else None,
+        "status": failed[0].status.value if failed else OVER_STEP_CAP if capped else "ok",
         "cached": all(r.cached for r in results),
         "latency_s": round(sum(r.latency_s for r in results), 4),
         "truncated": any(r.truncated for r in results),
         "steps": [{"index": i, "start": s.start, "end": s.end, "text": s.text, **_result_fields(r)}
                   for i, (s, r) in enumerate(zip(steps, results))],
     }
+    if capped:
+        out["error"] = (f"{len(steps)} steps, above --max-steps {len(results)}: the first {len(results)} judged, "
+                        f"the rest not")
+        out["steps"] += [{"index": i, "start": s.start, "end": s.end, "text": s.text, "score": None, "reward": None,
+                          "status": STEP_NOT_JUDGED} for i, s in enumerate(steps) if i >= len(results)]
+    return out
 
 
 def row_key(row: dict[str, Any]) -> str:
@@ -249,47 +289,79 @@ def is_judge_output(path: Path, sample: int = 1000) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from exprl.config import to_dict
-    from exprl.data.loaders import empty_reason
+    from exprl.data.loaders import empty_reason, write_jsonl
     from exprl.errors import ConfigError, DataError
     from exprl.judge.cache import FETCH_ONLY_KEYS
     from exprl.judge.service import build_judge
+    from exprl.progress import Progress
     from exprl.runs import RowJournal, check_output_file
 
     config = judge_config_from_args(args)
     if not args.delimiter:
         raise ConfigError(f"--delimiter must not be empty: it is the text that opens each step "
                           f"(default {DEFAULT_DELIMITER!r})")
+    if args.max_steps < 1:
+        raise ConfigError(f"--max-steps must be at least 1, got {args.max_steps}")
     cache_file = config.cache_path if config.cache_path else None
-    out_path = check_output_file(args.out, inputs=[args.input, *filter(None, [cache_file, config.rubric_path])],
-                                 overwrite=args.overwrite, ours=is_judge_output)
-    rows = [row for _, row in read_trace_rows(args.input)]  # validate every row before spending judge time
+    inputs = [args.input, *filter(None, [cache_file, config.rubric_path])]
+    out_path = check_output_file(args.out, inputs=inputs, overwrite=args.overwrite, ours=is_judge_output)
+    rejected_path = out_path.with_name(out_path.stem + ".rejected.jsonl")
+    if args.skip_invalid:
+        check_output_file(rejected_path, inputs=inputs, overwrite=True, flag="rejected rows")
+    rejects: list | None = [] if args.skip_invalid else None
+    # Every row validated before any judge time is spent.
+    rows = [row for _, row in read_trace_rows(args.input, rejects)]
     if not rows and not args.allow_empty:
-        raise DataError(f"{empty_reason(args.input, 0, 0)}; pass --allow-empty to accept an input without traces",
-                        path=args.input)
+        why = empty_reason(args.input, len(rejects or ()), len(rejects or ()))
+        if rejects:
+            why += f" (the first: line {rejects[0].line}, {rejects[0].reason})"
+        raise DataError(f"{why}; pass --allow-empty to accept an input without traces", path=args.input)
+    max_steps = args.max_steps if args.mode == "process" else None
     settings = {"mode": args.mode, "delimiter": args.delimiter if args.mode == "process" else None,
                 "judge": {k: v for k, v in to_dict(config).items() if k not in FETCH_ONLY_KEYS}}
+    if max_steps != DEFAULT_MAX_STEPS and max_steps is not None:
+        settings["max_steps"] = max_steps  # absent at the default: journals of earlier versions resume
     journal = RowJournal(out_path, settings, command="judge run")
     keys = [row_key(row) for row in rows]
     rows_per_key = Counter(keys)
     statuses: Counter = Counter()
+    if rejects:
+        write_jsonl(rejected_path, (r.to_dict() for r in rejects))
+        first = rejects[0]
+        print(f"exprl judge run: skipped {len(rejects)} invalid rows, written to {rejected_path} (the first: line "
+              f"{first.line}{f', field {first.field!r}' if first.field else ''}: {first.reason})", file=sys.stderr)
+    # What a trace costs: one judgment in outcome mode, one per judged step in process mode.
+    judgments = {k: len(requests_for_row(row, args.mode, config.process_view, args.delimiter, max_steps)[0])
+                 for k, row in zip(keys, rows)}
     with build_judge(config) as judge:
         finished = journal.open(overwrite=args.overwrite, keep=lambda row: row.get("status") not in RETRIED_STATUSES)
+        if journal.dropped:
+            print(f"exprl judge run: --overwrite: starting over; the {journal.dropped} rows the interrupted run "
+                  f"kept in {journal.path} are dropped (judgments in the cache are still reused)", file=sys.stderr)
+        if args.overwrite and out_path.is_file() and out_path.stat().st_size:
+            print(f"exprl judge run: --overwrite: {out_path} will be replaced", file=sys.stderr)
         try:
             records: dict[str, dict[str, Any]] = {k: finished[k] for k in rows_per_key if k in finished}
             resumed = sum(rows_per_key[k] for k in records)
             todo = list({k: row for k, row in zip(keys, rows) if k not in records}.items())
-            with tqdm(total=len(rows), initial=resumed, unit="trace", disable=args.no_progress,
-                      file=sys.stderr) as bar:
+            process = args.mode == "process"
+            total = sum(judgments[k] for k in keys) if process else len(rows)
+            done_already = sum(judgments[k] for k in keys if k in records) if process else resumed
+            with Progress(total, "judge run", "judgment" if process else "trace", initial=done_already,
+                          disable=args.no_progress) as bar:
                 def done(key: str, record: dict[str, Any]) -> None:
                     records[key] = record
                     journal.add(key, record)
-                    bar.update(rows_per_key[key])
+                    if not process:
+                        bar.update(rows_per_key[key])
+
+                def judged(key: str) -> None:
+                    if process:
+                        bar.update(rows_per_key[key])
 
                 judge.run_sync(lambda: _judge_rows(judge, todo, args.mode, config.process_view, args.delimiter,
-                                                   done))
+                                                   done, max_steps=max_steps, judged=judged))
             output = [records[k] for k in keys]
             journal.finish(output)
         finally:
@@ -301,6 +373,15 @@ def _run(args: argparse.Namespace) -> int:
           f"{stats.backend_calls} judge calls, {stats.hits} cache hits"
           + (f", {resumed} rows kept from the interrupted run" if resumed else "")
           + f", mean latency {stats.mean_latency_s:.3f} s -> {out_path}", file=sys.stderr)
+    if args.mode == "process" and config.process_view != "prefix":
+        print(f"note: under --view {config.process_view} each step is graded "
+              f"{'alone' if config.process_view == 'segment' else 'as the next move after the earlier ones'}, so a "
+              f"row's score is its last step's, not the whole trace's (even a correct reference can score 2 when "
+              f"its last step only states the answer); --mode outcome or --view prefix grade the whole trace",
+              file=sys.stderr)
+    if statuses[OVER_STEP_CAP]:
+        print(f"exprl judge run: {statuses[OVER_STEP_CAP]} traces have more than --max-steps {max_steps} steps: "
+              f"status {OVER_STEP_CAP}, score null (raise --max-steps to judge them whole)", file=sys.stderr)
     failed = sum(statuses[s] for s in RETRIED_STATUSES)
     if failed:
         print(f"exprl judge run: {failed} of {len(rows)} traces could not be judged "
@@ -311,12 +392,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _judge_rows(judge, todo: list[tuple[str, dict[str, Any]]], mode: str, view: str, delimiter: str,
-                      done: Callable[[str, dict[str, Any]], None]) -> None:
-    """Judge every (key, row), calling `done(key, output row)` as each row's last judgment arrives."""
+                      done: Callable[[str, dict[str, Any]], None], *, max_steps: int | None = None,
+                      judged: Callable[[str], None] = lambda key: None) -> None:
+    """Judge every (key, row), calling `judged(key)` as each judgment arrives and `done(key, output
+    row)` as each row's last judgment does."""
     import asyncio
 
     async def judge_chunk(chunk: list[tuple[str, dict[str, Any]]]) -> None:
-        planned = [requests_for_row(row, mode, view, delimiter) for _, row in chunk]
+        planned = [requests_for_row(row, mode, view, delimiter, max_steps) for _, row in chunk]
         flat, owner, first = [], [], []
         for slot, (requests, _) in enumerate(planned):
             first.append(len(flat))
@@ -329,8 +412,9 @@ async def _judge_rows(judge, todo: list[tuple[str, dict[str, Any]]], mode: str, 
             slot = owner[index]
             results[slot][index - first[slot]] = result
             missing[slot] -= 1
+            key, row = chunk[slot]
+            judged(key)
             if not missing[slot]:
-                key, row = chunk[slot]
                 done(key, output_row(row, results[slot], planned[slot][1]))
 
         await judge.judge_many(flat, on_result=on_result)
@@ -529,7 +613,7 @@ def is_rubric_store(path: Path) -> bool:
 
 
 def _rubrics_build(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from exprl.progress import Progress
 
     from exprl.data.loaders import load_problems
     from exprl.errors import JudgeError
@@ -545,9 +629,11 @@ def _rubrics_build(args: argparse.Namespace) -> int:
     problems = load_problems(args.input, allow_empty=args.allow_empty)
     builder = builder_for(config)
     if args.overwrite and out_path.is_file():
+        held = sum(1 for line in out_path.read_bytes().split(b"\n") if line.strip())
+        print(f"exprl rubrics build: --overwrite: {out_path} ({held} lines) is replaced by a new store", file=sys.stderr)
         out_path.unlink()  # --overwrite: a new store, not an append to whatever the file held
     chosen = problems[:args.limit] if args.limit is not None else problems
-    with tqdm(total=len(chosen), unit="problem", disable=args.no_progress, file=sys.stderr) as bar:
+    with Progress(len(chosen), "rubrics build", "problem", disable=args.no_progress) as bar:
         summary = build_rubrics(chosen, out_path, builder, progress=lambda *_: bar.update())
     print(f"rubrics: {summary.built} built, {summary.skipped} already stored, {summary.failed} failed -> {out}")
     if summary.failed:

@@ -96,6 +96,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -1103,8 +1104,23 @@ class ReferenceBackend:
             (":chain" if self.matching == "chain" else "")
 
     async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        # Symbolic comparisons can take milliseconds each; keep them off the event loop.
-        return await asyncio.to_thread(self.judge_all, list(requests))
+        # Symbolic comparisons can take milliseconds each (a long prefix, much more); keep them off the
+        # event loop. A thread cannot be cancelled: when the caller is (Ctrl-C), the worker stops at
+        # the next request instead of finishing the batch, which the process would wait for on exit.
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(self._judge_until, list(requests), stop)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+
+    def _judge_until(self, requests: Sequence[JudgeRequest], stop: threading.Event) -> list[JudgeResult]:
+        results = []
+        for request in requests:
+            if stop.is_set():
+                break
+            results.append(self.judge_one(request))
+        return results
 
     def judge_all(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         return [self.judge_one(request) for request in requests]

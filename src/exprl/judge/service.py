@@ -17,6 +17,8 @@ caller of the same service); the service adds what no backend should repeat:
   * identical requests judged once: within one batch, and across concurrent `judge_many` calls
     (a trainer's reward workers often score the same prefix step twice);
   * results in input order, each its own object;
+  * an empty response scored the lowest (`types.EMPTY_TRACE_SCORE`) without a backend call, so
+    every backend scores it alike;
   * under `judge.rubric = cached`, each request's stored rubric, looked up by its `problem_id`
     (a request that already carries a rubric keeps it; one whose id has no stored rubric, or that
     has no id, is an ERROR result naming the id and never reaches the backend).
@@ -33,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
 from exprl.errors import DataError, JudgeError
-from exprl.judge.cache import JudgeCache, cache_key, open_cache
+from exprl.judge.cache import JudgeCache, cache_key, judgment_settings, open_cache
 from exprl.judge.prompts import PromptStyle, prompt_version
 from exprl.judge.rubrics import rubrics_for, with_rubric
-from exprl.judge.types import Backend, JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+from exprl.judge.types import (EMPTY_TRACE_RAW, EMPTY_TRACE_SCORE, Backend, JudgeConfig, JudgeRequest, JudgeResult,
+                               JudgeStatus)
 
 OnResult = Callable[[int, JudgeResult], None]
 T = TypeVar("T")
@@ -71,7 +74,7 @@ class JudgeService:
 
     def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, style: PromptStyle = PromptStyle(),
                  max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None,
-                 batch_size: int = 16):
+                 batch_size: int = 16, settings: dict[str, Any] | None = None):
         self.backend = backend
         self.batch_size = max(1, batch_size)  # requests per backend call when it cannot judge one at a time
         judge_one = getattr(backend, "judge_one", None)
@@ -81,6 +84,7 @@ class JudgeService:
         self.name = backend.name
         self.style = style  # how the backend renders prompts: part of the cache key
         self.max_trace_tokens = max_trace_tokens
+        self.settings = dict(settings or {})  # the judge's settings (cache.judgment_settings): part of every key
         self.stats = JudgeStats()
         self._in_flight: dict[str, asyncio.Future] = {}
         self._sync_loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +92,7 @@ class JudgeService:
         self._sync_lock = threading.Lock()
 
     def key(self, request: JudgeRequest) -> str:
-        return cache_key(self.name, self._version(request), request, self.max_trace_tokens)
+        return cache_key(self.name, self._version(request), request, self.max_trace_tokens, self.settings)
 
     async def judge_many(self, requests: Sequence[JudgeRequest], *,
                          on_result: OnResult | None = None) -> list[JudgeResult]:
@@ -142,11 +146,16 @@ class JudgeService:
 
         waiting: dict[str, asyncio.Future] = {}
         to_judge: list[str] = []
+        for key, request in first_request.items():
+            if request.is_empty:  # an empty response: the lowest score, from no backend (types.EMPTY_TRACE_SCORE)
+                known(key, JudgeResult(score=EMPTY_TRACE_SCORE, status=JudgeStatus.OK, raw=EMPTY_TRACE_RAW))
         for key in first_request:
+            if key in results:
+                continue
             if self._joinable(key):
                 waiting[key] = self._in_flight[key]
                 self.stats.deduplicated += 1
-        lookup = [k for k in first_request if k not in waiting]
+        lookup = [k for k in first_request if k not in waiting and k not in results]
         if self.cache is not None and lookup:
             found = await asyncio.to_thread(self.cache.get_many, lookup)
             self.stats.hits += len(found)
@@ -360,6 +369,28 @@ def check_judge(config: JudgeConfig) -> None:
         build_backend(config)  # the openai and reference backends only read their config when built
 
 
+def preflight(config: JudgeConfig, request: JudgeRequest, *, log: Callable[[str], None] = print) -> None:
+    """Each endpoint of an openai judge asked for one real judgment (`request`, past the cache),
+    before a run spends anything on rollouts: one that does not answer (refused, timed out, an HTTP
+    error such as an unknown model) is a JudgeError naming its URL. An answer without a score is
+    `log`ged, not refused: the endpoint works, and the run's breaker (`monitor.stop_unscorable_*`)
+    stops it if most answers are like that. Other backends have no endpoint to ask."""
+    if config.backend != "openai":
+        return
+    for url in config.base_urls:
+        one = dataclasses.replace(config, base_urls=[url], cache_path="", max_retries=min(config.max_retries, 1),
+                                  timeout_s=min(config.timeout_s, config.preflight_timeout_s))
+        with build_judge(one) as judge:
+            result = judge.judge_sync([request])[0]
+        if result.status in (JudgeStatus.ERROR, JudgeStatus.TIMEOUT):
+            raise JudgeError(f"the judge at {url} did not answer a test judgment before training "
+                             f"({result.status.value}: {result.error}); start it (e.g. exprl judge serve), or correct judge.base_urls or "
+                             f"judge.model, then run the same command")
+        if result.status is JudgeStatus.UNPARSEABLE:
+            log(f"warning: the judge at {url} answered a test judgment without a score it could read "
+                f"({result.raw[:160]!r}); check judge.max_new_tokens and judge.json_mode")
+
+
 def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> JudgeService:
     """A `JudgeService` for `config`: its backend, its cache (config.cache_path) and, under
     `rubric = cached`, the rubric store (config.rubric_path; a missing store is an error now,
@@ -367,7 +398,7 @@ def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> Judge
     rubrics = rubrics_for(config)
     return JudgeService(backend or build_backend(config), open_cache(config.cache_path),
                         style=PromptStyle.of(config), max_trace_tokens=config.max_trace_tokens,
-                        rubrics=rubrics, batch_size=config.concurrency)
+                        rubrics=rubrics, batch_size=config.concurrency, settings=judgment_settings(config))
 
 
 class _CacheWriter:

@@ -22,6 +22,14 @@ PromptLayout = Literal["shared-first", "paper"]
 ScoreParsing = Literal["last-line", "first-score"]
 
 
+EMPTY_TRACE_SCORE = 1
+"""The score of a response with no text at all (the policy stopped at once): the lowest, given by the
+judge service without calling any backend, so every backend scores it alike. An empty response is a
+policy output that makes no progress, which the rubric scores 1; an unscorable status instead would
+drop it from the loss, and a policy could then escape every low reward by saying nothing."""
+EMPTY_TRACE_RAW = "(empty response: the lowest score, given without asking the judge)"
+
+
 class JudgeStatus(str, enum.Enum):
     """Why a judgment has or has no score. Anything but OK is *unscorable*, never a zero."""
 
@@ -56,6 +64,11 @@ class JudgeRequest:
     @property
     def is_process(self) -> bool:
         return self.mode != "outcome"
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing of the candidate's to grade: an empty (or blank) response, whatever the view."""
+        return not self.trace.strip() and not self.context.strip()
 
 
 def process_requests(text: str, steps: Sequence["Step"], view: ProcessView, **common) -> list[JudgeRequest]:
@@ -141,22 +154,29 @@ class JudgeConfig:
                 "k-th after the (k-1)-th), for references whose results each build on all before them, "
                 "such as the synthetic task's chains, where a value stated out of turn is a coincidence "
                 "(on its small numbers, 84% of the checkpoints `any` credited a demo base were; docs/architecture.md)."})
-    concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
-    timeout_s: float = field(default=120.0, metadata={"help": "Per-call timeout in seconds."})
-    max_retries: int = field(default=3, metadata={"help": "Retries on 429, 5xx and connection errors."})
-    max_new_tokens: int = field(default=2048, metadata={"help": "Judge output cap (paper code: 2048)."})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy, as in the paper's code."})
+    concurrency: int = field(default=16, metadata={"range": "[1, inf)", "help": "Judge calls in flight at once."})
+    timeout_s: float = field(default=120.0, metadata={"range": "(0, inf)", "help": "Per-call timeout in seconds."})
+    max_retries: int = field(default=3, metadata={
+        "range": "[0, inf)", "help": "Retries on 429, 5xx and connection errors."})
+    max_new_tokens: int = field(default=2048, metadata={
+        "range": "[1, inf)", "help": "Judge output cap (paper code: 2048)."})
+    temperature: float = field(default=0.0, metadata={
+        "range": "[0, inf)", "help": "0 = greedy, as in the paper's code."})
     json_mode: bool = field(default=False, metadata={
         "help": "Ask for {\"score\": N} as schema-constrained JSON (llama.cpp, vLLM) instead of a "
                 "'Score: N' line."})
-    max_trace_tokens: int | None = field(default=8192, metadata={
+    max_trace_tokens: int | None = field(default=8192, metadata={"range": "[1, inf)",
         "help": "Traces longer than this (counted as 3 characters a token) are cut in the middle before "
                 "judging; the cut is recorded. null: never cut (the official code, whose judge prompt "
                 "holds a whole 16,384-token trace; a prompt longer than the judge server takes is then an "
                 "unscorable ERROR)."})
     cache_path: str | None = field(default=None, metadata={
         "help": "SQLite cache file; None = one file in the user's cache directory; '' disables it."})
-    retry_backoff_s: float = field(default=0.5, metadata={
+    preflight_timeout_s: float = field(default=300.0, metadata={"range": "(0, inf)",
+        "help": "A training run asks each judge endpoint for one real judgment before its first rollout and stops "
+                "(exit 2, nothing written) when one does not answer within this many seconds (at most timeout_s, "
+                "one retry): a judge that is down or misnamed fails the run in seconds, not after its budget."})
+    retry_backoff_s: float = field(default=0.5, metadata={"range": "[0, inf)",
         "help": "First back-off before a retry (openai backend); doubles each retry, with jitter."})
 
 

@@ -57,7 +57,7 @@ def find_recipe(spec: str | Path) -> Path:
 
 
 def require_bundled(name: str) -> Path:
-    """The bundled recipe `name`; a ConfigError listing the near matches when there is none."""
+    """The bundled recipe `name`; a ConfigError naming the nearest names (did you mean ...?) when there is none."""
     bundled = bundled_recipe(name)
     if bundled is None:
         raise ConfigError(f"no bundled recipe named '{name}'{_near(name)}")
@@ -66,7 +66,7 @@ def require_bundled(name: str) -> Path:
 
 def _near(spec: str | Path) -> str:
     near = difflib.get_close_matches(Path(spec).stem, list(bundled_recipes()), n=4, cutoff=0.5)
-    return (f"; near matches: {', '.join(near)}" if near else "") + " (`exprl recipes list` shows them all)"
+    return (f"; did you mean {' or '.join(near)}?" if near else "") + " (`exprl recipes list` shows them all)"
 
 
 def recipe_folder(path: str | Path) -> Path | None:

@@ -146,7 +146,7 @@ def batch_metrics(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable],
     if judge_statuses is None:
         return metrics
     # Unscorable: the judge was asked and could not score it (not a rollout the overlong policy set aside).
-    metrics["exprl/unscorable_share"] = sum(bool(r.judgments) and r.dense_reward is None for r in rollouts) / n
+    metrics["exprl/unscorable_share"] = unscorable_share(rollouts)
     dense = [r.dense_reward for r in rollouts if r.dense_reward is not None]
     if dense:
         metrics["exprl/dense_reward_mean"] = statistics.fmean(dense)
@@ -194,34 +194,42 @@ class MonitorConfig:
 
     enabled: bool = field(default=True, metadata={
         "help": "Check the thresholds below at every logged step; false logs the monitor metrics only."})
-    smoothing_steps: int = field(default=5, metadata={
+    smoothing_steps: int = field(default=5, metadata={"range": "[1, inf)",
         "help": "A share alert compares the mean of its share over the last N optimiser steps (those logged "
                 "so far, at the start) with its threshold, so that one noisy batch does not fire it."})
-    hacking_window: int = field(default=30, metadata={
+    hacking_window: int = field(default=30, metadata={"range": "[2, inf)",
         "help": "reward_hacking: the optimiser steps over which the judge's reward must rise while sparse "
                 "correctness does not; the mean of the window's second half is compared with its first half's."})
-    hacking_reward_rise: float | None = field(default=0.1, metadata={
+    hacking_reward_rise: float | None = field(default=0.1, metadata={"range": "(0, 1]",
         "help": "reward_hacking fires when the mean dense reward (0..1, (score - 1) / 4) rises by at least this "
                 "over hacking_window steps while correctness rises by at most hacking_correct_rise; null = off."})
-    hacking_correct_rise: float = field(default=0.01, metadata={
+    hacking_correct_rise: float = field(default=0.01, metadata={"range": "[0, 1]",
         "help": "reward_hacking: the most sparse correctness (share of rollouts correct) may rise over the "
                 "same window for the judge's rise to count as outpacing it (flat or falling correctness)."})
-    one_step_share: float | None = field(default=0.5, metadata={
+    one_step_share: float | None = field(default=0.5, metadata={"range": "(0, 1]",
         "help": "delimiter_collapse (ExpRL-Process only): the share of rollouts with a single `###` step at or "
                 "above which process rewards lose their step credit (the paper's base model writes steps in "
                 "98% of rollouts); null = off."})
-    overlong_share: float | None = field(default=0.25, metadata={
+    overlong_share: float | None = field(default=0.25, metadata={"range": "(0, 1]",
         "help": "overlong: the share of rollouts that hit max_completion_length (reward 0 under overlong: zero) "
                 "at or above which length inflation is reported; null = off."})
-    bare_answer_share: float | None = field(default=0.25, metadata={
+    bare_answer_share: float | None = field(default=0.25, metadata={"range": "(0, 1]",
         "help": "bare_answers (judged methods): the share of rollouts that are a boxed answer without work "
                 "at or above which an alert fires; null = off."})
-    number_list_share: float | None = field(default=0.1, metadata={
+    number_list_share: float | None = field(default=0.1, metadata={"range": "(0, 1]",
         "help": f"number_lists (judged methods): the share of rollouts listing {NUMBER_LIST_VALUES} or more "
                 "numbers in a row at or above which an alert fires; null = off."})
-    unscorable_share: float | None = field(default=0.1, metadata={
+    unscorable_share: float | None = field(default=0.1, metadata={"range": "(0, 1]",
         "help": "unscorable (judged methods): the share of rollouts the judge could not score (timeout, error, "
                 "unparseable: they leave the loss) at or above which an alert fires; null = off."})
+    stop_unscorable_share: float | None = field(default=0.5, metadata={"range": "(0, 1]",
+        "help": "Stop the run (exit 1, a checkpoint saved to resume from) when the judge could not score at least "
+                "this share of the rollouts in each of stop_unscorable_batches rollout batches in a row: a judge "
+                "that is down or misconfigured leaves no learning signal, and the run would otherwise spend its "
+                "whole budget so. Judged methods; null = never stop. Independent of `enabled`."})
+    stop_unscorable_batches: int = field(default=3, metadata={"range": "[1, inf)",
+        "help": "How many rollout batches in a row must reach stop_unscorable_share before the run stops (one "
+                "bad batch, a judge restarting, does not)."})
 
     def __post_init__(self):
         if self.smoothing_steps < 1:
@@ -233,6 +241,38 @@ class MonitorConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:
                 raise ValueError(f"monitor.{name} must be a share in (0, 1] or null, got {value}")
+
+
+def unscorable_share(rollouts: Sequence[Rollout]) -> float:
+    """The share of rollouts the judge was asked about and could not score (the overlong policy's set-
+    aside rollouts, never asked, are not unscorable)."""
+    return sum(bool(r.judgments) and r.dense_reward is None for r in rollouts) / max(len(rollouts), 1)
+
+
+class JudgeBreaker:
+    """Trips when the judge could not score at least `share` of the rollouts in each of `batches`
+    rollout batches in a row (`MonitorConfig.stop_unscorable_*`): the trainer then saves a checkpoint
+    and stops. Fed one rollout batch at a time, on every process alike (the batch is gathered), so
+    every process stops at the same step."""
+
+    def __init__(self, config: MonitorConfig):
+        self.share, self.batches = config.stop_unscorable_share, config.stop_unscorable_batches
+        self.run: list[float] = []  # the shares of the bad batches in a row, latest last
+
+    def observe(self, rollouts: Sequence[Rollout]) -> bool:
+        """Whether the run must stop after this rollout batch."""
+        if self.share is None or not any(r.judgments for r in rollouts):
+            return False
+        share = unscorable_share(rollouts)
+        self.run = self.run + [share] if share >= self.share else []
+        return len(self.run) >= self.batches
+
+    def reason(self, statuses: Mapping[str, int], error: str | None) -> str:
+        counted = ", ".join(f"{name} {count}" for name, count in sorted(statuses.items()) if name != "ok" and count)
+        return (f"the judge could not score {min(self.run):.0%} or more of the rollouts in each of the last "
+                f"{len(self.run)} rollout batches (monitor.stop_unscorable_share {self.share:g}, "
+                f"monitor.stop_unscorable_batches {self.batches})" + (f"; last batch: {counted}" if counted else "")
+                + (f"; the last error: {error}" if error else ""))
 
 
 ALERTS: dict[str, str] = {

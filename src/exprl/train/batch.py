@@ -26,18 +26,18 @@ DERIVED_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "s
 
 @dataclass
 class BatchConfig:
-    prompts: int | None = field(default=None, metadata={
+    prompts: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Prompts per rollout batch (methods that sample: exprl-*, grpo, self-distill); the paper's 36 "
                 "(judged runs) or 32 (sparse and self-distillation). Leave the batch section out to size the "
                 "batch with trl.per_device_train_batch_size x processes x trl.steps_per_generation instead."})
-    rollouts: int | None = field(default=None, metadata={
+    rollouts: int | None = field(default=None, metadata={"range": "[2, inf)",
         "help": "Rollouts sampled per prompt (TRL's num_generations, at least 2): 10 ExpRL-Outcome, 16 the others."})
-    optimizer_steps: int = field(default=1, metadata={
+    optimizer_steps: int = field(default=1, metadata={"range": "[1, inf)",
         "help": "Mini-batches, i.e. optimiser steps, per rollout batch (per pass, trl.num_iterations passes): 2 is "
                 "the paper's one-step-off-policy update (Outcome, GRPO), 1 is exactly on-policy (Process)."})
-    sequences: int | None = field(default=None, metadata={
+    sequences: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "sft only: sequences per optimiser step (the paper's 32)."})
-    max_per_device: int = field(default=1, metadata={
+    max_per_device: int = field(default=1, metadata={"range": "[1, inf)",
         "help": "The most sequences one process puts through a forward and backward pass at once: TRL's "
                 "per_device_train_batch_size is the largest divisor of the process's share of an optimiser step "
                 "not above it, gradient accumulation makes up the rest. The memory knob: activations grow with it."})

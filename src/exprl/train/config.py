@@ -47,9 +47,9 @@ class DataConfig:
                 "[{path: math/, weight: 0.6, domain: math}, {path: lcb/, weight: 0.4, domain: code}] "
                 "(exprl.data.mix: as many problems as the sources hold together, drawn with the run's seed, "
                 "each source's share exact to one problem, batches following the weights)."})
-    max_problems: int | None = field(default=None, metadata={
+    max_problems: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Use only the first N problems (after concatenating the files, or drawing the mix); None = all."})
-    max_prompt_tokens: int | None = field(default=None, metadata={
+    max_prompt_tokens: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Leave out problems whose policy prompt (chat template applied) is longer than this many "
                 "tokens of the policy's tokenizer, as the paper's code does at 4,096 (method.md §2.1); the "
                 "number left out is logged. None keeps every problem."})
@@ -103,7 +103,7 @@ class TrainConfig:
                 "(exprl.rewards.monitors.MonitorConfig)."})
     teacher_template: str = field(default=DEFAULT_TEACHER_TEMPLATE, metadata={
         "help": "self-distill: the teacher's user message; {prompt} = problem, {privileged_context} = reference."})
-    rollout_batches: int | None = field(default=None, metadata={
+    rollout_batches: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Budget of a method that samples (exprl-*, grpo, self-distill), in the paper's unit: rollout "
                 "batches, each of prompts x num_generations completions. exprl sets trl.max_steps (which "
                 "counts optimiser steps) to rollout_batches x trl.steps_per_generation x trl.num_iterations / "
@@ -116,7 +116,7 @@ class TrainConfig:
     launch: LaunchConfig = field(default_factory=LaunchConfig, metadata={
         "help": "How the stage is launched (exprl.train.launch.LaunchConfig): its processes, accelerate config and "
                 "GPUs, for the plan's world size, memory plan and launch line."})
-    seed: int = field(default=0, metadata={"help": "Seed for data order and sampling."})
+    seed: int = field(default=0, metadata={"range": "[0, 4294967295]", "help": "Seed for data order and sampling."})
     print_logs: bool = field(default=True, metadata={
         "help": "Print each logged step's metrics on the console (they always go to metrics.jsonl and "
                 "report_to); false keeps only the progress bar."})

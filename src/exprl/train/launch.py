@@ -19,7 +19,7 @@ from exprl.train.memory import Strategy, strategy_from_accelerate_config
 
 @dataclass
 class LaunchConfig:
-    num_processes: int | None = field(default=None, metadata={
+    num_processes: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Training processes (one per GPU) this stage runs on in the paper's layout: 6 for ExpRL beside a "
                 "2-GPU judge, 8 for the others. The plan's default world size; `--num-processes` overrides it, "
                 "and a real run trains on the processes accelerate launched."})

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from exprl.errors import ConfigError
 from exprl.train.batch import check_batch, derive_batch
 from exprl.train.config import JUDGED_METHODS, RL_METHODS, SAMPLING_METHODS, TrainConfig, method_defaults
+from exprl.train.checks import check_stage
 from exprl.train.fidelity import departures, render
 from exprl.train.resources import plan_resources, render_batch, render_launch, render_memory
 
@@ -186,8 +187,10 @@ def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] 
     known = trl_defaults(config.method)
     unknown = sorted(set(config.trl) - set(known))
     if unknown:
-        raise ConfigError(f"unknown key {', '.join(repr('trl.' + k) for k in unknown)} for "
-                          f"{CONFIG_SOURCES[_config_kind(config.method)][-1][2]} (method {config.method})")
+        from exprl.config import unknown_keys
+
+        raise ConfigError(unknown_keys(unknown, known, f"{CONFIG_SOURCES[_config_kind(config.method)][-1][2]} "
+                                                       f"(method {config.method})", prefix="trl."))
     values = {k: v for k, v in method_defaults(config.method).items() if k in known}
     values.update(machine or {})
     if config.method == "self-distill":
@@ -403,6 +406,7 @@ def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe
     if world_size < 1:
         raise ConfigError(f"--num-processes must be at least 1, got {world_size}")
     try:
+        check_stage(config, effective_trl(config))  # every value, before the shapes: a refused start writes nothing
         plan = _plan(config, world_size, name, recipe, model, data)
         effective = {k: (None if isinstance(v, Computed) else v)
                      for k, v in {**trl_defaults(config.method), **plan.trl}.items()}
@@ -416,6 +420,12 @@ def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe
                                                           "rollout_batches", "sequences_per_optimizer_step")}
     plan.departures = departures(config, {**trl_defaults(config.method), **plan.trl}, numbers, name)
     return plan
+
+
+def effective_trl(config: TrainConfig) -> dict[str, Any]:
+    """The trl values as TRL will get them (the recipe's over the method's paper defaults over TRL's
+    own), less the budget's derived max_steps, which needs the world size."""
+    return {**trl_defaults(config.method), **trl_arguments(dataclasses.replace(config, rollout_batches=None), 1)}
 
 
 def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: str | None,

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from exprl.config import dump_yaml, to_dict
 from exprl.data.problem import Problem
 from exprl.data.prompts import policy_messages
-from exprl.errors import ConfigError
+from exprl.errors import ConfigError, RunStoppedError
 from exprl.judge.cache import FETCH_ONLY_KEYS
 from exprl.runs import (
     FINAL_DIR,
@@ -115,6 +115,20 @@ def within_prompt_budget(problems: Sequence[Problem], config: TrainConfig, token
     return kept
 
 
+def preflight_judge(config: TrainConfig, problem: Problem) -> None:
+    """Before anything is written or loaded, each judge endpoint grades one real trace: the first
+    training problem's own reference (`exprl.judge.service.preflight`). A judge that is down or
+    misnamed stops the run here, in seconds, with its folder as it was."""
+    import sys
+
+    from exprl.judge.service import preflight
+    from exprl.judge.types import JudgeRequest
+
+    request = JudgeRequest(problem=problem.problem, reference=problem.reference, trace=problem.reference,
+                           answer=problem.answer, domain=problem.domain, problem_id=problem.id)
+    preflight(config.judge, request, log=lambda line: print(line, file=sys.stderr, flush=True))
+
+
 def build_rows(problems: Sequence[Problem], config: TrainConfig) -> list[dict[str, Any]]:
     """Dataset rows. `prompt` comes only from policy_messages; the other columns are hidden from the
     policy (TRL hands them to reward functions, SFT uses `completion` as the target, self-distill's
@@ -169,7 +183,9 @@ def build_trl_args(config: TrainConfig, output_dir: Path):
     values = trl_arguments(config, world_size, machine)
     values.update(output_dir=str(output_dir), seed=config.seed)
     try:
-        args = cls(**values)
+        with warnings.catch_warnings():
+            _ignore_v6_renames()  # TrainingArguments warns here, before any trainer exists
+            args = cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"trl section: {exc}") from exc
     if args.world_size != world_size:
@@ -212,7 +228,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
     # folder, a model or a judge exists.
     plan = plan_stage(config, world_size_from_environment(), output_dir.name)
     folder = dict(adopt=(RECIPE_FILE, TRAIN_RESULT_FILE), flag="output directory")
-    inspect_output_dir(output_dir, TRAIN_COMMAND, **folder)
+    inspect_output_dir(output_dir, TRAIN_COMMAND, writes=TRAIN_WRITES, **folder)
     if (output_dir / RECIPE_FILE).is_file():
         check_same_config(output_dir / RECIPE_FILE, to_dict(config), what="recipe", ignore=RESUMABLE_CHANGES)
     result_path = output_dir / TRAIN_RESULT_FILE
@@ -226,6 +242,7 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
         from exprl.judge.service import check_judge
 
         check_judge(config.judge)
+        preflight_judge(config, problems[0])
     args = build_trl_args(config, output_dir)
 
     checkpoint = latest_checkpoint(output_dir) if output_dir.is_dir() else None
@@ -263,6 +280,13 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
 
     state = trainer.state
     metrics_path = output_dir / METRICS_FILE
+    stopped = getattr(trainer, "judge_stopped", None)
+    if stopped is not None:
+        saved = latest_checkpoint(output_dir)
+        raise RunStoppedError(f"training stopped at step {state.global_step}: {stopped}. "
+                              + (f"A checkpoint is at {saved}: " if saved is not None else "")
+                              + "bring the judge back (judge.base_urls may change on resume) and run the same "
+                                "command to continue")
     if state.max_steps and state.global_step < state.max_steps:
         # Stopped early on purpose (a callback, a signal): resumable, not finished.
         return TrainResult(checkpoint_dir=output_dir, metrics_path=metrics_path, method=config.method,
@@ -290,18 +314,22 @@ def _build_trainer(config: TrainConfig, args: Any, model_path: str, tokenizer: A
     return trainer
 
 
-def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
-                        callbacks: list[Any], judge: Any):
-    # TRL 1.16 still calls transformers' pre-v6 gradient-checkpointing names: a warning per call
-    # that a user can do nothing about.
+def _ignore_v6_renames() -> None:
+    # TRL 1.16 still calls transformers' pre-v6 gradient-checkpointing names (and TrainingArguments
+    # reads its own `gradient_checkpointing` field so): a warning per run that a user can do nothing about.
     warnings.filterwarnings("ignore", category=FutureWarning,
                             message=r"`\w+` is deprecated and will be removed in v6")
+
+
+def _trainer_for_method(config: TrainConfig, args: Any, model_path: str, tokenizer: Any, dataset: Any,
+                        callbacks: list[Any], judge: Any):
+    _ignore_v6_renames()
     if config.method in RL_METHODS:
         from exprl.train.trainer import ExpRLTrainer
 
         return ExpRLTrainer(model=model_path, args=args, train_dataset=dataset, processing_class=tokenizer,
                             callbacks=callbacks, method=config.method, reward=config.reward, judge=judge,
-                            process_view=config.judge.process_view)
+                            process_view=config.judge.process_view, monitor=config.monitor)
     if config.method == "sft":
         from trl import SFTTrainer
 

@@ -18,6 +18,11 @@ is TRL's, untouched. exprl departs from GRPOTrainer in two places, and nowhere e
    for ExpRL-Process. An unscorable rollout leaves the loss (its completion mask is zeroed; it was
    already left out of its group's statistics), and `num_items_in_batch` is recomputed to match.
 
+A judge that stops answering does not leave the run training blind: when at least
+`monitor.stop_unscorable_share` of a rollout batch's rollouts are unscorable for
+`monitor.stop_unscorable_batches` batches in a row (`exprl.rewards.monitors.JudgeBreaker`), the
+trainer saves a checkpoint and stops, and the runner exits 1 naming the cause.
+
 A judge score changes form once on its way to the loss (`JudgeResult.reward`: (score - 1) / 4, or
 None when unscorable); the rest is advantages over those rewards. The reference reaches the judge
 only through hidden dataset columns (`reference`, `answer`, `problem_text`); the prompt column is
@@ -28,17 +33,19 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 import torch
 from accelerate.utils import gather_object
+from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import shutdown_event_loop_in_daemon, start_event_loop_in_daemon
 
 from exprl.judge.rollouts import asked_rollouts, judge_requests, overlong_flags, record_rollouts
 from exprl.judge.types import Judge, JudgeStatus, ProcessView
 from exprl.rewards.config import RewardConfig
-from exprl.rewards.monitors import batch_metrics, read_traits
+from exprl.rewards.monitors import JudgeBreaker, MonitorConfig, batch_metrics, read_traits
 from exprl.rewards.record import Rollout, Signal, advantages
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
@@ -53,13 +60,17 @@ class ExpRLTrainer(GRPOTrainer):
     """
 
     def __init__(self, *args: Any, method: str, reward: RewardConfig, process_view: ProcessView,
-                 judge: Judge | None = None, **kwargs: Any):
+                 judge: Judge | None = None, monitor: MonitorConfig | None = None, **kwargs: Any):
         if method not in SIGNALS:
             raise ValueError(f"ExpRLTrainer does not train method {method!r}")
         if method != "grpo" and judge is None:
             raise ValueError(f"method {method} needs a judge")
         self.method, self.signal, self.reward = method, SIGNALS[method], reward
         self.process_view, self.judge = process_view, judge
+        # A judge that stops answering stops the run (a checkpoint saved) instead of training blind.
+        self.breaker = JudgeBreaker(monitor or MonitorConfig()) if judge is not None else None
+        self.judge_stopped: str | None = None  # why the breaker stopped the run; None while it runs
+        self._last_judge_error: str | None = None
         self._rollouts: list[Rollout] = []  # the gathered generation batch of the current step
         self._batch_rows: list[dict[str, Any]] | None = None
         self._judging: tuple[list[list[int]], concurrent.futures.Future] | None = None
@@ -68,6 +79,8 @@ class ExpRLTrainer(GRPOTrainer):
             # TRL's own advantages weigh column 0 only (exprl replaces them anyway); the verifier is logged.
             kwargs["args"].reward_weights = [1.0] + [0.0] * (len(columns) - 1)
         super().__init__(*args, reward_funcs=columns, **kwargs)
+        if self.breaker is not None:
+            self.add_callback(_StopWhenJudgeFails(self))
         if self.args.cache_implementation == "static" and not self.use_vllm:
             # TRL turns transformers' compiled decoding off (`disable_compile`) for every cache, but a
             # static cache is asked for to be compiled: uncompiled it is no faster than the dynamic
@@ -131,6 +144,7 @@ class ExpRLTrainer(GRPOTrainer):
         else:
             requests, step_tokens, asked, results = judging.result()
             rollouts = record_rollouts(overlong, correct, requests, step_tokens, asked, results)
+            self._last_judge_error = next((r.error for r in results if not r.ok and r.error), self._last_judge_error)
         for rollout, found in zip(rollouts, traits):
             rollout.traits = found
         return rollouts
@@ -167,6 +181,10 @@ class ExpRLTrainer(GRPOTrainer):
         loss_mask = mask if "tool_mask" not in output else mask * output["tool_mask"]
         output["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
         self._log_exprl_metrics(mode, rollouts, group_ids, all_advantages if self.signal == "process" else None)
+        tripped = mode == "train" and self.breaker is not None and self.breaker.observe(rollouts)
+        if tripped and self.judge_stopped is None:
+            statuses = Counter(j.status for r in rollouts for j in r.judgments)
+            self.judge_stopped = self.breaker.reason(statuses, self._last_judge_error)
         return output
 
     # ------------------------------------------------------------------ 3. what is logged
@@ -176,6 +194,19 @@ class ExpRLTrainer(GRPOTrainer):
         statuses = [status.value for status in JudgeStatus] if self.judge is not None else None
         for key, value in batch_metrics(rollouts, group_ids, statuses, step_advantages).items():
             self._metrics[mode][key].append(value)
+
+
+class _StopWhenJudgeFails(TrainerCallback):
+    """Ends training with a checkpoint at the step where the judge breaker tripped (the rollout
+    batch it judged is trained on, its unscorable rollouts masked as always)."""
+
+    def __init__(self, trainer: ExpRLTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer.judge_stopped is not None:
+            control.should_save = True
+            control.should_training_stop = True
 
 
 def token_advantage_tensor(rollouts: Sequence[Rollout], step_advantages: Sequence[Any],

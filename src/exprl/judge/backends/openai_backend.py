@@ -80,6 +80,8 @@ class OpenAIBackend:
         if not config.base_urls:
             raise JudgeError("the openai judge backend needs at least one base URL "
                              "(judge.base_urls, or --base-url on the command line)")
+        for index, url in enumerate(config.base_urls):
+            check_base_url(url, f"judge.base_urls[{index}]")
         if not config.model:
             raise JudgeError("the openai judge backend needs a model name (judge.model / --model); "
                              "it is sent to the server and is part of every cache key")
@@ -190,6 +192,29 @@ class OpenAIBackend:
                 asyncio.run_coroutine_threadsafe(state.close(), loop).result(timeout=10)
             else:
                 loop.run_until_complete(state.close())
+
+
+def check_base_url(url: Any, key: str = "judge.base_urls") -> str:
+    """`url` when it is an http(s) URL with a host (and a valid port); a JudgeError naming `key`
+    otherwise. Without a scheme every call would fail, each one an unscorable judgment."""
+    from urllib.parse import urlsplit
+
+    example = "e.g. http://127.0.0.1:8000/v1"
+    if not isinstance(url, str) or not url.strip():
+        raise JudgeError(f"{key} is empty; give the judge server's base URL, {example}")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise JudgeError(f"{key} = {url!r} is not a URL ({exc}); {example}") from None
+    if parts.scheme not in ("http", "https"):
+        what = "has no scheme" if not parts.scheme or "://" not in url else f"has scheme '{parts.scheme}'"
+        raise JudgeError(f"{key} = {url!r} {what}; a judge endpoint is an http:// or https:// URL, {example}")
+    if not parts.hostname:
+        raise JudgeError(f"{key} = {url!r} has no host; {example}")
+    if port == 0:
+        raise JudgeError(f"{key} = {url!r} has port 0; {example}")
+    return url
 
 
 def _read_completion(response: Any) -> _Attempt:
