@@ -424,8 +424,10 @@ async def _judge_rows(judge, todo: list[tuple[str, dict[str, Any]]], mode: str, 
         for start in range(0, len(todo), _CHUNK_ROWS):
             if len(in_flight) >= _CHUNKS_IN_FLIGHT:
                 finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    task.result()
+                # every finished chunk's exception is read here, so none is reported later as never retrieved
+                errors = [error for error in (task.exception() for task in finished) if error is not None]
+                if errors:
+                    raise errors[0]
             in_flight.add(asyncio.ensure_future(judge_chunk(todo[start:start + _CHUNK_ROWS])))
         if in_flight:
             await asyncio.gather(*in_flight)
