@@ -9,7 +9,7 @@ from exprl.cli import main as cli_main
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
 from exprl.errors import DataError
 from exprl.judge.calibrate import CalibrationConfig, LabelledTrace, calibrate, calibration_requests, derangement
-from exprl.judge.cli import read_labelled_traces
+from exprl.judge.calibrate import read_labelled_traces
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig
 

@@ -7,7 +7,7 @@ import pytest
 
 from exprl.cli import main
 from exprl.errors import DataError
-from exprl.judge.cli import read_trace_rows
+from exprl.judge.run import read_trace_rows
 from exprl.judge.loopback import LoopbackJudgeServer
 
 ROWS = [

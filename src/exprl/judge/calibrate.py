@@ -12,16 +12,18 @@ of the problems, so no problem keeps its own). A judgment is *positive* when sco
 Unscorable judgments (any status but OK) are counted apart and are in neither rate: a judge that
 fails is not a judge that says "no". A rate with no scorable trace behind it is None, not 0.
 
-`exprl judge calibrate` (`exprl.judge.cli`) reads the labelled traces; when the input has no
+`exprl judge calibrate` (`exprl.judge.cli`) reads the labelled traces (`read_labelled_traces`); when the input has no
 `correct` column it labels them with the sparse verifier (`exprl.rewards.verifier.is_correct`).
 """
 from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from exprl.errors import DataError
+from exprl.judge.run import read_trace_rows
 from exprl.judge.types import JudgeRequest, JudgeResult
 
 CONDITIONS = ("correct_reference", "no_reference", "wrong_reference")
@@ -174,3 +176,34 @@ def calibrate(traces: Sequence[LabelledTrace], judge, config: CalibrationConfig 
                   for i, name in enumerate(CONDITIONS)}
     return CalibrationReport(judge=getattr(judge, "name", "?"), threshold=config.threshold, traces=len(traces),
                              correct=sum(labels), incorrect=len(labels) - sum(labels), conditions=conditions)
+
+
+def read_labelled_traces(path: str | Path, label_fn: Callable[[str, str], bool] | None = None,
+                         limit: int | None = None):
+    """LabelledTrace rows of a JSONL file: id, problem, reference, trace, and `correct` (bool), or
+    `answer` for `label_fn(trace, answer)`."""
+    traces = []
+    for line_no, row in read_trace_rows(path):
+        if limit is not None and len(traces) >= limit:
+            break
+        if row["reference"] is None:
+            raise DataError("calibration needs the correct reference", path=str(path), line=line_no,
+                            field="reference")
+        correct = row.get("correct")
+        if correct is None:
+            if label_fn is None:
+                raise DataError("missing (or give an answer column to label traces with the verifier)",
+                                path=str(path), line=line_no, field="correct")
+            if not row.get("answer"):
+                raise DataError("missing: a row without 'correct' needs 'answer' to be labelled",
+                                path=str(path), line=line_no, field="answer")
+            correct = bool(label_fn(row["trace"], row["answer"]))
+        elif not isinstance(correct, bool):
+            raise DataError(f"must be true or false, got {correct!r}", path=str(path), line=line_no,
+                            field="correct")
+        traces.append(LabelledTrace(id=str(row["id"]), problem=row["problem"], reference=row["reference"],
+                                    trace=row["trace"], correct=correct, answer=row.get("answer"),
+                                    domain=row.get("domain") or "math"))
+    return traces
+
+
