@@ -247,7 +247,7 @@ def train_trl(config, output_dir: Path, timer) -> str:
     from trl import GRPOConfig, GRPOTrainer
 
     from exprl.data.loaders import load_problems
-    from exprl.train.plan import trl_arguments
+    from exprl.train.trl_args import trl_arguments
 
     values = trl_arguments(config, 1)
     values.update(output_dir=str(output_dir), seed=config.seed)

@@ -239,7 +239,7 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     `config.stage2.recipe` for callers that build recipes in code; `judge` and `callbacks` are passed
     to Stage I's `run_training`. Both training stages are planned first: nothing runs if one cannot.
     """
-    from exprl.train.plan import world_size_from_environment
+    from exprl.train.trl_args import world_size_from_environment
 
     run_dir = Path(run_dir)
     recipes = pipeline_recipes(config, stage1_config, stage2_config)

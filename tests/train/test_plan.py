@@ -15,7 +15,9 @@ from exprl.errors import ConfigError
 from exprl.recipes import RECIPES_DIR
 from exprl.train.config import DataConfig, TrainConfig, load_train_config
 from exprl.train.batch import BatchConfig
-from exprl.train.plan import Computed, plan_stage, trl_arguments, trl_defaults
+from exprl.train.plan import plan_stage
+from exprl.train.trl_args import trl_arguments
+from exprl.train.trl_fields import Computed, trl_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = RECIPES_DIR

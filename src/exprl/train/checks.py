@@ -1,7 +1,7 @@
 """Every value of a training stage checked before a model loads: the recipe's own sections (ranges
 declared on their fields, `exprl.config.check_values`), the `trl` section (ranges below, TRL's
-enumerations read from TRL's source, lengths against each other and against the model's), the judge
-(endpoints, model), and the data sources' catalog names.
+enumerations read from TRL's source by `exprl.train.trl_fields`, lengths against each other and
+against the model's), the judge (endpoints, model), and the data sources' catalog names.
 
 `check_stage` is called by `exprl.train.plan.plan_stage`, so `--dry-run` and the start of a real run
 (and of every pipeline stage) refuse the same values, naming the key, before anything is written.
@@ -12,14 +12,13 @@ does not check at all (a negative temperature, a negative clip) trains something
 """
 from __future__ import annotations
 
-import ast
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from exprl.config import check_number, check_values
 from exprl.errors import ConfigError
+from exprl.train.trl_fields import trl_choices
 
 TRL_RANGES: dict[str, str] = {
     # optimiser and schedule
@@ -42,81 +41,7 @@ TRL_RANGES: dict[str, str] = {
 }
 """The range of each TRL value exprl knows the meaning of (TRL's own help texts). A float TRL value
 that is NaN or infinite is refused whatever its key. The batch keys (per-device batch, accumulation,
-generations, iterations) are the batch-shape check's (`exprl.train.plan`), which names what to change."""
-
-# TRL fields typed `str` whose values form an enumeration, and the TRL (or transformers) source files
-# that compare the field with each value it implements: the enumeration is read there, so a TRL
-# upgrade that adds a loss type is accepted without a change here.
-_GRPO_SOURCES = ("trainer/grpo_trainer.py", "trainer/grpo_config.py")
-COMPARED_ENUMERATIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "grpo": {"loss_type": _GRPO_SOURCES, "vllm_mode": _GRPO_SOURCES, "importance_sampling_level": _GRPO_SOURCES,
-             "scale_rewards": _GRPO_SOURCES, "vllm_importance_sampling_mode": _GRPO_SOURCES},
-    "sft": {"loss_type": ("trainer/sft_trainer.py", "trainer/sft_config.py")},
-    "self-distill": {"distillation_mode": ("experimental/sdft/sdft_trainer.py", "experimental/sdft/sdft_config.py")},
-}
-# Fields typed with an enum class of transformers: its members are the enumeration.
-ENUM_CLASSES: dict[str, tuple[str, str, str]] = {
-    "lr_scheduler_type": ("transformers", "trainer_utils.py", "SchedulerType"),
-    "optim": ("transformers", "training_args.py", "OptimizerNames"),
-}
-
-
-def _kind(method: str) -> str:
-    from exprl.train.config import RL_METHODS
-
-    return "grpo" if method in RL_METHODS else method
-
-
-def _source_file(package: str, relative: str) -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)  # located, not imported
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"{package} is not installed; the training extra provides it")
-    return Path(list(spec.submodule_search_locations)[0]) / relative
-
-
-@lru_cache(maxsize=None)
-def _compared_values(package: str, files: tuple[str, ...], key: str) -> tuple[str, ...]:
-    """Every string `<anything>.key` is compared with (==, !=, in [...]) in `files`: the values the
-    code implements."""
-    found: dict[str, None] = {}
-    for relative in files:
-        path = _source_file(package, relative)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            if not (isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == key):
-                continue
-            for comparator in node.comparators:
-                items = comparator.elts if isinstance(comparator, (ast.List, ast.Tuple, ast.Set)) else [comparator]
-                found.update((item.value, None) for item in items
-                             if isinstance(item, ast.Constant) and isinstance(item.value, str))
-    return tuple(found)
-
-
-@lru_cache(maxsize=None)
-def _enum_members(package: str, relative: str, class_name: str) -> tuple[str, ...]:
-    path = _source_file(package, relative)
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.ClassDef) and node.name == class_name:
-            return tuple(item.value.value for item in node.body
-                         if isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant)
-                         and isinstance(item.value.value, str))
-    raise ConfigError(f"{path}: no class {class_name}; this transformers version is not the one exprl knows")
-
-
-def trl_choices(method: str, key: str) -> tuple[str, ...] | None:
-    """The values TRL implements for the enumerated field `key` of the method's config, read from
-    TRL's (or transformers') source; None for a field that is no enumeration exprl reads."""
-    if key in ENUM_CLASSES:
-        return _enum_members(*ENUM_CLASSES[key])
-    files = COMPARED_ENUMERATIONS.get(_kind(method), {}).get(key)
-    if files is None:
-        return None
-    values = _compared_values("trl", files, key)
-    if not values:
-        raise ConfigError(f"found no values of trl.{key} in TRL's {', '.join(files)}; this TRL version is not the "
-                          f"one exprl knows")
-    return values
+generations, iterations) are the batch-shape check's (`exprl.train.trl_args`), which names what to change."""
 
 
 def check_trl_section(config: Any, effective: dict[str, Any]) -> None:
@@ -234,7 +159,7 @@ def check_data_names(config: Any) -> None:
 
 def check_stage(config: Any, effective: dict[str, Any]) -> None:
     """Every check above, in the order a user fixes them; ConfigError naming the key. `effective`: the
-    trl values as TRL will get them (`exprl.train.plan.effective_trl`)."""
+    trl values as TRL will get them (`exprl.train.trl_args.effective_trl`)."""
     check_values(config, "recipe")
     check_trl_section(config, effective)
     check_lengths(config, effective)

@@ -50,7 +50,7 @@ def plan_world_size(args: argparse.Namespace, recipe_default: int | None = None)
     was launched with."""
     import os
 
-    from exprl.train.plan import world_size_from_environment
+    from exprl.train.trl_args import world_size_from_environment
 
     if not args.dry_run and (args.num_processes is not None or args.json):
         raise ConfigError("--num-processes and --json go with --dry-run; a run trains on the processes it is "

@@ -7,285 +7,26 @@ settings (the recipe's values over the method's paper defaults over TRL's own de
 that cannot run at that world size raises a ConfigError naming the key to change.
 
 It loads no model and imports neither torch nor trl: TRL's field names and defaults are read from
-the installed TRL and transformers sources (`trl_defaults`), so `--dry-run` answers in a second and
-sees exactly the defaults the run will get. `trl_arguments` is the one place where the values
-handed to TRL's config class are assembled; the runner uses it too.
+the installed TRL and transformers sources (`exprl.train.trl_fields`), so `--dry-run` answers in a
+second and sees exactly the defaults the run will get. The values handed to TRL's config class are
+assembled in one place, `exprl.train.trl_args.trl_arguments`, which the runner uses too; this module
+turns them into the plan and renders it.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import importlib.util
 import math
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.errors import ConfigError
-from exprl.train.batch import check_batch, derive_batch
-from exprl.train.config import JUDGED_METHODS, RL_METHODS, SAMPLING_METHODS, TrainConfig, method_defaults
+from exprl.train.config import JUDGED_METHODS, RL_METHODS, SAMPLING_METHODS, TrainConfig
 from exprl.train.checks import check_stage
 from exprl.train.fidelity import departures, render
 from exprl.train.resources import plan_resources, render_batch, render_launch, render_memory
-
-# Where each method's TRL config class is declared, base classes first (later ones override).
-_TRAINING_ARGUMENTS = ("transformers", "training_args.py", "TrainingArguments")
-_TRL_BASE = ("trl", "trainer/base_config.py", "_BaseConfig")
-CONFIG_SOURCES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "grpo": (_TRAINING_ARGUMENTS, _TRL_BASE, ("trl", "trainer/grpo_config.py", "GRPOConfig")),
-    "sft": (_TRAINING_ARGUMENTS, _TRL_BASE, ("trl", "trainer/sft_config.py", "SFTConfig")),
-    "self-distill": (_TRAINING_ARGUMENTS, _TRL_BASE, ("trl", "experimental/sdft/sdft_config.py", "SDFTConfig")),
-}
-
-
-class Computed:
-    """A TRL default that is an expression, not a literal (kept as its source text)."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def __repr__(self) -> str:
-        return f"<{self.source}>"
-
-
-REQUIRED = Computed("required")
-
-
-def _config_kind(method: str) -> str:
-    return "grpo" if method in RL_METHODS else method
-
-
-def _source_file(package: str, relative: str) -> Path:
-    spec = importlib.util.find_spec(package)  # a top-level package is located, not imported
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"{package} is not installed; the training extra provides it")
-    return Path(list(spec.submodule_search_locations)[0]) / relative
-
-
-@lru_cache(maxsize=None)
-def _class_fields(package: str, relative: str, class_name: str) -> dict[str, Any]:
-    path = _source_file(package, relative)
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == class_name:
-            return dict(_field_default(item) for item in node.body
-                        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name))
-    raise ConfigError(f"{path}: no class {class_name}; this TRL/transformers version is not the one exprl knows")
-
-
-def _field_default(item: ast.AnnAssign) -> tuple[str, Any]:
-    name = item.target.id  # type: ignore[union-attr]
-    value = item.value
-    if value is None:
-        return name, REQUIRED
-    if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
-        keywords = {k.arg: k.value for k in value.keywords}
-        if "default" in keywords:
-            value = keywords["default"]
-        else:
-            return name, Computed(ast.unparse(keywords.get("default_factory", value)))
-    try:
-        return name, ast.literal_eval(value)
-    except ValueError:
-        return name, Computed(ast.unparse(value))
-
-
-@lru_cache(maxsize=None)
-def _class_annotations(package: str, relative: str, class_name: str) -> dict[str, ast.expr]:
-    path = _source_file(package, relative)
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == class_name:
-            return {item.target.id: item.annotation for item in node.body  # type: ignore[union-attr]
-                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
-    raise ConfigError(f"{path}: no class {class_name}; this TRL/transformers version is not the one exprl knows")
-
-
-def trl_annotations(method: str) -> dict[str, ast.expr]:
-    """Every field of the method's TRL config class with its declared type, as source (no import)."""
-    fields: dict[str, ast.expr] = {}
-    for source in CONFIG_SOURCES[_config_kind(method)]:
-        fields.update(_class_annotations(*source))
-    return fields
-
-
-_SCALARS = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict, "list": list, "tuple": tuple}
-
-
-def check_trl_value(key: str, value: Any, annotation: ast.expr) -> Any:
-    """`value` checked against a TRL field's declared type (read from its source), so a recipe with
-    `trl.max_steps: abc` stops here, naming the key, rather than in TRL after the model is built.
-    A YAML string that spells a number becomes that number where the field is a float ("1e-6"
-    reads as text in YAML 1.1). Types exprl cannot check without importing TRL (its enums, its
-    classes) accept any value; TRL checks those."""
-    accepted = _accepts(annotation, value)
-    if accepted is _REFUSED:
-        raise ConfigError(f"trl.{key} must be {ast.unparse(annotation)}, got {value!r}")
-    return accepted
-
-
-_REFUSED = object()
-
-
-def _accepts(annotation: ast.expr, value: Any) -> Any:
-    """`value` (or its float reading) when it fits `annotation`, else _REFUSED."""
-    if isinstance(annotation, ast.Constant) and annotation.value is None:
-        return value if value is None else _REFUSED
-    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
-        options = [annotation.left, annotation.right]
-    elif isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", None) in ("Optional", "Union"):
-        inner = annotation.slice
-        options = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
-        if annotation.value.id == "Optional":  # type: ignore[attr-defined]
-            options.append(ast.Constant(None))
-    else:
-        options = None
-    if options is not None:
-        fits = [_accepts(option, value) for option in options]
-        exact = [f for f in fits if f is value]  # a member the value fits as is wins over a conversion
-        return exact[0] if exact else next((f for f in fits if f is not _REFUSED), _REFUSED)
-    if isinstance(annotation, ast.Subscript) and getattr(annotation.value, "id", None) == "Literal":
-        inner = annotation.slice
-        allowed = [e.value for e in (inner.elts if isinstance(inner, ast.Tuple) else [inner])
-                   if isinstance(e, ast.Constant)]
-        return value if value in allowed else _REFUSED
-    name = annotation.value.id if isinstance(annotation, ast.Subscript) else getattr(annotation, "id", None)
-    expected = _SCALARS.get(name or "")
-    if expected is None:
-        return value  # an enum or class of TRL's: TRL itself checks it
-    if expected is bool or isinstance(value, bool):
-        return value if expected is bool and isinstance(value, bool) else _REFUSED
-    if expected is float:
-        if isinstance(value, (int, float)):
-            return value
-        try:
-            return float(value) if isinstance(value, str) else _REFUSED
-        except ValueError:
-            return _REFUSED
-    if expected in (list, tuple):
-        return value if isinstance(value, (list, tuple)) else _REFUSED
-    return value if isinstance(value, expected) else _REFUSED
-
-
-def trl_defaults(method: str) -> dict[str, Any]:
-    """Every field of the method's TRL config class with its declared default (literal, or Computed)."""
-    fields: dict[str, Any] = {}
-    for source in CONFIG_SOURCES[_config_kind(method)]:
-        fields.update(_class_fields(*source))
-    return fields
-
-
-def trl_arguments(config: TrainConfig, world_size: int, machine: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The keyword arguments for the method's TRL config class, in order of precedence: the paper's
-    defaults for the method, then `machine` (what the hardware forces, e.g. no bf16 on a CPU), then
-    exprl's fixed choices for the method, then the recipe's `trl` section, then the batch arguments
-    derived from its `batch` section for `world_size` (exprl.train.batch), then the derived `max_steps`.
-    Unknown keys, world sizes that cannot hold the declared batch and budgets that do not divide are
-    ConfigErrors naming the key."""
-    check_budget(config)
-    known = trl_defaults(config.method)
-    unknown = sorted(set(config.trl) - set(known))
-    if unknown:
-        from exprl.config import unknown_keys
-
-        raise ConfigError(unknown_keys(unknown, known, f"{CONFIG_SOURCES[_config_kind(config.method)][-1][2]} "
-                                                       f"(method {config.method})", prefix="trl."))
-    values = {k: v for k, v in method_defaults(config.method).items() if k in known}
-    values.update(machine or {})
-    if config.method == "self-distill":
-        # The paper's baseline: sampled-token reverse KL to the frozen base shown the reference.
-        values.update(teacher_model_kind="base", distillation_mode="sampled_token", distillation_alpha=1.0,
-                      generate_from_teacher=False, teacher_prompt_template=config.teacher_template)
-    types = trl_annotations(config.method)
-    values.update({key: check_trl_value(key, value, types[key]) for key, value in config.trl.items()})
-    if config.batch.declared:
-        check_batch(config.batch, config.method, config.method in SAMPLING_METHODS, config.trl)
-        values.update(derive_batch(config.batch, world_size).trl_values())
-    if config.rollout_batches is not None:
-        shape = _batch_shape(config, {**known, **values}, world_size)
-        values["max_steps"] = _max_steps(config, shape)
-    return values
-
-
-@dataclasses.dataclass
-class _Shape:
-    per_device: int
-    accumulation: int
-    steps_per_generation: int
-    iterations: int
-    generation_batch: int
-    num_generations: int
-
-    @property
-    def optimizer_steps_per_batch(self) -> Fraction:
-        # TRL generates every steps_per_generation x num_iterations micro-batches and steps the
-        # optimiser every gradient_accumulation_steps micro-batches.
-        return Fraction(self.steps_per_generation * self.iterations, self.accumulation)
-
-
-def _positive(values: dict[str, Any], key: str) -> int:
-    value = values.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"trl.{key} must be a positive integer, got {value!r}")
-    return value
-
-
-def _batch_shape(config: TrainConfig, effective: dict[str, Any], world_size: int) -> _Shape:
-    """TRL's generation-batch arithmetic (GRPOConfig/SDFTConfig.__post_init__), with errors that say
-    which recipe key to change instead of failing once the trainer is built."""
-    per_device = _positive(effective, "per_device_train_batch_size")
-    accumulation = _positive(effective, "gradient_accumulation_steps")
-    iterations = _positive(effective, "num_iterations")
-    generations = effective.get("num_generations")
-    if isinstance(generations, bool) or not isinstance(generations, int) or generations < 2:
-        raise ConfigError(f"trl.num_generations must be an integer of at least 2 (group advantages need a "
-                          f"group), got {generations!r}")
-    steps, batch = effective.get("steps_per_generation"), effective.get("generation_batch_size")
-    global_batch = per_device * world_size
-    if steps is not None and batch is not None:
-        raise ConfigError("set trl.steps_per_generation or trl.generation_batch_size, not both")
-    if batch is not None:
-        if batch % global_batch:
-            raise ConfigError(f"trl.generation_batch_size = {batch} is not a multiple of "
-                              f"trl.per_device_train_batch_size x processes = {per_device} x {world_size}; "
-                              f"change trl.generation_batch_size")
-        steps = batch // global_batch
-    elif steps is None:
-        steps = accumulation
-    else:
-        steps = _positive(effective, "steps_per_generation")
-    batch = global_batch * steps
-    if batch % generations:
-        raise ConfigError(
-            f"at {world_size} process{'es' if world_size > 1 else ''} a rollout batch is "
-            f"trl.per_device_train_batch_size {per_device} x {world_size} x trl.steps_per_generation {steps} = "
-            f"{batch} completions, not a multiple of trl.num_generations = {generations}; change "
-            f"trl.num_generations or trl.per_device_train_batch_size")
-    return _Shape(per_device, accumulation, steps, iterations, batch, generations)
-
-
-def _max_steps(config: TrainConfig, shape: _Shape) -> int:
-    steps = config.rollout_batches * shape.optimizer_steps_per_batch  # type: ignore[operator]
-    if steps.denominator != 1:
-        raise ConfigError(
-            f"rollout_batches = {config.rollout_batches} does not give a whole number of optimiser steps at "
-            f"{shape.optimizer_steps_per_batch} per rollout batch (trl.steps_per_generation x trl.num_iterations / "
-            f"trl.gradient_accumulation_steps); change rollout_batches or trl.gradient_accumulation_steps")
-    return int(steps)
-
-
-def check_budget(config: TrainConfig) -> None:
-    """One way to state a budget: rollout batches for methods that sample, optimiser steps for SFT."""
-    if config.rollout_batches is not None:
-        if config.method not in SAMPLING_METHODS:
-            raise ConfigError(f"rollout_batches: method {config.method} samples no rollouts; its budget is "
-                              f"trl.max_steps optimiser steps")
-        if config.rollout_batches < 1:
-            raise ConfigError(f"rollout_batches must be at least 1, got {config.rollout_batches}")
-        if "max_steps" in config.trl:
-            raise ConfigError("set rollout_batches or trl.max_steps, not both (rollout_batches sets "
-                              "trl.max_steps from the batch shape)")
+from exprl.train.trl_args import batch_shape, effective_trl, positive, trl_arguments
+from exprl.train.trl_fields import Computed, trl_defaults
 
 
 # ---------------------------------------------------------------------------------------- the plan
@@ -422,12 +163,6 @@ def plan_stage(config: TrainConfig, world_size: int, name: str = "train", recipe
     return plan
 
 
-def effective_trl(config: TrainConfig) -> dict[str, Any]:
-    """The trl values as TRL will get them (the recipe's over the method's paper defaults over TRL's
-    own), less the budget's derived max_steps, which needs the world size."""
-    return {**trl_defaults(config.method), **trl_arguments(dataclasses.replace(config, rollout_batches=None), 1)}
-
-
 def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: str | None,
           data: str | None) -> StagePlan:
     from exprl.data.prompts import policy_prompt_name
@@ -442,11 +177,11 @@ def _plan(config: TrainConfig, world_size: int, name: str, recipe: str, model: s
     problems = _count_problems(config.data.sources(), config.data.max_problems)
     max_steps = get("max_steps")
     optimizer_steps = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
-    per_device = _positive(effective, "per_device_train_batch_size")
-    accumulation = _positive(effective, "gradient_accumulation_steps")
+    per_device = positive(effective, "per_device_train_batch_size")
+    accumulation = positive(effective, "gradient_accumulation_steps")
     judge: dict[str, Any] = {"backend": None, "model": None, "calls_per_completion": 0, "calls_per_batch": 0}
     if config.method in SAMPLING_METHODS:
-        shape = _batch_shape(config, effective, world_size)
+        shape = batch_shape(config, effective, world_size)
         per_batch = shape.optimizer_steps_per_batch
         prompts = shape.generation_batch // shape.num_generations
         batches = (Fraction(optimizer_steps) / per_batch) if optimizer_steps is not None else None
@@ -553,13 +288,3 @@ def _count_problems(files: list[str], limit: int | None) -> int | None:
         with path.open("rb") as f:
             total += sum(1 for line in f if line.strip())
     return min(total, limit) if limit is not None else total
-
-
-def world_size_from_environment() -> int:
-    """The number of training processes of this launch (accelerate and torchrun set WORLD_SIZE)."""
-    import os
-
-    try:
-        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
-    except ValueError:
-        raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number") from None

@@ -165,17 +165,17 @@ def trl_config_class(method: str):
 
 def check_trl_keys(config: TrainConfig) -> type:
     """The method's TRL config class, after checking every `trl` key is one of its fields."""
-    from exprl.train.plan import trl_arguments
+    from exprl.train.trl_args import trl_arguments
 
     trl_arguments(config, world_size=1)
     return trl_config_class(config.method)
 
 
 def build_trl_args(config: TrainConfig, output_dir: Path):
-    """The TRL config object: `exprl.train.plan.trl_arguments` at this launch's world size."""
+    """The TRL config object: `exprl.train.trl_args.trl_arguments` at this launch's world size."""
     import torch
 
-    from exprl.train.plan import trl_arguments, world_size_from_environment
+    from exprl.train.trl_args import trl_arguments, world_size_from_environment
 
     cls = trl_config_class(config.method)
     world_size = world_size_from_environment()
@@ -219,7 +219,8 @@ def run_training(config: TrainConfig | str | Path, output_dir: str | Path, *, ov
     replaces the judge built from `config.judge` (benchmarks, tests); `callbacks` are extra
     TrainerCallbacks.
     """
-    from exprl.train.plan import plan_stage, world_size_from_environment
+    from exprl.train.plan import plan_stage
+    from exprl.train.trl_args import world_size_from_environment
 
     if not isinstance(config, TrainConfig):
         config = load_train_config(config, overrides)
