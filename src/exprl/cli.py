@@ -21,7 +21,7 @@ SUBCOMMAND_MODULES = [
     "exprl.data.cli",       # data
     "exprl.judge.cli",      # rubrics, judge
     "exprl.train.cli",      # train
-    "exprl.pipeline",       # pipeline
+    "exprl.pipeline.cli",   # pipeline
     "exprl.eval.cli",       # eval, report
     "exprl.demo",           # demo
     "exprl.recipes.cli",    # recipes

@@ -1,124 +1,22 @@
-"""`exprl pipeline`: the paper's two-stage protocol in one resumable run directory.
-
-    evaluate base -> [keep the Stage-I problems the base model cannot solve] -> Stage I (any method)
-    -> evaluate -> Stage II (sparse GRPO from the Stage-I checkpoint, same prompts, references
-    removed) -> evaluate
-
-Run directory (its format is exprl.runs'):
-
-    run.json              exprl version, layout format, label, Stage-I method, state and recipe of every stage
-    resolved-config.json  the pipeline config and both training recipes the run started with
-    pipeline.yaml         the resolved PipelineConfig, for reading
-    plan.json             what each training stage does (exprl.train.plan), checked before anything ran
-    base-model/           only for `model: tiny`: the fresh model that both base eval and Stage I use
-    stage1/, stage2/      training runs (recipe.yaml, checkpoint-N/, metrics.jsonl, final/)
-    stage2-prompts.jsonl  Stage-I problems with the reference solution replaced by the boxed answer
-    eval/{base,stage1,stage2}/   evaluation directories (see exprl.eval.evaluate)
-    filter/               with `filter.enabled`: the base model's hard set (exprl.eval.filter), Stage I's data
-
-Stage II is one recipe for every Stage-I method (`stage2.recipe`; the paper's is
-the bundled paper-stage2.yaml): nothing of the Stage-I recipe carries over but the checkpoint and the
-problems, so every method is compared after the same downstream RL. Before anything runs, both
-training stages are planned (`exprl.train.plan`; a dry run plans each at its recipe's
-`launch.num_processes`, as the paper's node runs them, a real run at this launch's world size): a
-stage that cannot run stops the pipeline before Stage I spends its hours. The run folder defaults to
-runs/<label>, the label being `name`, else the Stage-I method.
-
-Every stage records its state in run.json as it starts and ends. Re-running the same command skips
-finished stages and resumes an interrupted one (training from its last checkpoint, evaluation from
-its generation cache).
+"""The pipeline's run: both training stages resolved and planned before anything runs, then every
+stage (base evaluation, hard-set filter, Stage I, its evaluation, Stage II, its evaluation) run or
+resumed in one run directory (the layout is in the package docstring, `exprl.pipeline`).
 """
 from __future__ import annotations
 
-import argparse
 import copy
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from exprl.config import add_override_argument, dump_yaml, load_config, to_dict
-from exprl.data.catalog import add_data_dir_argument
+from exprl.config import dump_yaml, to_dict
 from exprl.errors import ConfigError
-from exprl.eval.config import EvalConfig, FilterConfig
-from exprl.recipes import find_recipe, recipe_folder, resolve_entry
+from exprl.eval.config import FilterConfig
+from exprl.pipeline.config import FilterStageConfig, PipelineConfig
 from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done, write_json_atomic
 from exprl.weights import resolve_policy_model
 
 PLAN_FILE = "plan.json"
-
-
-@dataclass
-class StageOneConfig:
-    recipe: str = field(default="", metadata={
-        "help": "Training recipe for Stage I (method, model, data, judge, trl): a YAML file (beside this one, or "
-                "in the working directory) or a bundled recipe's name."})
-    overrides: list[str] = field(default_factory=list, metadata={
-        "help": "key=value overrides applied to the Stage-I recipe, e.g. rollout_batches=2."})
-
-
-@dataclass
-class StageTwoConfig:
-    enabled: bool = field(default=True, metadata={"help": "Run Stage II (sparse GRPO) after Stage I."})
-    recipe: str = field(default="", metadata={
-        "help": "Training recipe for Stage II (method grpo), the same whatever the Stage-I method: the "
-                "paper's is paper-stage2.yaml. Its model and data are replaced by the Stage-I checkpoint and "
-                "the Stage-I problems with the reference removed. A file or a bundled recipe, as stage1.recipe."})
-    overrides: list[str] = field(default_factory=list, metadata={
-        "help": "key=value overrides applied to the Stage-II recipe, e.g. rollout_batches=2."})
-
-
-@dataclass
-class FilterStageConfig(FilterConfig):
-    """`exprl data filter` as the pipeline's first step (its settings, plus `enabled`)."""
-
-    enabled: bool = field(default=False, metadata={
-        "help": "Train Stage I (and Stage II) on the base model's own hard set: the Stage-I problems it solves "
-                "at most max_solved of n times (exprl data filter into RUN/filter; the paper's protocol, "
-                "method.md §5.1)."})
-
-
-@dataclass
-class PipelineConfig:
-    """Stage I, Stage II and the evaluations around them (the paper's two-stage protocol)."""
-
-    name: str = field(default="", metadata={
-        "help": "Label of this run in reports (default: the Stage-I method)."})
-    evaluate_base: bool = field(default=True, metadata={
-        "help": "Evaluate the base model before Stage I (the paper's base row)."})
-    stage1: StageOneConfig = field(default_factory=StageOneConfig, metadata={"help": "Stage I (mid-training)."})
-    stage2: StageTwoConfig = field(default_factory=StageTwoConfig, metadata={"help": "Stage II (sparse RL)."})
-    eval: EvalConfig = field(default_factory=EvalConfig, metadata={
-        "help": "Evaluation after each stage (benches, n, temperature, max_tokens, ...)."})
-    filter: FilterStageConfig = field(default_factory=FilterStageConfig, metadata={
-        "help": "Optional first step: keep only the Stage-I problems the base model cannot solve (enabled, n, "
-                "max_solved, and sampling settings as in eval)."})
-
-
-def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """A pipeline YAML (a file, or a bundled recipe's name) plus overrides. Stage recipes and benchmarks
-    are files beside a user's pipeline file, files in the working directory, or bundled recipes, in that
-    order (exprl.recipes.resolve_entry); a benchmark may also be a catalog dataset or data file.
-
-    An override of a recipe key goes through its stage: `stage2.trl.num_generations=7` is appended
-    to `stage2.overrides` as `trl.num_generations=7`."""
-    stage_keys = {"stage1": {f.name for f in fields(StageOneConfig)}, "stage2": {f.name for f in fields(StageTwoConfig)}}
-    own, recipe_overrides = [], {"stage1": [], "stage2": []}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        stage, _, rest = key.strip().partition(".")
-        if sep and stage in stage_keys and rest and rest.split(".")[0] not in stage_keys[stage]:
-            recipe_overrides[stage].append(f"{rest}={value}")
-        else:
-            own.append(item)
-    config = load_config(PipelineConfig, path, own)
-    config.stage1.overrides += recipe_overrides["stage1"]
-    config.stage2.overrides += recipe_overrides["stage2"]
-    folder = recipe_folder(find_recipe(path))
-    config.stage1.recipe = resolve_entry(config.stage1.recipe, folder, recipes=True)
-    config.stage2.recipe = resolve_entry(config.stage2.recipe, folder, recipes=True)
-    config.eval.benches = [resolve_entry(b, folder, recipes=True) for b in config.eval.benches]
-    return config
-
 
 STAGE1_MODEL = "the Stage-I final checkpoint"
 STAGE1_PROMPTS = "the Stage-I problems, references removed"
@@ -363,24 +261,6 @@ def _stage2_prompts(stage1: Any, run_dir: Path, load_training_problems) -> Path:
     return path
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "pipeline", help="base eval -> Stage I -> eval -> Stage II (sparse GRPO) -> eval, resumable",
-        description="Run the two-stage protocol into one run directory. Re-running the same command "
-                    "skips finished stages and resumes an interrupted one. Both training stages are "
-                    "planned first; --dry-run prints the plan and stops.")
-    p.add_argument("--config", required=True,
-                   help="pipeline: a YAML file, or a bundled recipe's name (pipeline-cpu-smoke, "
-                        "pipeline-paper-qwen3-4b)")
-    p.add_argument("--run-dir", default=None, help="run directory (default: runs/<name or method>)")
-    add_override_argument(p, "pipeline", "eval.n=4 or stage2.trl.num_generations=16")
-    add_data_dir_argument(p)
-    from exprl.train.cli import add_plan_arguments
-
-    add_plan_arguments(p)
-    p.set_defaults(handler=_handle)
-
-
 def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_dir: Path) -> None:
     """What a pipeline would otherwise find wrong only hours in, found before any folder or model:
     a run folder that cannot take this run, training data or a benchmark that does not load, a judge
@@ -403,35 +283,3 @@ def check_pipeline_inputs(config: PipelineConfig, recipes: PipelineRecipes, run_
 
     if recipes.stage1.method in JUDGED_METHODS:
         preflight_judge(recipes.stage1, problems[0])  # the judge answers now, not after the base evaluation
-
-
-def _handle(args: argparse.Namespace) -> int:
-    import json
-
-    from exprl.eval.plan import render_evaluation
-    from exprl.train.cli import plan_world_size, refuse_over_memory
-
-    config = load_pipeline_config(args.config, args.overrides)
-    recipes = pipeline_recipes(config)
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config, recipes)
-    # A dry run plans each stage at its recipe's launch.num_processes unless --num-processes names one for
-    # all; a real run trains every stage on the processes it was launched with.
-    world = args.num_processes if args.dry_run else plan_world_size(args)
-    plans = plan_pipeline(config, recipes, world, gpu_memory_gib=args.gpu_memory_gib, run_dir=run_dir)
-    document = plan_document(config, recipes, plans, run_dir)
-    if args.json:
-        print(json.dumps(document, indent=2, default=str))
-    else:
-        print(f"pipeline: {document['label']} into {run_dir}\n")
-        print("\n\n".join(p.render() for p in plans) + "\n\n" + render_evaluation(document["evaluation"]), flush=True)
-    if args.dry_run:
-        refuse_over_memory(plans)
-        return 0
-    check_pipeline_inputs(config, recipes, run_dir)
-    state = run_pipeline(config, run_dir)
-    for stage in STAGES:
-        record = state["stages"].get(stage, {})
-        extra = record.get("pass_at_1") or record.get("checkpoint") or record.get("error") or ""
-        print(f"{stage:12s} {record.get('state', '?'):12s} {extra}")
-    print(f"run directory: {run_dir}  (exprl report {run_dir})")
-    return 0 if state.get("finished") else 1
