@@ -1,5 +1,6 @@
-"""`exprl data list | prepare | stats | synth` (`data filter` is registered by exprl.eval.cli). Only argument
-parsing here; the work is in catalog, loaders, prepare and synthetic."""
+"""`exprl data list | prepare | stats | synth | filter`: the `data` group and its actions. Only argument
+parsing here; the work is in catalog, loaders, prepare and synthetic. `filter` samples a model, so its
+flags and handler are the eval layer's (exprl.eval.cli), which this group names (`provided_above`)."""
 from __future__ import annotations
 
 import argparse
@@ -10,32 +11,35 @@ from exprl.config import add_override_argument
 from exprl.data.catalog import add_data_dir_argument
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+def register(commands) -> None:
+    commands.group(
         "data", help="load, validate, deduplicate, decontaminate and split problem corpora",
-        description="Prepare problem corpora (JSONL, Parquet, Hugging Face datasets) for training.")
-    actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
-    parser.set_defaults(handler=lambda args: _print_help(parser))
-    # Actions that need a layer above data add themselves here: `filter` samples a model, so
-    # exprl.eval.cli registers it.
-    parser.actions = actions
-
-    listing = actions.add_parser(
-        "list", help="the datasets exprl knows by name, and where each would load from now",
+        description="Prepare problem corpora (JSONL, Parquet, Hugging Face datasets) for training.",
+        # `filter` samples a model to keep the problems it cannot solve: that needs the eval layer
+        # (the sampler, the verifier), so its flags and its work are declared there.
+        provided_above={"filter": "exprl.eval.cli"})
+    commands.action(
+        "data", "list", add_data_dir_argument, _list,
+        help="the datasets exprl knows by name, and where each would load from now",
         description="Catalog names (gsm8k-train, math500, ...) are accepted wherever a data file is: recipes' "
                     "data.train_files, benchmark configs, `eval --bench`, `data prepare`. Each loads from "
                     "DATA_DIR/FILE when the data folder ($EXPRL_DATA_DIR or --data-dir) has that file, else from "
                     "the Hugging Face hub.")
-    add_data_dir_argument(listing)
-    listing.set_defaults(handler=_list)
-
-    prepare = actions.add_parser(
-        "prepare", help="validate, clean, dedupe and decontaminate corpora into DIR (a test split on request)",
+    commands.action(
+        "data", "prepare", _add_prepare_arguments, _prepare,
+        help="validate, clean, dedupe and decontaminate corpora into DIR (a test split on request)",
         description="Writes DIR/train.{jsonl,parquet} (and DIR/test.{jsonl,parquet} with --set test_fraction=F; "
                     "by default nothing is held out), removed.jsonl, rejected.jsonl (with --skip-invalid) and "
                     "stats.json, and prints a summary. DIR records what exprl wrote in it (exprl-manifest.json, "
                     "written last with every file's size and hash: a folder a killed prepare left half-written "
                     "is refused by every reader); DIR may not hold an input.")
+    commands.action("data", "stats", _add_stats_arguments, _stats,
+                    help="print statistics of a problem file or of a prepared stats.json")
+    commands.action("data", "synth", _add_synth_arguments, _synth,
+                    help="generate the synthetic coverage task as problems JSONL")
+
+
+def _add_prepare_arguments(prepare: argparse.ArgumentParser) -> None:
     prepare.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="catalog dataset (exprl data list), .jsonl, .parquet, datasets file or folder, or a "
                               "Hugging Face hub id")
@@ -53,31 +57,25 @@ def register(subparsers) -> None:
                          help="map a source column onto a Problem field, e.g. problem=question (repeatable)")
     _add_config_arguments(prepare)
     add_data_dir_argument(prepare)
-    prepare.set_defaults(handler=_prepare)
 
-    stats = actions.add_parser("stats", help="print statistics of a problem file or of a prepared stats.json")
+
+def _add_stats_arguments(stats: argparse.ArgumentParser) -> None:
     stats.add_argument("file", metavar="FILE", help="problems in any loadable format, or a stats.json")
     stats.add_argument("--field", action="append", default=[], metavar="FIELD=COLUMN",
                        help="map a source column onto a Problem field (repeatable)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of the readable summary")
     add_data_dir_argument(stats)
-    stats.set_defaults(handler=_stats)
 
-    synth = actions.add_parser("synth", help="generate the synthetic coverage task as problems JSONL")
+
+def _add_synth_arguments(synth: argparse.ArgumentParser) -> None:
     synth.add_argument("--out", required=True, metavar="FILE", help="output JSONL file")
     synth.add_argument("--seed", type=int, default=None, help="generator seed (overrides the config)")
     _add_config_arguments(synth)
-    synth.set_defaults(handler=_synth)
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", default=None, help="config file (fields as in --set)")
     add_override_argument(parser, "prepare config", "near_dup_threshold=0.85")
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _list(args: argparse.Namespace) -> int:

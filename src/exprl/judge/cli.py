@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from exprl.config import add_override_argument
 from exprl.judge.run import DEFAULT_MAX_STEPS, OVER_STEP_CAP, STEP_NOT_JUDGED
@@ -23,60 +23,46 @@ from exprl.rewards.steps import DEFAULT_DELIMITER
 BACKENDS = ("reference", "openai", "transformers")
 
 
-def register(subparsers) -> None:
-    _register_judge(subparsers)
-    _register_rubrics(subparsers)
+def register(commands) -> None:
+    _register_judge(commands)
+    _register_rubrics(commands)
 
 
 # -- argument parsing ----------------------------------------------------------------------------
-def _register_judge(subparsers) -> None:
-    actions = _command_group(
-        subparsers, "judge", help="score traces against references, serve a judge model, calibrate a judge",
+def _register_judge(commands) -> None:
+    commands.group(
+        "judge", help="score traces against references, serve a judge model, calibrate a judge",
         description="The ExpRL judge: an LLM that grades a policy trace (or one step of it) against "
                     "a reference solution on a 1-5 scale.")
-    _add_action(actions, "run", add_run_arguments, _run,
-                help="judge every trace of a JSONL file and write one result row per trace",
-                description="Input rows: id, problem, reference, trace (optional: answer, domain, "
-                            "problem_id when several traces share a problem; the id names the problem "
-                            "otherwise, e.g. for rubric=cached). Output rows: id, score, reward, status, "
-                            "cached, latency_s, truncated; in process mode also 'steps', one entry per "
-                            "step with its character span. Unscorable judgments have score and reward "
-                            "null and say why in status and error. Finished rows are kept in OUT.partial as "
-                            "they arrive; after Ctrl-C or a kill, the same command resumes. Exits 1 while "
-                            "any row could not reach the judge (rerun to retry them).")
-    _add_action(actions, "serve", add_serve_arguments, _serve,
-                help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
-                description="Starts the judge model behind an OpenAI-compatible endpoint and prints its "
-                            "base URL.")
-    _add_action(actions, "calibrate", add_calibrate_arguments, _calibrate,
-                help="measure how well a judge separates correct from incorrect traces",
-                description="Scores labelled traces with the correct, a wrong, and no reference, and "
-                            "reports how often the judge ranks them right.")
+    commands.action("judge", "run", add_run_arguments, _run,
+                    help="judge every trace of a JSONL file and write one result row per trace",
+                    description="Input rows: id, problem, reference, trace (optional: answer, domain, "
+                                "problem_id when several traces share a problem; the id names the problem "
+                                "otherwise, e.g. for rubric=cached). Output rows: id, score, reward, status, "
+                                "cached, latency_s, truncated; in process mode also 'steps', one entry per "
+                                "step with its character span. Unscorable judgments have score and reward "
+                                "null and say why in status and error. Finished rows are kept in OUT.partial as "
+                                "they arrive; after Ctrl-C or a kill, the same command resumes. Exits 1 while "
+                                "any row could not reach the judge (rerun to retry them).")
+    commands.action("judge", "serve", add_serve_arguments, _serve,
+                    help="start an OpenAI-compatible judge server (llama.cpp on CPU, vLLM on GPU)",
+                    description="Starts the judge model behind an OpenAI-compatible endpoint and prints its "
+                                "base URL.")
+    commands.action("judge", "calibrate", add_calibrate_arguments, _calibrate,
+                    help="measure how well a judge separates correct from incorrect traces",
+                    description="Scores labelled traces with the correct, a wrong, and no reference, and "
+                                "reports how often the judge ranks them right.")
 
 
-def _register_rubrics(subparsers) -> None:
-    actions = _command_group(
-        subparsers, "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
+def _register_rubrics(commands) -> None:
+    commands.group(
+        "rubrics", help="build and inspect per-problem checkpoint rubrics (optional, rubric=cached)",
         description="Checkpoints extracted once per problem from its reference, stored and reused by "
                     "the process judge instead of extracting them inside every call.")
-    _add_action(actions, "build", add_rubrics_build_arguments, _rubrics_build,
-                help="extract checkpoints for every problem of a file")
-    _add_action(actions, "show", add_rubrics_show_arguments, _rubrics_show,
-                help="print the stored checkpoints of some problems")
-
-
-def _command_group(subparsers, name: str, **parser_kwargs):
-    """`exprl NAME ACTION ...`: the group's parser prints its help when no action is given."""
-    parser = subparsers.add_parser(name, **parser_kwargs)
-    parser.set_defaults(handler=lambda args: _print_help(parser))
-    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
-
-
-def _add_action(actions, name: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                handler: Callable[[argparse.Namespace], int], **parser_kwargs) -> None:
-    parser = actions.add_parser(name, **parser_kwargs)
-    add_arguments(parser)
-    parser.set_defaults(handler=handler)
+    commands.action("rubrics", "build", add_rubrics_build_arguments, _rubrics_build,
+                    help="extract checkpoints for every problem of a file")
+    commands.action("rubrics", "show", add_rubrics_show_arguments, _rubrics_show,
+                    help="print the stored checkpoints of some problems")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,11 +110,6 @@ def add_judge_config_arguments(parser: argparse.ArgumentParser, *, backends: Seq
     parser.add_argument("--config", metavar="YAML", default=None,
                         help="judge config file (its 'judge:' section when it has one)")
     add_override_argument(parser, "judge config", "timeout_s=30")
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def judge_config_from_args(args: argparse.Namespace):

@@ -15,12 +15,16 @@ from exprl.pipeline.run import (check_pipeline_inputs, default_run_dir, pipeline
 from exprl.runs import STAGES
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "pipeline", help="base eval -> Stage I -> eval -> Stage II (sparse GRPO) -> eval, resumable",
+def register(commands) -> None:
+    commands.command(
+        "pipeline", _add_arguments, _handle,
+        help="base eval -> Stage I -> eval -> Stage II (sparse GRPO) -> eval, resumable",
         description="Run the two-stage protocol into one run directory. Re-running the same command "
                     "skips finished stages and resumes an interrupted one. Both training stages are "
                     "planned first; --dry-run prints the plan and stops.")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True,
                    help="pipeline: a YAML file, or a bundled recipe's name (pipeline-cpu-smoke, "
                         "pipeline-paper-qwen3-4b)")
@@ -30,7 +34,6 @@ def register(subparsers) -> None:
     from exprl.train.cli import add_plan_arguments
 
     add_plan_arguments(p)
-    p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -7,48 +7,50 @@ from pathlib import Path
 from typing import Any
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+def register(commands) -> None:
+    commands.group(
         "recipes", help="list, show and copy the recipes exprl ships (--config NAME uses them directly)",
         description="exprl ships its training, pipeline, benchmark and demo recipes inside the package. "
                     "`--config NAME` reads the file NAME when there is one, else the bundled recipe NAME. "
                     "Copy one out to change it: paths in a copy are read beside it first.")
-    actions = parser.add_subparsers(dest="recipes_command", metavar="ACTION")
-    parser.set_defaults(handler=lambda args: _print_help(parser))
-
-    listing = actions.add_parser("list", help="every bundled recipe: name, kind and what it is for")
-    listing.set_defaults(handler=_list)
-
-    show = actions.add_parser("show", help="print a bundled recipe (comments included)")
-    show.add_argument("name", metavar="NAME", help="recipe name, with or without .yaml")
-    show.set_defaults(handler=_show)
-
-    diff = actions.add_parser(
-        "diff", help="the settings that separate two recipes (e.g. paper-exprl-process exprl-process)",
+    commands.action("recipes", "list", None, _list,
+                    help="every bundled recipe: name, kind and what it is for")
+    commands.action("recipes", "show", _name_argument, _show, help="print a bundled recipe (comments included)")
+    commands.action(
+        "recipes", "diff", _add_diff_arguments, _diff,
+        help="the settings that separate two recipes (e.g. paper-exprl-process exprl-process)",
         description="Every key two recipes set differently, after `extends` is resolved: dotted key, value in "
                     "A, value in B ('-' where a recipe leaves the key to its default). The plan "
                     "(`exprl train --config NAME --dry-run`) lists each recipe's departures from the official code.")
-    diff.add_argument("a", metavar="A", help="recipe file or bundled recipe name")
-    diff.add_argument("b", metavar="B", help="recipe file or bundled recipe name")
-    diff.set_defaults(handler=_diff)
-    where = actions.add_parser("path", help="print the file of a bundled recipe or accelerate config",
-                               description="The installed file of NAME: a bundled recipe (paper-grpo) or an "
-                                           "accelerate config exprl ships (accelerate/fsdp2), for a launch line: "
-                                           'accelerate launch --config_file "$(exprl recipes path accelerate/fsdp2)" ...')
-    where.add_argument("name", metavar="NAME", help="recipe name, or accelerate/NAME (fsdp2, zero3, zero2, ddp)")
-    where.set_defaults(handler=_path)
-
-    copy = actions.add_parser("copy", help="copy bundled recipes into a folder to edit them",
-                              description="Copies NAME.yaml into DIR (created if needed); an existing file "
-                                          "of that name is never overwritten.")
-    copy.add_argument("names", nargs="+", metavar="NAME", help="recipe names, with or without .yaml")
-    copy.add_argument("dir", metavar="DIR", help="destination folder")
-    copy.set_defaults(handler=_copy)
+    commands.action(
+        "recipes", "path", _add_path_arguments, _path,
+        help="print the file of a bundled recipe or accelerate config",
+        description="The installed file of NAME: a bundled recipe (paper-grpo) or an "
+                    "accelerate config exprl ships (accelerate/fsdp2), for a launch line: "
+                    'accelerate launch --config_file "$(exprl recipes path accelerate/fsdp2)" ...')
+    commands.action(
+        "recipes", "copy", _add_copy_arguments, _copy,
+        help="copy bundled recipes into a folder to edit them",
+        description="Copies NAME.yaml into DIR (created if needed); an existing file of that name is never "
+                    "overwritten.")
 
 
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+def _name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="recipe name, with or without .yaml")
+
+
+def _add_diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A", help="recipe file or bundled recipe name")
+    parser.add_argument("b", metavar="B", help="recipe file or bundled recipe name")
+
+
+def _add_path_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="recipe name, or accelerate/NAME (fsdp2, zero3, zero2, ddp)")
+
+
+def _add_copy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME", help="recipe names, with or without .yaml")
+    parser.add_argument("dir", metavar="DIR", help="destination folder")
 
 
 def recipe_kind(raw: dict[str, Any]) -> str:

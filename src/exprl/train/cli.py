@@ -14,20 +14,23 @@ from exprl.errors import ConfigError
 from exprl.runs import TRAIN_RESULT_FILE
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train", help="Stage-I training with one method (exprl-outcome, exprl-process, grpo, sft, self-distill)",
+def register(commands) -> None:
+    commands.command(
+        "train", _add_arguments, handle,
+        help="Stage-I training with one method (exprl-outcome, exprl-process, grpo, sft, self-distill)",
         description="Train one method from a recipe YAML. Running the same command again continues an "
                     "interrupted run from its last checkpoint, and finds a finished one finished; another "
                     "recipe in the same --output-dir is refused, naming what changed. The run is planned and "
                     "the recipe checked first; --dry-run prints the plan and stops.")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True,
                    help="recipe: a YAML file, or a bundled recipe's name (`exprl recipes list`)")
     p.add_argument("--output-dir", default=None, help="run folder (default: runs/<recipe name>)")
     add_override_argument(p, "recipe", "rollout_batches=10")
     add_data_dir_argument(p)
     add_plan_arguments(p)
-    p.set_defaults(handler=handle)
 
 
 def add_plan_arguments(parser: Any) -> None:
