@@ -76,7 +76,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
 )
 
 
-# The paper's held-out benchmarks (method.md §5.2): answer-only rows, read through `fields`. Their hub
+# The paper's held-out benchmarks (docs/method.md §5.2): answer-only rows, read through `fields`. Their hub
 # ids are the official code's; `rows` is the published size. Locally: one JSON object a line with id,
 # problem and answer, named as `local_file` in the data folder.
 ANSWER_ONLY = "one JSON object a line with id, problem and answer"

@@ -2,7 +2,7 @@
 
 A problem's `domain` chooses the judge's prompt (exprl.judge.prompts has one per domain) and whether
 a final-answer verifier can grade it (exprl.rewards.verifier.VERIFIED_DOMAINS). The paper's mixed
-Stage-I run has math, science and code (method.md §5.3).
+Stage-I run has math, science and code (docs/method.md §5.3).
 """
 from __future__ import annotations
 

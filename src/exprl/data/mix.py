@@ -1,4 +1,4 @@
-"""Several problem sources mixed by weight (`data.mix`): the paper's mixed-domain Stage I (method.md §5.3,
+"""Several problem sources mixed by weight (`data.mix`): the paper's mixed-domain Stage I (docs/method.md §5.3,
 Table 3: InT and POPE math, SciKnowEval science, LiveCodeBench code).
 
 A mix is drawn once, before training, as a list of problems the trainer then iterates like any

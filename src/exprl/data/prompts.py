@@ -7,13 +7,13 @@ reference solution could reach the policy (see tests/test_reference_leak.py).
 from __future__ import annotations
 
 POLICY_SYSTEM_PROMPT = "Think the problem through step by step, then give the final answer inside \\boxed{}."
-"""The paper's policy prompt (method.md §2.1, from the official code), in our own words: reason step
+"""The paper's policy prompt (docs/method.md §2.1, from the official code), in our own words: reason step
 by step, final answer in \\boxed{}. It asks for no `###`: the paper's models write `###` headings on
-their own, and what training does to them (the delimiter collapse of method.md §9) is a result an
+their own, and what training does to them (the delimiter collapse of docs/method.md §9) is a result an
 instruction would hide. A recipe that wants the markers asks for them in its own system_prompt."""
 
 POLICY_TEMPERATURE = 0.8
-"""The sampling temperature of rollouts and evaluation (method.md §3 and §5.2: 0.8, top-p 1.0)."""
+"""The sampling temperature of rollouts and evaluation (docs/method.md §3 and §5.2: 0.8, top-p 1.0)."""
 
 
 def policy_messages(problem_text: str, system_prompt: str | None = POLICY_SYSTEM_PROMPT) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ paper's Fig. 6) and four reasoning behaviours (exprl.eval.annotate: verification
 enumeration, subgoal setting; rule-based by default, an LLM annotator as the option). Per trained
 stage it also counts, problem by problem against the base model's samples of the same problem, how
 many problems gained and how many lost each behaviour (the paper's Fig. 5 and its aggregation,
-method.md §9.1).
+docs/method.md §9.1).
 
 Output folder (--out):
 

@@ -1,6 +1,6 @@
 """Reasoning behaviours in a policy's traces: a rule-based annotator, and an LLM annotator through a judge backend.
 
-Four behaviours, after the paper's behaviour analysis (method.md §9.1, Appendix A.3 / Fig. 5), which
+Four behaviours, after the paper's behaviour analysis (docs/method.md §9.1, Appendix A.3 / Fig. 5), which
 had Claude classify every Stage-I rollout; exprl's default is a set of documented patterns, cheap
 enough to run on every sample of every evaluation, with an LLM annotator as the option:
 

@@ -77,7 +77,7 @@ class EvalConfig(SamplingConfig):
 
 @dataclass
 class FilterConfig(SamplingConfig):
-    """`exprl data filter`: which problems count as hard for a model (method.md §5.1: the paper keeps
+    """`exprl data filter`: which problems count as hard for a model (docs/method.md §5.1: the paper keeps
     the problems its base model fails in all 64 samples at a 32k-token budget)."""
 
     n: int = field(default=8, metadata={"range": "[1, inf)", "help": "Samples per problem."})

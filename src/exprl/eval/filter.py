@@ -1,4 +1,4 @@
-"""`exprl data filter`: the problems a model cannot solve yet (the paper's hard set, method.md §5.1).
+"""`exprl data filter`: the problems a model cannot solve yet (the paper's hard set, docs/method.md §5.1).
 
 The model samples n answers per problem, exactly as evaluation samples (the eval layer's generator:
 vLLM where installed, else HF `generate`; the policy prompt of exprl.data.prompts), the sparse

@@ -6,7 +6,7 @@ the last non-empty line `Score: N` (markdown bold and brackets tolerated) or a J
 candidate planted in its trace) is ignored, and anything ambiguous or out of range is None, which
 the caller records as UNPARSEABLE rather than a zero.
 
-`first-score` (the official code, `compute_genrm_score`; method.md §2.3): the first `Score:` of the
+`first-score` (the official code, `compute_genrm_score`; docs/method.md §2.3): the first `Score:` of the
 answer (failing that, the first `Score`) and the first character after it, `*` skipped; a digit is
 the score. A judge that quotes "Score: 3" while reasoning is read as 3; one that writes
 `Score: [4]`, as the official process prompt's format line shows it, is unreadable. A digit outside

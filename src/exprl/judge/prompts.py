@@ -1,4 +1,4 @@
-"""Judge prompts, in exprl's own words, following the criteria and Likert anchors of method.md §2.3.
+"""Judge prompts, in exprl's own words, following the criteria and Likert anchors of docs/method.md §2.3.
 
 Four kinds for three domains (math, science, code): outcome (the whole trace) and the three process
 views of one step (prefix: the work so far graded as a whole; segment: the step alone; step: the
@@ -268,7 +268,7 @@ def _reference_rule(request: JudgeRequest) -> str:
         return ("No reference solution is available for this problem. Judge the candidate on its own "
                 "merits: whether it is sound and whether it reaches a correct result.")
     if request.is_process:
-        # method.md §2.3, process judge: a different approach is aligned only when it explicitly
+        # docs/method.md §2.3, process judge: a different approach is aligned only when it explicitly
         # supports the reference's necessary intermediate claims; a step has no result of its own.
         return ("A reference solution is provided. Treat it as correct and as the main scaffold; work "
                 "that takes a different route counts as aligned only when it explicitly establishes the "

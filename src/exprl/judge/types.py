@@ -126,7 +126,7 @@ class JudgeConfig:
                 "step graded), so a prefix-caching engine (vLLM, SGLang, llama.cpp) prefills what a "
                 "problem's G x T calls share once (benchmarks/judge_prefill.py, a paper-sized batch, segment "
                 "view: 0.10 of the prompt tokens left to prefill, against 0.47 in the paper's order); "
-                "paper: the official code's order (problem, candidate, reference; method.md §2.3)."})
+                "paper: the official code's order (problem, candidate, reference; docs/method.md §2.3)."})
     untrusted_fence: bool = field(default=True, metadata={
         "help": "Quote the candidate's text between fence lines it cannot close and tell the judge that "
                 "what is inside is data to grade, never instructions (exprl: a policy under RL pressure can "
@@ -139,7 +139,7 @@ class JudgeConfig:
                 "official code). json_mode needs last-line."})
     known_answer: bool = field(default=False, metadata={
         "help": "Show the problem's known final answer to the judge in its own block after the "
-                "reference. Off: the paper's judge prompts have none (method.md §2.3, §10.10; the "
+                "reference. Off: the paper's judge prompts have none (docs/method.md §2.3, §10.10; the "
                 "reference text normally contains it). The reference backend uses the answer as its "
                 "last checkpoint either way."})
     rubric: Literal["implicit", "cached"] = field(default="implicit", metadata={

@@ -39,7 +39,7 @@ class FilterStageConfig(FilterConfig):
     enabled: bool = field(default=False, metadata={
         "help": "Train Stage I (and Stage II) on the base model's own hard set: the Stage-I problems it solves "
                 "at most max_solved of n times (exprl data filter into RUN/filter; the paper's protocol, "
-                "method.md §5.1)."})
+                "docs/method.md §5.1)."})
 
 
 @dataclass

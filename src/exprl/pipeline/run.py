@@ -247,7 +247,7 @@ def _stage2_config(recipe: Any, stage1: Any, stage1_model: str, run_dir: Path) -
 
 
 def _stage2_prompts(stage1: Any, run_dir: Path, load_training_problems) -> Path:
-    """Stage I's problems with the reference solution removed (method.md: Stage II sees no
+    """Stage I's problems with the reference solution removed (docs/method.md §7: Stage II sees no
     reference). The loaders require a reference text, so it is the boxed final answer, which is
     exactly what the sparse verifier already knows."""
     from dataclasses import replace

@@ -19,7 +19,7 @@ Rules (ExpRL-Process, paper A.1.1 and the official code):
   them, so the EOS of a trace counts toward its final step.
 
 That is `segmentation: merged`, exprl's rule. `segmentation: token-end` is the official code's
-(`_find_step_spans`, method.md §2.6), read over the sampled tokens (`token_end_steps`): a step closes
+(`_find_step_spans`, docs/method.md §2.6), read over the sampled tokens (`token_end_steps`): a step closes
 after every token at which the decoded text so far ends with the delimiter, so a leading, repeated or
 trailing marker closes a step of its own (empty or all but empty), a marker inside a token that goes
 on past it (``"###\\n"`` as one token) closes nothing, and the tokens after the last closing one

@@ -36,9 +36,9 @@ POOL_WORKERS = 2
 
 VERIFIED_DOMAINS: tuple[str, ...] = ("math", "science")
 """Domains whose problems end in a final answer this verifier can check: math, and science (short
-answers and multiple-choice letters; the paper grades GPQA and OlympiadPhysics by answer, method.md
-§5.2). Code is graded by running tests (LiveCodeBench), which exprl does not do: a code problem has
-no verifier, so sparse GRPO cannot train on it and evaluation leaves it unscored."""
+answers and multiple-choice letters; the paper grades GPQA and OlympiadPhysics by answer,
+docs/method.md §5.2). Code is graded by running tests (LiveCodeBench), which exprl does not do: a
+code problem has no verifier, so sparse GRPO cannot train on it and evaluation leaves it unscored."""
 
 _CHOICE_LETTERS = set("ABCDE")
 _CHOICE_WRAPPERS = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$")

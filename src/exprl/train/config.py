@@ -51,7 +51,7 @@ class DataConfig:
         "help": "Use only the first N problems (after concatenating the files, or drawing the mix); None = all."})
     max_prompt_tokens: int | None = field(default=None, metadata={"range": "[1, inf)",
         "help": "Leave out problems whose policy prompt (chat template applied) is longer than this many "
-                "tokens of the policy's tokenizer, as the paper's code does at 4,096 (method.md §2.1); the "
+                "tokens of the policy's tokenizer, as the paper's code does at 4,096 (docs/method.md §2.1); the "
                 "number left out is logged. None keeps every problem."})
 
     def __post_init__(self) -> None:
@@ -137,7 +137,7 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
 
 
 def method_defaults(method: str) -> dict[str, Any]:
-    """The paper's Stage-I values for a method (method.md §3: the paper, else the official qwen4b
+    """The paper's Stage-I values for a method (docs/method.md §3: the paper, else the official qwen4b
     scripts), as TRL config keys. They sit over TRL's own defaults and under the recipe's `trl`
     section. A key is here when TRL's default is not what the paper's trainer (verl) does; the
     comments say what TRL would do otherwise (docs/architecture.md, protocol decisions)."""

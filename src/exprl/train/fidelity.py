@@ -1,7 +1,7 @@
 """What a training stage does differently from the official code, worked out from its recipe.
 
 `departures(config, plan)` compares a planned stage with the official code's run of the same stage
-and method (the verl scripts of Stage I, the PipelineRL configs of Stage II; method.md §2-3, §7) and
+and method (the verl scripts of Stage I, the PipelineRL configs of Stage II; docs/method.md §2, §3, §7) and
 returns one entry per difference, each with the official value beside exprl's and what the
 difference is expected to change. Four kinds:
 
@@ -95,7 +95,7 @@ ROWS: dict[str, Row] = {r.key: r for r in [
     Row("reward.single_step", "advantage of a one-step rollout (T = 1) under DeltaNorm",
         f"{GENRM}: compute_process_genrm_score (update order)",
         "official A = s_1 >= 0, uncentred, while multi-step advantages sum to 0: a standing reward for "
-        "dropping every `###` (method.md §9); exprl's outcome rule centres it in its group. On the demo "
+        "dropping every `###` (docs/method.md §9); exprl's outcome rule centres it in its group. On the demo "
         "task no one-step rollout earned credit and both rules gave the same share and `###` count "
         "(benchmarks/single_step_share.py); unmeasured on the paper's model",
         lambda s: _process(s) and s.config.reward.process_mode in ("delta", "end")),
@@ -342,7 +342,7 @@ FIXED: list[Fixed] = [
           "none expected below a 16,384-token trace plus a ~12k-token reference",
           lambda s: _outcome(s) and s.config.judge.max_trace_tokens is None),
     Fixed("wording", "judge prompts", "the judge's instructions",
-          "exprl's own words for method.md §2.3's criteria, scale and output line (exprl.judge.prompts)",
+          "exprl's own words for docs/method.md §2.3's criteria, scale and output line (exprl.judge.prompts)",
           "prompt_templates/math_likelihood_{judge,process}.py",
           "unmeasured: the official text cannot ship with exprl; scoring the same traces under both on a "
           "capable judge would measure it", _judged),

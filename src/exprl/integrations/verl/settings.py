@@ -23,8 +23,8 @@ class VerlSettings:
     """What the reward manager and the trainer mode read from the config's `exprl:` section."""
 
     method: Literal["exprl-outcome", "exprl-process"] = field(default="exprl-outcome", metadata={
-        "help": "exprl-outcome: one judgment of the whole trace, group-normalised (method.md §2.5); "
-                "exprl-process: one judgment per `###` step, DeltaNorm per token (§2.6)."})
+        "help": "exprl-outcome: one judgment of the whole trace, group-normalised (docs/method.md §2.5); "
+                "exprl-process: one judgment per `###` step, DeltaNorm per token (docs/method.md §2.6)."})
     judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={
         "help": "exprl's judge (any backend, with its cache), as in an exprl recipe."})
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={
