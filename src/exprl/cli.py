@@ -7,11 +7,12 @@ command tree on a `Commands` with three calls, the same in every package:
     commands.group(name, **parser_kwargs)                             `exprl NAME ACTION ...`
     commands.action(group, name, add_arguments, handler, **kwargs)    one ACTION of a group
 
-`add_arguments(parser)` adds the flags (None: it takes none); `handler(args)` returns the exit code. Nothing is built until
-every module has declared, so an action finds its group whichever module registers first. A group
-names the actions that a layer above its own provides (`provided_above`): `exprl data filter`
-samples a model, so the data layer's CLI names it and exprl.eval.cli, which may sample, declares it.
-Modules import their heavy dependencies (torch, trl) inside handlers so that `exprl --help` stays fast.
+`add_arguments(parser)` adds the flags (None: it takes none); `handler(args)` returns the exit code.
+Nothing is built until every module has declared, so an action finds its group whichever module
+registers first. A group names the actions that a layer above its own provides (`provided_above`):
+`exprl data filter` samples a model, so the data layer's CLI names it and exprl.eval.cli, which may
+sample, declares it. Modules import their heavy dependencies (torch, trl) inside handlers so that
+`exprl --help` stays fast.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from exprl.errors import ExprlError, os_error_reason
 
 SUBCOMMAND_MODULES = [
     "exprl.data.cli",       # data
-    "exprl.judge.cli",      # rubrics, judge
+    "exprl.judge.cli",      # judge, rubrics
     "exprl.train.cli",      # train
     "exprl.pipeline.cli",   # pipeline
     "exprl.eval.cli",       # eval, data filter, analyze, report
