@@ -342,7 +342,7 @@ def build_backend(config: JudgeConfig) -> Backend:
     import importlib
 
     choices = {"openai": ("exprl.judge.backends.openai_backend", "OpenAIBackend"),
-               "reference": ("exprl.judge.reference", "ReferenceBackend"),
+               "reference": ("exprl.judge.backends.reference", "ReferenceBackend"),
                "transformers": ("exprl.judge.backends.transformers_backend", "TransformersBackend")}
     if config.backend not in choices:
         raise JudgeError(f"unknown judge backend '{config.backend}'; choose {', '.join(choices)}")
