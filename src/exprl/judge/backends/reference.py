@@ -2,12 +2,11 @@
 `exprl.judge.reference` (whose docstring states its rules)."""
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from typing import Sequence
 
+from exprl.judge.backends import ThreadedBackend
 from exprl.judge.reference import REFERENCE_JUDGE_VERSION
 from exprl.judge.reference.arithmetic import equivalent
 from exprl.judge.reference.checkpoints import (BARE_ANSWER_CAP, DEFAULT_MAX_CHECKPOINTS, answer_key, assess,
@@ -17,8 +16,14 @@ from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatu
 logger = logging.getLogger(__name__)
 
 
-class ReferenceBackend:
-    """A `Backend` that needs no model: see the module docstring for the rules."""
+class ReferenceBackend(ThreadedBackend):
+    """A `Backend` that needs no model: see `exprl.judge.reference` for the rules.
+
+    One request a call: a long prefix can take seconds to grade, and a call that has started
+    cannot be stopped (`ThreadedBackend`), so Ctrl-C waits for one request, not for a batch.
+    """
+
+    requests_per_call = 1
 
     def __init__(self, config: JudgeConfig | None = None,
                  max_checkpoints: int = DEFAULT_MAX_CHECKPOINTS):
@@ -29,25 +34,6 @@ class ReferenceBackend:
             raise ValueError(f"reference_matching must be any or chain, got {self.matching!r}")
         self.name = f"reference:{REFERENCE_JUDGE_VERSION}:k{max_checkpoints}" + \
             (":chain" if self.matching == "chain" else "")
-
-    async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        # Symbolic comparisons can take milliseconds each (a long prefix, much more); keep them off the
-        # event loop. A thread cannot be cancelled: when the caller is (Ctrl-C), the worker stops at
-        # the next request instead of finishing the batch, which the process would wait for on exit.
-        stop = threading.Event()
-        try:
-            return await asyncio.to_thread(self._judge_until, list(requests), stop)
-        except asyncio.CancelledError:
-            stop.set()
-            raise
-
-    def _judge_until(self, requests: Sequence[JudgeRequest], stop: threading.Event) -> list[JudgeResult]:
-        results = []
-        for request in requests:
-            if stop.is_set():
-                break
-            results.append(self.judge_one(request))
-        return results
 
     def judge_all(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         return [self.judge_one(request) for request in requests]
