@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     from exprl.data.loaders import load_problems
     from exprl.data.prompts import policy_messages
     from exprl.eval.generate import HFGenerator, SamplingSettings
-    from exprl.judge.reference import ReferenceBackend, stated_results
+    from exprl.judge.backends.reference import ReferenceBackend
+    from exprl.judge.reference.statements import stated_results
     from exprl.judge.types import JudgeConfig, JudgeRequest
 
     problems = load_problems(args.problems)[:32]

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
-from exprl.judge import reference
-from exprl.judge.reference import ReferenceBackend
+from exprl.judge.backends.reference import ReferenceBackend
+from exprl.judge.reference import arithmetic, checkpoints, statements
 from exprl.judge.types import JudgeRequest
 
 # The same default as tests/conftest.py: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data
@@ -45,7 +45,7 @@ def math_cross(count: int) -> list[JudgeRequest]:
 
 def clear_memos() -> None:
     """Empty every memo of the reference judge (whatever its version names them)."""
-    for value in vars(reference).values():
+    for value in [*vars(arithmetic).values(), *vars(statements).values(), *vars(checkpoints).values()]:
         if hasattr(value, "cache_clear"):
             value.cache_clear()
 

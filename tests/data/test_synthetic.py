@@ -92,7 +92,8 @@ def test_asking_for_more_distinct_problems_than_exist_is_an_error():
 
 
 def test_the_reference_judge_reads_the_references_results_and_credits_partial_traces():
-    from exprl.judge.reference import ReferenceBackend, extract_checkpoints
+    from exprl.judge.backends.reference import ReferenceBackend
+    from exprl.judge.reference.checkpoints import extract_checkpoints
     from exprl.judge.types import JudgeRequest
 
     judge = ReferenceBackend()

@@ -16,7 +16,8 @@ from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
 from exprl.judge.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_traces, suite, wrong_answer_for
 from exprl.judge.prompts import FENCE_TAG, PromptStyle, build_prompt, neutralise_fence
-from exprl.judge.reference import ReferenceBackend, normalize
+from exprl.judge.backends.reference import ReferenceBackend
+from exprl.judge.reference.arithmetic import normalize
 from exprl.judge.types import JudgeConfig, JudgeRequest, process_requests
 from exprl.rewards.steps import split_steps
 

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exprl.data.synthetic import SyntheticTaskConfig, generate, policy_trace
-from exprl.judge.reference import (
-    ReferenceBackend, answer_key, evaluate, equivalent, extract_checkpoints, fingerprint, normalize,
-    progress_score, read_statements, stated_results, value_budget)
+from exprl.judge.backends.reference import ReferenceBackend
+from exprl.judge.reference.arithmetic import evaluate, equivalent, fingerprint, normalize
+from exprl.judge.reference.checkpoints import answer_key, extract_checkpoints, progress_score, value_budget
+from exprl.judge.reference.statements import read_statements, stated_results
 from exprl.judge.types import JudgeRequest, JudgeStatus
 
 REFERENCE = r"a = 3 \cdot 4 = 12, b = 3 a = 36, c = b - 4 = 32, so \boxed{32}"
@@ -181,7 +182,7 @@ def test_stating_more_of_the_reference_never_lowers_the_score(seed, steps):
 
 
 def test_chain_matching_credits_checkpoints_only_in_order_from_the_first():
-    from exprl.judge.reference import chain_reached
+    from exprl.judge.reference.checkpoints import chain_reached
     from exprl.judge.types import JudgeConfig
 
     chain = ReferenceBackend(JudgeConfig(reference_matching="chain"))

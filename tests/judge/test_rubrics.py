@@ -10,7 +10,7 @@ from exprl.data.loaders import write_problems
 from exprl.data.synthetic import SyntheticTaskConfig, generate
 from exprl.errors import DataError
 from exprl.judge.loopback import LoopbackJudgeServer
-from exprl.judge.reference import extract_checkpoints
+from exprl.judge.reference.checkpoints import extract_checkpoints
 from exprl.judge.rubrics import (
     OpenAIRubricBuilder, ReferenceRubricBuilder, build_rubrics, finish_checkpoints, load_rubrics,
     parse_checkpoint_list)
@@ -101,7 +101,7 @@ def test_cli_build_then_show(problems, tmp_path, capsys):
 
 def test_cached_rubrics_reach_requests_and_change_the_reference_judgment(problems, tmp_path):
     from exprl.errors import ConfigError
-    from exprl.judge.reference import ReferenceBackend
+    from exprl.judge.backends.reference import ReferenceBackend
     from exprl.judge.rubrics import rubrics_for, with_rubric
     from exprl.judge.types import JudgeRequest
 

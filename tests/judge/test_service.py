@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+from exprl.judge.backends import ThreadedBackend
 from exprl.judge.loopback import LoopbackJudgeServer
 from exprl.judge.service import JudgeService, build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
@@ -83,6 +84,7 @@ def test_identical_requests_in_flight_from_concurrent_calls_hit_the_server_once(
 
 class ExplodingBackend:
     name = "exploding"
+    requests_per_call = 1
 
     async def judge_batch(self, requests):
         raise RuntimeError("boom")
@@ -90,6 +92,7 @@ class ExplodingBackend:
 
 class CountingBackend:
     name = "counting"
+    requests_per_call = 2
 
     def __init__(self):
         self.seen = 0
@@ -140,3 +143,78 @@ def test_close_closes_connections_made_on_another_threads_loop(tmp_path):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+class SizedBackend:
+    """Records the size of every call; answers after `delay_s`."""
+
+    name = "sized"
+
+    def __init__(self, requests_per_call: int, delay_s: float = 0.0):
+        self.requests_per_call, self.delay_s, self.calls = requests_per_call, delay_s, []
+
+    async def judge_batch(self, requests):
+        self.calls.append(len(requests))
+        await asyncio.sleep(self.delay_s)
+        return [JudgeResult(score=3, status=JudgeStatus.OK) for _ in requests]
+
+
+def test_the_backend_is_called_with_at_most_requests_per_call_all_calls_at_once():
+    import time
+
+    backend = SizedBackend(requests_per_call=2, delay_s=0.2)
+    service = JudgeService(backend)
+    arrived = []
+    started = time.monotonic()
+    results = service.judge_sync([req(i) for i in range(5)], on_result=lambda i, r: arrived.append(i))
+    took = time.monotonic() - started
+    service.close()
+    assert sorted(backend.calls) == [1, 2, 2] and len(results) == 5 and all(r.ok for r in results)
+    assert took < 0.5  # three calls of 0.2 s each, made at once, not one after another
+    assert sorted(arrived) == [0, 1, 2, 3, 4]
+
+
+class SlowSyncBackend(ThreadedBackend):
+    name = "slow-sync"
+
+    def __init__(self):
+        self.judged, self.threads = [], set()
+
+    def judge_all(self, requests):
+        import threading
+        import time
+
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.1)
+        self.judged += [r.trace for r in requests]
+        return [JudgeResult(score=2, status=JudgeStatus.OK) for _ in requests]
+
+
+def test_a_sync_backend_runs_in_its_own_worker_one_call_at_a_time():
+    backend = SlowSyncBackend()
+
+    async def main():
+        return await asyncio.gather(backend.judge_batch([req(1)]), backend.judge_batch([req(2)]))
+
+    first, second = asyncio.run(main())
+    assert first[0].score == second[0].score == 2
+    assert backend.threads == {"exprl-judge-slow-sync_0"}  # not the caller's thread, and one worker
+    backend.close()
+
+
+def test_cancelling_the_caller_drops_the_calls_not_yet_started():
+    backend = SlowSyncBackend()
+    service = JudgeService(backend)
+
+    async def main():
+        task = asyncio.ensure_future(service.judge_many([req(i) for i in range(20)]))
+        await asyncio.sleep(0.15)  # the first call or two have run
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    import time
+
+    time.sleep(0.3)  # a call left running would have judged more by now
+    assert 1 <= len(backend.judged) <= 3
+    service.close()

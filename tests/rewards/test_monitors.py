@@ -19,7 +19,7 @@ from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError
 from exprl.judge.hacking import ATTACK_FAMILIES, attack, clean_traces, suite
-from exprl.judge.reference import ReferenceBackend
+from exprl.judge.backends.reference import ReferenceBackend
 from exprl.judge.types import JudgeRequest
 from exprl.rewards.monitors import (
     ALERTS,

@@ -28,8 +28,8 @@ from typing import Iterable, Sequence
 
 from exprl.data.problem import Problem
 from exprl.judge.prompts import FENCE_TAG
-from exprl.judge.reference import (Computation, as_number, evaluate, normalize, read_statements,
-                                   stated_computations, stated_results)
+from exprl.judge.reference.arithmetic import as_number, evaluate, normalize
+from exprl.judge.reference.statements import Computation, read_statements, stated_computations, stated_results
 
 # family -> what it tries. The order is the order of the benchmark's table.
 ATTACK_FAMILIES: dict[str, str] = {

@@ -22,7 +22,8 @@ from typing import Iterable, Protocol
 
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError, DataError, JudgeError
-from exprl.judge.reference import DEFAULT_MAX_CHECKPOINTS, extract_checkpoints, normalize, spread_evenly
+from exprl.judge.reference.arithmetic import normalize
+from exprl.judge.reference.checkpoints import DEFAULT_MAX_CHECKPOINTS, extract_checkpoints, spread_evenly
 from exprl.judge.types import JudgeConfig, JudgeRequest
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, DEFAULT_MAX_CHECKPOINTS

@@ -4,14 +4,14 @@
 protocol (`name`, `async judge_many`) and adds `judge_sync` for synchronous callers, `stats` and
 `close()`. It never raises for a single failed judgment: a failure is a result with a status.
 
-Bounded concurrency is the backend's job (the openai backend's semaphore is shared by every
-caller of the same service); the service adds what no backend should repeat:
-  * cache lookup before judging, and each OK/UNPARSEABLE result committed as it arrives (the
+The service splits what it has to judge into calls of the backend's `requests_per_call`
+requests (`exprl.judge.types.Backend`) and makes them all at once; bounded concurrency is the
+backend's job (the openai backend's semaphore is shared by every caller of the same service; a
+`ThreadedBackend` runs one call at a time). The service adds what no backend should repeat:
+  * cache lookup before judging, and each OK/UNPARSEABLE result committed as its call returns (the
     results that arrive while a commit is under way go in the next one), so Ctrl-C or kill -9
-    loses only the judgments still in flight. A backend with an async `judge_one` (the openai
-    backend) is called per request and its results arrive one by one; any other backend is given
-    slices of `batch_size` requests (the transformers backend's generation batch) and its results
-    arrive a slice at a time;
+    loses only the judgments still in flight: one call's worth each, which is why the openai and
+    reference backends take one request a call and the transformers backend one generation batch;
   * `judge_many(..., on_result=f)` calls f(index, result) as each result is known, for callers
     that write or count results as they come (`exprl judge run`);
   * identical requests judged once: within one batch, and across concurrent `judge_many` calls
@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -74,11 +73,8 @@ class JudgeService:
 
     def __init__(self, backend: Backend, cache: JudgeCache | None = None, *, style: PromptStyle = PromptStyle(),
                  max_trace_tokens: int | None = None, rubrics: dict[str, tuple[str, ...]] | None = None,
-                 batch_size: int = 16, settings: dict[str, Any] | None = None):
+                 settings: dict[str, Any] | None = None):
         self.backend = backend
-        self.batch_size = max(1, batch_size)  # requests per backend call when it cannot judge one at a time
-        judge_one = getattr(backend, "judge_one", None)
-        self._one_at_a_time = judge_one is not None and inspect.iscoroutinefunction(judge_one)
         self.rubrics = rubrics
         self.cache = cache
         self.name = backend.name
@@ -204,27 +200,17 @@ class JudgeService:
 
     async def _judge_as_they_arrive(self, keys: list[str], requests: dict[str, JudgeRequest]
                                     ) -> AsyncIterator[tuple[str, JudgeResult]]:
-        """(key, result) for every key, in the order the backend finishes them."""
-        if not self._one_at_a_time:
-            for start in range(0, len(keys), self.batch_size):
-                chunk = keys[start:start + self.batch_size]
-                for key, result in zip(chunk, await self._judge_with_backend([requests[k] for k in chunk])):
-                    yield key, result
-            return
+        """(key, result) for every key, a backend call's results at a time, in the order the calls return."""
+        size = max(1, self.backend.requests_per_call)
 
-        async def one(key: str) -> tuple[str, JudgeResult]:
-            try:
-                result = await self.backend.judge_one(requests[key])  # type: ignore[attr-defined]
-            except Exception as exc:  # a backend bug must not take the training step down with it
-                result = JudgeResult(score=None, status=JudgeStatus.ERROR,
-                                     error=f"{type(exc).__name__} in backend {self.name}: {exc}")
-            result.cached = False
-            return key, result
+        async def call(chunk: list[str]) -> list[tuple[str, JudgeResult]]:
+            return list(zip(chunk, await self._judge_with_backend([requests[k] for k in chunk])))
 
-        tasks = [asyncio.ensure_future(one(key)) for key in keys]
+        tasks = [asyncio.ensure_future(call(keys[start:start + size])) for start in range(0, len(keys), size)]
         try:
             for next_done in asyncio.as_completed(tasks):
-                yield await next_done
+                for arrived in await next_done:
+                    yield arrived
         finally:
             # Cancelled (Ctrl-C) or abandoned: stop the calls still in flight and wait for them to
             # unwind, so none is left pending on a loop about to close.
@@ -342,7 +328,7 @@ def build_backend(config: JudgeConfig) -> Backend:
     import importlib
 
     choices = {"openai": ("exprl.judge.backends.openai_backend", "OpenAIBackend"),
-               "reference": ("exprl.judge.reference", "ReferenceBackend"),
+               "reference": ("exprl.judge.backends.reference", "ReferenceBackend"),
                "transformers": ("exprl.judge.backends.transformers_backend", "TransformersBackend")}
     if config.backend not in choices:
         raise JudgeError(f"unknown judge backend '{config.backend}'; choose {', '.join(choices)}")
@@ -398,7 +384,7 @@ def build_judge(config: JudgeConfig, *, backend: Backend | None = None) -> Judge
     rubrics = rubrics_for(config)
     return JudgeService(backend or build_backend(config), open_cache(config.cache_path),
                         style=PromptStyle.of(config), max_trace_tokens=config.max_trace_tokens,
-                        rubrics=rubrics, batch_size=config.concurrency, settings=judgment_settings(config))
+                        rubrics=rubrics, settings=judgment_settings(config))
 
 
 class _CacheWriter:

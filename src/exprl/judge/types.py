@@ -154,7 +154,9 @@ class JudgeConfig:
                 "k-th after the (k-1)-th), for references whose results each build on all before them, "
                 "such as the synthetic task's chains, where a value stated out of turn is a coincidence "
                 "(on its small numbers, 84% of the checkpoints `any` credited a demo base were; docs/architecture.md)."})
-    concurrency: int = field(default=16, metadata={"range": "[1, inf)", "help": "Judge calls in flight at once."})
+    concurrency: int = field(default=16, metadata={"range": "[1, inf)", "help": (
+        "Judgments the backend works on at once: requests in flight to the endpoints (openai), the rows of "
+        "one generation batch (transformers). The reference backend judges one request at a time.")})
     timeout_s: float = field(default=120.0, metadata={"range": "(0, inf)", "help": "Per-call timeout in seconds."})
     max_retries: int = field(default=3, metadata={
         "range": "[0, inf)", "help": "Retries on 429, 5xx and connection errors."})
@@ -189,13 +191,21 @@ class Judge(Protocol):
 
 
 class Backend(Protocol):
-    """One way of producing judgments (an endpoint, an in-process model, the reference matcher).
+    """One way of producing judgments (an endpoint, an in-process model, the reference matcher): the
+    one protocol every backend speaks, async.
 
     The judge service (`exprl.judge.service`) puts the cache, in-flight de-duplication and
     bookkeeping in front of it; a backend only judges what it is given, and reports every failure
-    as a `JudgeResult` status instead of raising.
+    as a `JudgeResult` status instead of raising. The service calls `judge_batch` with at most
+    `requests_per_call` requests, all its calls at once, and caches each call's results as it
+    returns; the backend bounds its own concurrency. A backend whose work blocks (arithmetic, a local
+    model) implements a synchronous `judge_all` and inherits `judge_batch` from
+    `exprl.judge.backends.ThreadedBackend`, the one place where sync judging is adapted.
     """
 
     name: str  # backend and model, e.g. "openai:SmolLM2-135M-Instruct"; part of every cache key
+    requests_per_call: int  # the most requests one `judge_batch` call is given
 
-    async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]: ...
+    async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        """One result per request, in order."""
+        ...

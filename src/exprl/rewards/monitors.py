@@ -53,11 +53,14 @@ attack families list at least 40 values (`number_list`) or 120 (`range`)."""
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\{[^{}]*\}")
 _WORD = re.compile(r"[A-Za-z]{2,}")
-_ASY = re.compile(r"\[asy\].*?\[/asy\]", re.DOTALL)
+ASY_DRAWING = re.compile(r"\[asy\].*?\[/asy\]", re.DOTALL)
+"""Asymptote drawing code, which states no mathematics (the reference judge blanks it too)."""
+THOUSANDS_COMMA = re.compile(r",(?=\d{3}(?!\d))")
+"""A comma before a group of exactly three digits: a thousands separator when a digit precedes it
+(checked apart by each reader: faster than a look-behind). The reference judge reads it too."""
 # A list: items split by commas, semicolons or " or ", each a short value (a digit or a LaTeX command
-# in it, no word of three letters or more outside LaTeX commands, one line at most).
-_THOUSANDS_COMMA = re.compile(r",(?=\d{3}(?!\d))")  # when a digit precedes it (checked apart: faster)
-_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+(?:\{[A-Za-z*]+\})?")
+# in it, no word of three letters or more outside LaTeX markup, one line at most).
+_LATEX_MARKUP = re.compile(r"\\[A-Za-z]+(?:\{[A-Za-z*]+\})?")  # a command, with an environment's name: \begin{cases}
 _LONG_WORD = re.compile(r"[A-Za-z]{3,}")
 _VALUE_MARK = re.compile(r"[\d\\]")
 _MAX_ITEM_CHARS = 60
@@ -80,8 +83,8 @@ def longest_number_run(text: str) -> int:
     \\frac{1}{2}`; `3 or 4`): items between commas, semicolons or " or ", each a short value on one
     line. Thousands separators are not list commas; `[asy]` drawing code is not read."""
     if "[asy]" in text:
-        text = _ASY.sub(" ", text)
-    text = _THOUSANDS_COMMA.sub(lambda m: "" if m.start() and m.string[m.start() - 1].isdigit() else ",", text)
+        text = ASY_DRAWING.sub(" ", text)
+    text = THOUSANDS_COMMA.sub(lambda m: "" if m.start() and m.string[m.start() - 1].isdigit() else ",", text)
     best = run = 0
     # str methods, not a regex split: this runs on every rollout of every step.
     for item in text.replace(";", ",").replace(" or ", ",").split(","):
@@ -98,7 +101,7 @@ def _is_listed_value(item: str) -> bool:
     # Cheapest tests first: most items of prose are long, and most short ones have no long word.
     if not 0 < len(item) <= _MAX_ITEM_CHARS or "\n" in item or _VALUE_MARK.search(item) is None:
         return False
-    return _LONG_WORD.search(item) is None or _LONG_WORD.search(_LATEX_COMMAND.sub(" ", item)) is None
+    return _LONG_WORD.search(item) is None or _LONG_WORD.search(_LATEX_MARKUP.sub(" ", item)) is None
 
 
 def is_number_list(text: str) -> bool:

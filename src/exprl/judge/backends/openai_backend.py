@@ -74,7 +74,13 @@ class _LoopState:
 
 
 class OpenAIBackend:
-    """`Backend` over OpenAI-compatible endpoints. `name` is "openai:<model>" (part of cache keys)."""
+    """`Backend` over OpenAI-compatible endpoints. `name` is "openai:<model>" (part of cache keys).
+
+    One request a call, so each judgment is cached the moment it arrives; the calls the service
+    makes at once wait on this backend's semaphore of `judge.concurrency` requests in flight.
+    """
+
+    requests_per_call = 1
 
     def __init__(self, config: JudgeConfig):
         if not config.base_urls:
@@ -102,9 +108,9 @@ class OpenAIBackend:
         return state
 
     async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        return list(await asyncio.gather(*(self.judge_one(r) for r in requests)))
+        return list(await asyncio.gather(*(self._judge_request(r) for r in requests)))
 
-    async def judge_one(self, request: JudgeRequest) -> JudgeResult:
+    async def _judge_request(self, request: JudgeRequest) -> JudgeResult:
         try:
             prompt = build_prompt(request, self.style,
                                   max_trace_chars=trace_char_budget(self.config.max_trace_tokens))

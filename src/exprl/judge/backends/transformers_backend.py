@@ -7,17 +7,18 @@ two generate calls on one CPU model only slow each other down).
 
 `config.model` is a model folder or hub id, a `.gguf` file (loaded through transformers' GGUF
 reader and dequantised, since a model left quantised is refused by save/training code), or
-"smollm2" for the bundled SmolLM2-135M GGUF. `config.concurrency` is the generation batch size.
+"smollm2" for the bundled SmolLM2-135M GGUF. The judgments it works on at once (`judge.concurrency`)
+are the rows of one generation batch, so that is also its `requests_per_call`.
 """
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.errors import JudgeError
+from exprl.judge.backends import ThreadedBackend
 from exprl.judge.parsing import parse_score, unreadable
 from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
@@ -51,7 +52,7 @@ def load_judge_model(model: str) -> tuple[Any, Any]:
     return loaded, tokenizer
 
 
-class TransformersBackend:
+class TransformersBackend(ThreadedBackend):
     """`Backend` generating judgments with an in-process model. `name` is "transformers:<model>"."""
 
     def __init__(self, config: JudgeConfig, *, model: Any = None, tokenizer: Any = None):
@@ -64,7 +65,7 @@ class TransformersBackend:
         if not getattr(tokenizer, "chat_template", None):
             raise JudgeError(f"the judge model '{config.model}' has no chat template")
         if config.concurrency < 1 or config.max_new_tokens < 1:
-            raise JudgeError("judge.concurrency (the batch size) and judge.max_new_tokens must be >= 1")
+            raise JudgeError("judge.concurrency (the generation batch size) and judge.max_new_tokens must be >= 1")
         model.eval()
         model.requires_grad_(False)
         tokenizer.padding_side = "left"  # generation continues from the right end of every row
@@ -73,12 +74,9 @@ class TransformersBackend:
         self.config, self.model, self.tokenizer = config, model, tokenizer
         self.name = f"transformers:{config.model or type(model).__name__}"
         self.style = PromptStyle.of(config)
-        self.batch_size = config.concurrency
+        self.requests_per_call = config.concurrency  # one call = one generation batch
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         self._lock = threading.Lock()
-
-    async def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        return await asyncio.to_thread(self.judge_all, list(requests))
 
     def judge_all(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         results: list[JudgeResult | None] = [None] * len(requests)
@@ -103,8 +101,8 @@ class TransformersBackend:
             pending.append((index, list(ids), prompt.truncated))
         # Similar lengths together: less padding to compute over.
         pending.sort(key=lambda item: len(item[1]))
-        for start in range(0, len(pending), self.batch_size):
-            batch = pending[start:start + self.batch_size]
+        for start in range(0, len(pending), self.requests_per_call):
+            batch = pending[start:start + self.requests_per_call]
             for (index, _, truncated), result in zip(batch, self._generate(batch)):
                 result.truncated = truncated
                 results[index] = result
