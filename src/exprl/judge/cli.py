@@ -77,7 +77,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "or the step after its earlier steps (step); default: the config's")
     parser.add_argument("--json-mode", action="store_true", default=None,
                         help="ask for schema-constrained JSON {\"score\": N} (llama.cpp, vLLM)")
-    parser.add_argument("--concurrency", type=int, default=None, help="judge calls in flight at once")
+    parser.add_argument("--concurrency", type=int, default=None, help="judgments the backend works on at once (judge.concurrency)")
     parser.add_argument("--delimiter", default=DEFAULT_DELIMITER, help="process mode: the step delimiter")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N",
                         help=f"process mode: judge at most N steps of a trace (default {DEFAULT_MAX_STEPS}); a trace "
