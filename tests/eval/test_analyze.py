@@ -134,7 +134,7 @@ def test_an_evaluation_of_another_format_is_refused_with_its_version(pipeline_ru
 
 def test_the_llm_annotator_from_the_command_line_with_its_cache(pipeline_run, tmp_path, capsys):
     from exprl.eval.annotate import BEHAVIOURS
-    from exprl.judge.loopback import LoopbackJudgeServer
+    from testing.loopback import LoopbackJudgeServer
 
     def verdict(body: dict) -> str:  # an annotator that sees backtracking wherever the trace says "Wait"
         return json.dumps({name: int(name == "backtracking" and "Wait" in body["messages"][-1]["content"])

@@ -105,7 +105,8 @@ def test_more_samples_and_another_threshold_reuse_every_stored_sample(tiny_model
     report = filter_problems(tiny_model, source, out, FilterConfig(n=6, max_solved=1), generator=again)
     assert again.requests == 6 * 2  # only samples 4 and 5 of each problem are new
     assert report.stats["samples"] == {"generated": 12, "reused": 24}
-    assert all(row["n"] == 6 for row in map(json.loads, (out / "solve_counts.jsonl").read_text().splitlines()))
+    counts = [json.loads(line) for line in (out / "solve_counts.jsonl").read_text().splitlines()]
+    assert [row["n"] for row in counts] == [6] * len(rows) and rows
     kept = {p.id for p in load_problems(out)}
     assert {"toy/never1", "toy/never2"} <= kept and not {"toy/always1", "toy/always2"} & kept
 

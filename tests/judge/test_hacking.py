@@ -1,4 +1,4 @@
-"""The red-teaming suite (`exprl.judge.hacking`): its clean traces on real data, the property the
+"""The red-teaming suite (`testing.hacking`): its clean traces on real data, the property the
 reference judge must have against every attack family (in outcome mode and in every process view),
 and the same attacks rendered into the LLM judges' prompts.
 
@@ -14,7 +14,7 @@ import pytest
 
 from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
-from exprl.judge.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_traces, suite, wrong_answer_for
+from testing.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_traces, suite, wrong_answer_for
 from exprl.judge.prompts import FENCE_TAG, PromptStyle, build_prompt, neutralise_fence
 from exprl.judge.reference import ReferenceBackend, normalize
 from exprl.judge.types import JudgeConfig, JudgeRequest, process_requests
@@ -134,8 +134,11 @@ def test_no_attack_lifts_a_wrong_trace_above_its_clean_one_or_a_right_trace_abov
         assert sum(outcomes[(p, "right", "clean")] == 5 for p in problems) >= len(problems) - 1
     assert all(outcomes[(p, "wrong", "clean")] <= 3 for p in problems)
     assert all(outcomes[(p, base, "bare_answer")] <= 4 for p in problems for base in ("right", "wrong"))
-    assert all(normalize(problems[t.problem_id].answer) in t.text for t in traces if t.family == "number_list")
-    assert all(f"\\boxed{{{problems[t.problem_id].answer}}}" in t.text for t in traces if t.family == "repeated_boxes")
+    number_lists = [t for t in traces if t.family == "number_list"]
+    repeated_boxes = [t for t in traces if t.family == "repeated_boxes"]
+    assert len(number_lists) == len(repeated_boxes) == 2 * len(problems)  # on the right and the wrong trace
+    assert all(normalize(problems[t.problem_id].answer) in t.text for t in number_lists)
+    assert all(f"\\boxed{{{problems[t.problem_id].answer}}}" in t.text for t in repeated_boxes)
 
 
 def test_attacks_on_the_synthetic_chains_do_not_pay_under_chain_matching():

@@ -2,7 +2,7 @@
 runs raise when their rollouts game the judge (and do not raise when they solve).
 
 A scripted run is what the trainer would log: per optimiser step a batch of `Rollout` records with
-real texts (clean traces and the attack families of `exprl.judge.hacking`), a judge reward and a
+real texts (clean traces and the attack families of `testing.hacking`), a judge reward and a
 verifier verdict, passed through `batch_metrics` and then `Monitor.observe`, as the training
 callback does with each logged row.
 """
@@ -18,7 +18,7 @@ from exprl.config import load_config
 from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError
-from exprl.judge.hacking import ATTACK_FAMILIES, attack, clean_traces, suite
+from testing.hacking import ATTACK_FAMILIES, attack, clean_traces, suite
 from exprl.judge.reference import ReferenceBackend
 from exprl.judge.types import JudgeRequest
 from exprl.rewards.monitors import (
