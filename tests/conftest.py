@@ -18,6 +18,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The most seconds a test NOT marked `slow` may take (its setup and its call), at the pace of the 2-core
+# development machine running one test process: `make test-fast` is the edit loop, and a test that takes
+# longer belongs under `slow` (or should be made faster). A slower machine raises it with
+# $EXPRL_FAST_TEST_LIMIT_S; 0 turns the check off. Checked by pytest_runtest_makereport below.
+FAST_TEST_LIMIT_S = 15.0
+FAST_TEST_LIMIT_ENV = "EXPRL_FAST_TEST_LIMIT_S"
+
 # The verl adapter's tests run in verl's own environment (`make test-verl`, .venv-verl: verl pins
 # versions this one does not use); where verl is not installed they are not collected at all.
 collect_ignore_glob = [] if importlib.util.find_spec("verl") else ["integrations/verl/*"]
@@ -40,3 +47,36 @@ def shared_data() -> Iterator[Path]:
         os.environ.pop(DATA_DIR_ENV, None)
     else:
         os.environ[DATA_DIR_ENV] = previous
+
+
+def fast_test_limit_s() -> float:
+    """FAST_TEST_LIMIT_S, or $EXPRL_FAST_TEST_LIMIT_S where set (0: no limit)."""
+    raw = os.environ.get(FAST_TEST_LIMIT_ENV, "").strip()
+    try:
+        return float(raw) if raw else FAST_TEST_LIMIT_S
+    except ValueError:
+        raise pytest.UsageError(f"{FAST_TEST_LIMIT_ENV} must be a number of seconds, got {raw!r}") from None
+
+
+_SETUP_SECONDS = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fail a passing test that is not marked slow and took longer than the limit (setup + call): the
+    fast suite stays fast because a slow test cannot join it unmarked."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "setup":
+        item.stash[_SETUP_SECONDS] = call.duration
+        return
+    limit = fast_test_limit_s()
+    if call.when != "call" or not report.passed or not limit or item.get_closest_marker("slow"):
+        return
+    took = item.stash.get(_SETUP_SECONDS, 0.0) + call.duration
+    if took > limit:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} took {took:.1f} s (setup {took - call.duration:.1f} s), over the "
+                           f"{limit:g} s a test not marked slow may take: mark it @pytest.mark.slow or make it "
+                           f"faster ({FAST_TEST_LIMIT_ENV} raises the limit on a slower machine)")
+
