@@ -16,23 +16,23 @@ import pytest
 
 @pytest.fixture()
 def slow_setup():
-    time.sleep(0.8)
+    time.sleep(0.5)
 
 def test_unmarked_and_slow():
-    time.sleep(0.8)
+    time.sleep(0.5)
 
 def test_unmarked_with_a_slow_fixture(slow_setup):
     pass
 
 @pytest.mark.slow
 def test_marked_and_slow():
-    time.sleep(0.8)
+    time.sleep(0.5)
 
 def test_unmarked_and_fast():
     pass
 
 def test_unmarked_slow_and_failing():
-    time.sleep(0.8)
+    time.sleep(0.5)
     assert False, "its own failure"
 '''
 
@@ -57,15 +57,15 @@ def run_suite(tmp_path: Path, limit: str | None) -> dict[str, str]:
 
 
 def test_a_test_not_marked_slow_over_the_limit_fails_naming_the_rule(tmp_path):
-    outcomes = run_suite(tmp_path, "0.5")
-    assert outcomes.pop("stdout").count("over the 0.5 s a test not marked slow may take") == 2
+    outcomes = run_suite(tmp_path, "0.25")
+    assert outcomes.pop("stdout").count("over the 0.25 s a test not marked slow may take") == 2
     assert outcomes == {"test_unmarked_and_slow": "FAILED", "test_unmarked_with_a_slow_fixture": "FAILED",
                         "test_marked_and_slow": "PASSED", "test_unmarked_and_fast": "PASSED",
                         "test_unmarked_slow_and_failing": "FAILED"}
 
 
 def test_the_limit_is_the_declared_one_unless_raised_or_turned_off(tmp_path):
-    for limit in (None, "0"):  # the declared limit (FAST_TEST_LIMIT_S) is well above 0.8 s
+    for limit in (None, "0"):  # the declared limit (FAST_TEST_LIMIT_S) is well above 0.5 s
         outcomes = run_suite(tmp_path, limit)
         outcomes.pop("stdout")
         assert outcomes == {"test_unmarked_and_slow": "PASSED", "test_unmarked_with_a_slow_fixture": "PASSED",
