@@ -1,6 +1,7 @@
 """Fixtures shared by every test package."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -9,8 +10,10 @@ from typing import Iterator
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The data folder of the dataset catalog (exprl.data.catalog): $EXPRL_DATA_DIR, else ../shared/data
-# beside the checkout, as in CI and on the development machines.
+# The data folder of the dataset catalog (exprl.data.catalog) with the real corpora: $EXPRL_DATA_DIR, else
+# ../shared/data beside the checkout, as in CI and on the development machines. A user's clone has none, and
+# the tests that need it skip; `EXPRL_DATA_DIR=/an/empty/folder make test` runs the suite as such a clone
+# does (docs/architecture.md, "Tests", lists each of those tests and the generated-data test covering it).
 SHARED_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 
 # One torch process on 2 cores: keep OpenMP from spinning threads the machine does not have.
@@ -30,23 +33,54 @@ FAST_TEST_LIMIT_ENV = "EXPRL_FAST_TEST_LIMIT_S"
 collect_ignore_glob = [] if importlib.util.find_spec("verl") else ["integrations/verl/*"]
 
 
+@contextlib.contextmanager
+def _as_data_dir(folder: Path) -> Iterator[Path]:
+    """`folder` made $EXPRL_DATA_DIR, so that catalog names (gsm8k-train, math500) load from it."""
+    from exprl.data.catalog import DATA_DIR_ENV
+
+    previous = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def generated_data(tmp_path_factory) -> Path:
+    """A folder of the catalog's five files with rows exprl generates (testing/corpora.py), shaped like
+    ../shared/data: every clone has it."""
+    from testing.corpora import write_catalog_files
+
+    return write_catalog_files(tmp_path_factory.mktemp("generated-data"))
+
+
+@pytest.fixture(params=["generated", "shared"])
+def catalog_data(request, monkeypatch) -> Path:
+    """The data folder of a test whose behaviour holds on any folder of the catalog's files: once the
+    generated one (always), once ../shared/data (skipped where there is none). Made $EXPRL_DATA_DIR."""
+    from exprl.data.catalog import DATA_DIR_ENV
+
+    folder = request.getfixturevalue("generated_data" if request.param == "generated" else "shared_data")
+    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Iterator[Path]:
     """The data folder with the catalog's files (MATH, MATH-500, GSM8K), also made $EXPRL_DATA_DIR so
     that catalog names (gsm8k-train, math500) load from it. A user's clone has none: skip there."""
-    from exprl.data.catalog import CATALOG, DATA_DIR_ENV
+    from exprl.data.catalog import CATALOG
 
     missing = [e.local_file for e in CATALOG if not (SHARED_DATA / e.local_file).is_file()]
     if missing:
         pytest.skip(f"real-data test: {SHARED_DATA} lacks {', '.join(missing)} (set EXPRL_DATA_DIR to a folder of "
                     f"the catalog's files; ../shared/data exists beside the repo in CI)")
-    previous = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(SHARED_DATA)
-    yield SHARED_DATA
-    if previous is None:
-        os.environ.pop(DATA_DIR_ENV, None)
-    else:
-        os.environ[DATA_DIR_ENV] = previous
+    with _as_data_dir(SHARED_DATA):
+        yield SHARED_DATA
 
 
 def fast_test_limit_s() -> float:

@@ -98,9 +98,10 @@ def test_the_wheel_holds_no_test_or_benchmark_tooling(installed, tmp_path):
     assert found == ["testing", "False", "exprl.judge.loopback", "False", "exprl.judge.hacking", "False"]
 
 
-def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, shared_data, tmp_path):
+@pytest.mark.parametrize("catalog_data", ["generated"], indirect=True)  # the behaviour is not the data's
+def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, catalog_data, tmp_path):
     _, bin_dir, env = installed
-    env = {**env, "EXPRL_DATA_DIR": str(shared_data), "OMP_NUM_THREADS": "1"}
+    env = {**env, "EXPRL_DATA_DIR": str(catalog_data), "OMP_NUM_THREADS": "1"}
     work = tmp_path / "empty"
     work.mkdir()
     exprl = str(bin_dir / "exprl")
@@ -115,7 +116,7 @@ def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder
     assert fsdp2.is_file() and fsdp2.is_relative_to(bin_dir.parent)  # a launch line's config, installed
 
     data = run([exprl, "data", "list"], work, env).stdout
-    assert str(shared_data / "gsm8k_train.jsonl") in data
+    assert str(catalog_data / "gsm8k_train.jsonl") in data
 
     run([exprl, "train", "--config", "cpu-tiny-sft", "--output-dir", "runs/sft", "--set", "trl.max_steps=1",
          "--set", "data.max_problems=4", "--set", "trl.save_steps=1"], work, env)

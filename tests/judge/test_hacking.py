@@ -24,14 +24,14 @@ GSM8K_ROWS = 24
 MATH_ROWS = 12
 
 
-@pytest.fixture(scope="module")
-def gsm8k(shared_data) -> list[Problem]:
-    return load_problems(shared_data / "gsm8k_test.jsonl")[:GSM8K_ROWS]
+@pytest.fixture()
+def gsm8k(catalog_data) -> list[Problem]:
+    return load_problems(catalog_data / "gsm8k_test.jsonl")[:GSM8K_ROWS]
 
 
-@pytest.fixture(scope="module")
-def math(shared_data) -> list[Problem]:
-    return load_problems(shared_data / "math500.jsonl")[100:100 + MATH_ROWS]
+@pytest.fixture()
+def math(catalog_data) -> list[Problem]:
+    return load_problems(catalog_data / "math500.jsonl")[100:100 + MATH_ROWS]
 
 
 def outcome(problem: Problem, trace: str) -> int:

@@ -153,8 +153,8 @@ def test_a_demo_sized_batch_of_step_judgments_is_all_scored():
     assert [r.score for r in results[:5]] == [2, 3, 3, 4, 5]
 
 
-def test_real_math_references_judge_themselves_5_and_others_low(shared_data):
-    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()][:30]
+def test_math_references_judge_themselves_5_and_others_low(catalog_data):
+    rows = [json.loads(line) for line in (catalog_data / "math500.jsonl").open()][:30]
     own, other = [], []
     for i, row in enumerate(rows):
         own.append(JudgeRequest(problem=row["problem"], reference=row["solution"], trace=row["solution"],
