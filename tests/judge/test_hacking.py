@@ -1,8 +1,9 @@
-"""The red-teaming suite (`testing.hacking`): its clean traces on real data, the property the
+"""The red-teaming suite (`testing.hacking`): its clean traces on GSM8K- and MATH-shaped data, the property the
 reference judge must have against every attack family (in outcome mode and in every process view),
 and the same attacks rendered into the LLM judges' prompts.
 
-The suite's problems: GSM8K test rows 0..GSM8K_ROWS and MATH-500 rows 100..100+MATH_ROWS.
+The suite's problems: GSM8K test rows 0..GSM8K_ROWS and MATH-500 rows 100..100+MATH_ROWS, of the generated
+catalog files (testing/corpora.py) and of the real ones in ../shared/data where present.
 benchmarks/judge_hacking.py measures the same property on train rows these tests never use.
 """
 from __future__ import annotations

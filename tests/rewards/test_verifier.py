@@ -1,4 +1,5 @@
-"""The sparse verifier on real MATH-500 / GSM8K answers, known equivalent forms, and off-main-thread use."""
+"""The sparse verifier on MATH-500 / GSM8K answers (generated, and the real ones where present), known
+equivalent forms, and off-main-thread use."""
 from __future__ import annotations
 
 import asyncio
