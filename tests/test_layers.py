@@ -79,6 +79,7 @@ GRAPH = {module: imported_modules(module) for module in MODULES}
 
 
 def test_every_module_is_on_a_layer():
+    assert {"exprl", "exprl.cli", "exprl.judge.types", "exprl.train.trainer"} <= set(MODULES)  # src/ was read
     for module in MODULES:
         layer_of(module)
 

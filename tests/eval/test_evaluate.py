@@ -109,6 +109,7 @@ def test_the_reference_never_reaches_the_policy(tiny_model, catalog_data, tmp_pa
     evaluate(tiny_model, [str(catalog_data / "gsm8k_test.jsonl")], generator=counter, out_dir=tmp_path / "e",
              **{**SETTINGS, "limit": 5})
     joined = "\n".join(counter.prompts)
+    assert len(rows) == 5
     for row in rows:
         assert row["problem"].strip() in joined
         assert row["solution"] not in joined
