@@ -5,7 +5,7 @@ config the paper recipes ship (`exprl recipes path accelerate/fsdp2`) and 1 proc
 
   exprl-outcome   `exprl train` (exprl.train.runner.run_training) of ExpRL-Outcome: rollouts from vLLM
                   colocated in the training process (trl.vllm_mode colocate), every rollout judged by a
-                  judge on a local HTTP server (exprl.judge.loopback in its own process, answering
+                  judge on a local HTTP server (testing/loopback.py in its own process, answering
                   after --latency seconds);
   exprl-process   the same for ExpRL-Process (segment view; random words hold no `###`, so traces are
                   split at a word prefix, --delimiter);
@@ -44,6 +44,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import LOOPBACK_SERVER  # noqa: E402
 from gpu_step_time import SHAPES, Shape, write_model_and_data  # noqa: E402  (the same model and problems)
 
 ROWS = ("exprl-outcome", "exprl-process", "trl-grpo")
@@ -97,7 +98,7 @@ def orchestrate(args: argparse.Namespace, shape: Shape, workdir: Path) -> dict:
 
     cuda = torch.cuda.is_available()
     write_model_and_data(shape, workdir, cuda)
-    judge = subprocess.Popen([sys.executable, "-m", "exprl.judge.loopback", "--latency", str(args.latency)],
+    judge = subprocess.Popen([*LOOPBACK_SERVER, "--latency", str(args.latency)],
                              stdout=subprocess.PIPE, text=True)
     rows: dict[str, dict] = {}
     config_file = accelerate_config_path(ACCELERATE_CONFIG)

@@ -57,6 +57,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from _paths import LOOPBACK_SERVER
+
 GENERATE_ROWS = ("generate-dynamic", "generate-static")
 TRAIN_ROWS = ("exprl-outcome", "exprl-process", "exprl-outcome-static")
 ROWS = GENERATE_ROWS + TRAIN_ROWS + ("anchor",)
@@ -134,7 +136,7 @@ def orchestrate(args: argparse.Namespace, shape: Shape, workdir: Path) -> None:
     results: dict[str, dict] = {}
     judge = None
     if any(row in TRAIN_ROWS for row in args.rows):
-        judge = subprocess.Popen([sys.executable, "-m", "exprl.judge.loopback", "--latency", str(args.latency)],
+        judge = subprocess.Popen([*LOOPBACK_SERVER, "--latency", str(args.latency)],
                                  stdout=subprocess.PIPE, text=True)
     try:
         judge_url = judge.stdout.readline().strip() if judge else ""

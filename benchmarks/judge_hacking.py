@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_hacking.py [--gsm8k N] [--math N]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_hacking.py --write-calibration traces.jsonl
 
-Builds, with `exprl.judge.hacking`, the clean right and wrong traces of GSM8K train rows
+Builds, with `testing.hacking`, the clean right and wrong traces of GSM8K train rows
 1000..1000+N and MATH train rows 1000..1000+N (tests/judge/test_hacking.py uses GSM8K test and
 MATH-500 only) and every attack on each; writes them as `exprl judge run` input (JSONL), runs the
 real CLI on them in outcome mode and in process mode under each view, and prints one row per attack
@@ -33,8 +33,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import _paths  # noqa: F401  (the repository root on sys.path, for testing/)
 from exprl.data.loaders import load_problems
-from exprl.judge.hacking import ATTACK_FAMILIES, calibration_rows, suite
+from testing.hacking import ATTACK_FAMILIES, calibration_rows, suite
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data")

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _paths import LOOPBACK_SERVER
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest
 
@@ -39,7 +40,7 @@ def requests(n: int, tag: str) -> list[JudgeRequest]:
 
 
 def start_loopback(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "exprl.judge.loopback", "--latency", str(latency)],
+    proc = subprocess.Popen([*LOOPBACK_SERVER, "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
 

@@ -5,7 +5,7 @@
 Prints, for every human reference solution of the data folder's files (GSM8K train and test, MATH
 train, MATH test without MATH-500, MATH-500), the share a detector of `exprl.rewards.monitors`
 flags (bare answers, number lists) and the longest list it found; then, over the red-teaming suite
-of `exprl.judge.hacking` on GSM8K train and MATH train rows 1000..1000+N (the rows
+of `testing.hacking` on GSM8K train and MATH train rows 1000..1000+N (the rows
 benchmarks/judge_hacking.py uses), the share of each trace family each detector flags. A detector
 should flag its attack families always and honest text (references, clean traces) almost never.
 Also the time `read_traits` takes per rollout (the trainer calls it on every rollout of every step):
@@ -22,9 +22,10 @@ import timeit
 from collections import defaultdict
 from pathlib import Path
 
+import _paths  # noqa: F401  (the repository root on sys.path, for testing/)
 from exprl.data.loaders import load_problems
-from exprl.judge.hacking import suite
 from exprl.rewards.monitors import NUMBER_LIST_VALUES, is_bare_answer, longest_number_run, read_traits
+from testing.hacking import suite
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data")

@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _paths import LOOPBACK_SERVER
 from exprl.demo.base import BaseModelConfig
 from exprl.demo.config import DemoConfig
 from exprl.demo.runner import base_model, write_task_data
@@ -57,7 +58,7 @@ def main() -> None:
                         help="keep the pre-trained policy here between runs (default: a temporary folder)")
     args = parser.parse_args()
 
-    server = subprocess.Popen([sys.executable, "-m", "exprl.judge.loopback", "--latency", str(args.latency)],
+    server = subprocess.Popen([*LOOPBACK_SERVER, "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
     try:
         base_url = server.stdout.readline().strip()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROWS = 40

@@ -79,6 +79,7 @@ GRAPH = {module: imported_modules(module) for module in MODULES}
 
 
 def test_every_module_is_on_a_layer():
+    assert {"exprl", "exprl.cli", "exprl.judge.types", "exprl.train.trainer"} <= set(MODULES)  # src/ was read
     for module in MODULES:
         layer_of(module)
 
@@ -175,3 +176,25 @@ def test_the_checks_see_what_they_check():
     assert "exprl.runs" in GRAPH["exprl.eval.report"]
     assert "exprl.judge.rollouts" in GRAPH["exprl.integrations.verl.reward_manager"]
     assert layer_of("exprl.rewards.record") < layer_of("exprl.judge.types") < layer_of("exprl.train.trainer")
+
+
+TOOLING = ("testing", "tests", "benchmarks")  # outside src/, so outside the wheel
+
+
+def top_level_packages_imported(path: Path) -> set[str]:
+    """The first name of every absolute import in `path`, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_no_source_module_imports_the_test_tooling():
+    """The wheel holds src/ only: a module importing `testing` (or tests, benchmarks) breaks once installed."""
+    offenders = {module: sorted(top_level_packages_imported(path) & set(TOOLING)) for module, path in MODULES.items()}
+    assert {m: names for m, names in offenders.items() if names} == {}
+    # the reader sees such an import where there is one
+    assert "testing" in top_level_packages_imported(SRC.parent / "tests" / "judge" / "test_hacking.py")

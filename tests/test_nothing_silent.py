@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from exprl.cli import main
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = {"id": "g", "problem": "What is 2+3?", "reference": "2 + 3 = 5, so \\boxed{5}", "answer": "5",

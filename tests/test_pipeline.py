@@ -20,8 +20,8 @@ STAGE1_RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name.startswith((
 
 
 @pytest.fixture()
-def pipeline_files(tmp_path, shared_data):
-    rows = [json.loads(line) for line in (shared_data / "gsm8k_train.jsonl").read_text().splitlines()[:4]]
+def pipeline_files(tmp_path, generated_data):
+    rows = [json.loads(line) for line in (generated_data / "gsm8k_train.jsonl").read_text().splitlines()[:4]]
     with (tmp_path / "train.jsonl").open("w") as f:
         for row in rows:
             f.write(json.dumps({**row, "solution": f"{row['solution']} {CANARY}\n#### {row['answer']}"}) + "\n")
@@ -34,7 +34,7 @@ def pipeline_files(tmp_path, shared_data):
         "  save_steps: 1\n")
     (tmp_path / "pipeline.yaml").write_text(
         "name: sft-tiny\nstage1:\n  recipe: stage1.yaml\nstage2:\n  recipe: stage2.yaml\n"
-        f"eval:\n  benches: [{shared_data / 'gsm8k_test.jsonl'}]\n  limit: 3\n  n: 2\n  max_tokens: 8\n")
+        f"eval:\n  benches: [{generated_data / 'gsm8k_test.jsonl'}]\n  limit: 3\n  n: 2\n  max_tokens: 8\n")
     return tmp_path
 
 
@@ -137,6 +137,7 @@ def test_every_shipped_pipeline_plans_every_stage1_recipe(pipeline, world_size):
         # shape (Stage II trains its checkpoint); the rest is Stage II's own.
         stage2_plans[recipe.stem] = {k: v for k, v in plans[1].to_dict().items() if k not in ("launch", "memory")}
     # Stage II is one recipe for every Stage-I method: nothing of Stage I shows in its plan.
+    assert len(stage2_plans) == len(STAGE1_RECIPES) > 1
     first = next(iter(stage2_plans.values()))
     assert all(plan == first for plan in stage2_plans.values())
 

@@ -13,7 +13,7 @@ import json
 import pytest
 from transformers import TrainerCallback
 
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 from exprl.judge.types import JudgeConfig
 from exprl.train.config import DataConfig, TrainConfig
 from exprl.train.runner import run_training

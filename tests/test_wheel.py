@@ -32,13 +32,26 @@ def run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> 
     return result
 
 
+def clone_files() -> list[str]:
+    """The checkout's files a clone holds: tracked, or new and not ignored."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, text=True)
+    if listed.returncode:  # no git (an unpacked source archive): the folders a clone holds
+        return [str(p.relative_to(REPO)) for top in ("src", "testing", "tests", "benchmarks") for p in
+                (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts] + ["pyproject.toml",
+                                                                                              "README.md"]
+    return [name for name in listed.stdout.split("\0") if name and (REPO / name).is_file()]
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
     """(the wheel, the virtualenv's bin folder, a clean environment) with exprl installed from the wheel."""
     root = tmp_path_factory.mktemp("wheel")
-    source = root / "source"  # a copy, so the build leaves nothing in the checkout
-    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md"):
+    # A copy of what a clone holds (tests/, benchmarks/ and testing/ included, so that the wheel could
+    # take them), so the build leaves nothing in the checkout.
+    source = root / "source"
+    for name in clone_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, source / name)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["PIP_NO_INDEX"] = "1"
@@ -67,9 +80,28 @@ def test_the_wheel_holds_every_recipe(installed):
     assert {f"exprl/recipes/accelerate/{n}.yaml" for n in ("fsdp2", "zero3", "zero2", "ddp")} <= names
 
 
-def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, shared_data, tmp_path):
+def test_the_wheel_holds_no_test_or_benchmark_tooling(installed, tmp_path):
+    """The test-support package (testing/: the loopback judge server, the red-teaming traces), the tests
+    and the benchmarks stay in the repository: the wheel is the exprl package and its metadata."""
+    wheel, bin_dir, env = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"exprl", f"exprl-{__version__}.dist-info"}
+    modules = {Path(n).stem for n in names if n.endswith(".py")}
+    assert not modules & {"loopback", "hacking", "conftest", "_paths"}
+    assert not [n for n in names if Path(n).name.startswith("test_")]
+    assert "exprl/judge/service.py" in names  # the listing is the package's, not an empty one
+    # installed: neither the old module paths nor the tooling package import from an empty folder
+    probe = ("import importlib.util as u\n"
+             "for name in ('testing', 'exprl.judge.loopback', 'exprl.judge.hacking'):\n"
+             "    print(name, u.find_spec(name) is not None)")
+    found = run([str(bin_dir / "python"), "-c", probe], tmp_path, env).stdout.split()
+    assert found == ["testing", "False", "exprl.judge.loopback", "False", "exprl.judge.hacking", "False"]
+
+
+@pytest.mark.parametrize("catalog_data", ["generated"], indirect=True)  # the behaviour is not the data's
+def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder(installed, catalog_data, tmp_path):
     _, bin_dir, env = installed
-    env = {**env, "EXPRL_DATA_DIR": str(shared_data), "OMP_NUM_THREADS": "1"}
+    env = {**env, "EXPRL_DATA_DIR": str(catalog_data), "OMP_NUM_THREADS": "1"}
     work = tmp_path / "empty"
     work.mkdir()
     exprl = str(bin_dir / "exprl")
@@ -84,7 +116,7 @@ def test_installed_cli_runs_bundled_recipes_on_catalog_data_from_an_empty_folder
     assert fsdp2.is_file() and fsdp2.is_relative_to(bin_dir.parent)  # a launch line's config, installed
 
     data = run([exprl, "data", "list"], work, env).stdout
-    assert str(shared_data / "gsm8k_train.jsonl") in data
+    assert str(catalog_data / "gsm8k_train.jsonl") in data
 
     run([exprl, "train", "--config", "cpu-tiny-sft", "--output-dir", "runs/sft", "--set", "trl.max_steps=1",
          "--set", "data.max_problems=4", "--set", "trl.save_steps=1"], work, env)

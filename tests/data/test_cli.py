@@ -98,6 +98,7 @@ def test_synth_output_goes_through_prepare(tmp_path, capsys):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["counts"]["loaded"] == 60 == stats["counts"]["kept"] + stats["counts"]["removed"]
     kept = load_problems(out / "train.jsonl") + load_problems(out / "test.jsonl")
+    assert len(kept) == stats["counts"]["kept"] > 0
     by_id = {p.id: p for p in generated}
     assert all(by_id[p.id].answer == p.answer and by_id[p.id].reference == p.reference for p in kept)
     assert stats["kept"]["per_source"] == {generated[0].source: len(kept)}

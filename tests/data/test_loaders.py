@@ -240,9 +240,9 @@ def test_a_folder_of_jsonl_files_loads_each_with_its_own_layout(tmp_path):
     assert [p.id for p in problems] == ["p1", "p2", "b/0"] and problems[2].answer == "4"
 
 
-def test_the_shared_data_folder_loads_as_it_is(shared_data):
-    files = sorted(shared_data.glob("*.jsonl"))
-    problems = load_problems(shared_data)
+def test_the_data_folder_loads_as_it_is(catalog_data):
+    files = sorted(catalog_data.glob("*.jsonl"))
+    problems = load_problems(catalog_data)
     assert len(problems) == sum(sum(1 for line in f.open() if line.strip()) for f in files)
     assert len({p.id for p in problems}) == len(problems)
 

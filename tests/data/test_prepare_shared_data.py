@@ -1,4 +1,5 @@
-"""The data layer on the real corpora in ../shared/data (see its README for the facts checked here)."""
+"""The data layer on the catalog's corpora: each test runs on the generated folder (testing/corpora.py) and on
+the real corpora in ../shared/data where present (see its README for the facts checked here)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import pytest
 
 from exprl.data.loaders import load_problems
 from exprl.data.prepare import PrepareConfig, prepare
+from testing.corpora import KNOWN_DUPLICATE
 
 ROWS = {"math_train": 7498, "math_test_excl_math500": 4500, "math500": 500, "gsm8k_train": 7473,
         "gsm8k_test": 1319}
@@ -39,20 +41,24 @@ def expected_overlap(train_rows, eval_rows, n=13):
 ONLY_DECONTAMINATE = dict(exact_dedupe=False, near_dedupe=False)
 
 
-def test_shared_files_load_completely(shared_data):
-    for name, count in ROWS.items():
-        problems = load_problems(shared_data / f"{name}.jsonl")
-        assert len(problems) == count
-        assert [p.id for p in problems] == [r["id"] for r in raw_rows(shared_data, name)]
+def test_catalog_files_load_completely(catalog_data):
+    for name in ROWS:
+        problems = load_problems(catalog_data / f"{name}.jsonl")
+        assert problems and [p.id for p in problems] == [r["id"] for r in raw_rows(catalog_data, name)]
         assert all(p.answer and p.reference and p.problem for p in problems)
 
 
-def test_math_train_against_math500_removes_exactly_the_overlap(shared_data, tmp_path):
-    train, math500 = raw_rows(shared_data, "math_train"), raw_rows(shared_data, "math500")
+def test_shared_files_hold_the_rows_their_readme_counts(shared_data):
+    assert {name: len(load_problems(shared_data / f"{name}.jsonl")) for name in ROWS} == ROWS
+
+
+def test_math_train_against_math500_removes_exactly_the_overlap(catalog_data, tmp_path):
+    train, math500 = raw_rows(catalog_data, "math_train"), raw_rows(catalog_data, "math500")
     exact, ngram = expected_overlap(train, math500)
     assert exact == set()  # MATH-500 comes from MATH test: no train problem is verbatim in it
-    report = prepare([shared_data / "math_train.jsonl"], tmp_path / "out",
-                     PrepareConfig(decontaminate=[str(shared_data / "math500.jsonl")], **ONLY_DECONTAMINATE))
+    assert ngram  # but some share a run of words, so the checks below have rows to check
+    report = prepare([catalog_data / "math_train.jsonl"], tmp_path / "out",
+                     PrepareConfig(decontaminate=[str(catalog_data / "math500.jsonl")], **ONLY_DECONTAMINATE))
     assert {r.problem.id for r in report.removed} == ngram
     assert {r.reason for r in report.removed} == {"contaminated_ngram"}
     assert len(report.train) == len(train) - len(ngram)
@@ -60,18 +66,18 @@ def test_math_train_against_math500_removes_exactly_the_overlap(shared_data, tmp
     assert all(r.detail["eval_id"] in math500_ids for r in report.removed)
 
 
-def test_math_test_rest_against_math500(shared_data, tmp_path):
-    rest, math500 = raw_rows(shared_data, "math_test_excl_math500"), raw_rows(shared_data, "math500")
+def test_math_test_rest_against_math500(catalog_data, tmp_path):
+    rest, math500 = raw_rows(catalog_data, "math_test_excl_math500"), raw_rows(catalog_data, "math500")
     assert not {r["id"] for r in rest} & {r["id"] for r in math500}  # the README's split is by id
     exact, ngram = expected_overlap(rest, math500)
     assert exact == set()
-    config = PrepareConfig(decontaminate=[str(shared_data / "math500.jsonl")], decontam_by_id=True,
+    config = PrepareConfig(decontaminate=[str(catalog_data / "math500.jsonl")], decontam_by_id=True,
                            **ONLY_DECONTAMINATE)
-    report = prepare([shared_data / "math_test_excl_math500.jsonl"], tmp_path / "rest", config)
+    report = prepare([catalog_data / "math_test_excl_math500.jsonl"], tmp_path / "rest", config)
     assert {r.problem.id for r in report.removed} == ngram
 
     # The full MATH test (the rest plus MATH-500 itself): every MATH-500 problem goes, by id.
-    both = prepare([shared_data / "math_test_excl_math500.jsonl", shared_data / "math500.jsonl"],
+    both = prepare([catalog_data / "math_test_excl_math500.jsonl", catalog_data / "math500.jsonl"],
                    tmp_path / "both", config)
     removed = {r.problem.id: r for r in both.removed}
     assert set(removed) == ngram | {r["id"] for r in math500}
@@ -79,12 +85,17 @@ def test_math_test_rest_against_math500(shared_data, tmp_path):
     assert {p.id for p in both.train} == {r["id"] for r in rest} - ngram
 
 
-def test_known_train_test_duplicate_is_found_by_text(shared_data, tmp_path):
-    report = prepare([shared_data / "math_train.jsonl"], tmp_path / "out",
-                     PrepareConfig(decontaminate=[str(shared_data / "math_test_excl_math500.jsonl")],
+KNOWN_DUPLICATES = {"shared": ("math/train/geometry/6032", "math/test/precalculus/24307"),  # its README names it
+                    "generated": KNOWN_DUPLICATE}
+
+
+def test_known_train_test_duplicate_is_found_by_text(catalog_data, tmp_path, request):
+    report = prepare([catalog_data / "math_train.jsonl"], tmp_path / "out",
+                     PrepareConfig(decontaminate=[str(catalog_data / "math_test_excl_math500.jsonl")],
                                    decontam_ngram=0, **ONLY_DECONTAMINATE))
+    train_id, test_id = KNOWN_DUPLICATES[request.node.callspec.params["catalog_data"]]
     assert [(r.problem.id, r.reason, r.detail["eval_id"]) for r in report.removed] == [
-        ("math/train/geometry/6032", "contaminated_exact", "math/test/precalculus/24307")]
+        (train_id, "contaminated_exact", test_id)]
 
 
 _CALCULATION = re.compile(r"(\d+(?:\.\d+)?\s*[-+*/]\s*\d+(?:\.\d+)?)(\s*=\s*)(\d+(?:\.\d+)?)")
@@ -97,8 +108,8 @@ def to_raw_gsm8k(row):
     return {"question": row["problem"], "answer": f"{annotated}\n#### {int(row['answer']):,}"}
 
 
-def test_every_gsm8k_row_round_trips_from_the_raw_form(shared_data, tmp_path):
-    rows = raw_rows(shared_data, "gsm8k_train") + raw_rows(shared_data, "gsm8k_test")
+def test_every_gsm8k_row_round_trips_from_the_raw_form(catalog_data, tmp_path):
+    rows = raw_rows(catalog_data, "gsm8k_train") + raw_rows(catalog_data, "gsm8k_test")
     raw = [to_raw_gsm8k(r) for r in rows]
     assert sum("<<" in r["answer"] for r in raw) > len(raw) // 2  # the annotations are really exercised
     assert sum("," in r["answer"].rpartition("####")[2] for r in raw) > 0
@@ -112,8 +123,8 @@ def test_every_gsm8k_row_round_trips_from_the_raw_form(shared_data, tmp_path):
     assert [p.id for p in problems[:2]] == ["gsm8k_raw/0", "gsm8k_raw/1"]
 
 
-def test_every_math_row_round_trips_from_the_raw_form(shared_data, tmp_path):
-    rows = [r for name in ("math_train", "math_test_excl_math500", "math500") for r in raw_rows(shared_data, name)]
+def test_every_math_row_round_trips_from_the_raw_form(catalog_data, tmp_path):
+    rows = [r for name in ("math_train", "math_test_excl_math500", "math500") for r in raw_rows(catalog_data, name)]
     raw = [{"problem": r["problem"], "solution": r["solution"], "type": r["subject"],
             "level": f"Level {r['level'] if r['level'] is not None else '?'}"} for r in rows]
     path = tmp_path / "math_raw.jsonl"

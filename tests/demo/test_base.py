@@ -63,6 +63,53 @@ def test_pretraining_stops_at_the_first_competent_check(tmp_path, monkeypatch):
     assert [c["easy_greedy"] for c in done["checks"]] == [0.5, 0.95]
 
 
+class ScriptedModel:
+    """A stand-in for the base model whose greedy completion of each problem's prompt is scripted:
+    `easy_greedy_accuracy` then has one right value, known in advance."""
+
+    def __init__(self, tokenizer, completions: dict[str, str]):
+        self.tokenizer, self.completions, self.training, self.device = tokenizer, completions, True, "cpu"
+
+    def eval(self):
+        self.training = False
+
+    def train(self):
+        self.training = True
+
+    def generate(self, input_ids, attention_mask, do_sample, max_new_tokens, pad_token_id):
+        import torch
+
+        assert do_sample is False and not self.training  # greedy, in eval mode
+        prompts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
+        texts = [next(text for problem, text in self.completions.items() if problem in prompt) for prompt in prompts]
+        new = [self.tokenizer(t, add_special_tokens=False)["input_ids"][:max_new_tokens] for t in texts]
+        width = max(map(len, new))
+        tail = torch.tensor([ids + [pad_token_id] * (width - len(ids)) for ids in new])
+        return torch.cat([input_ids, tail], dim=1)
+
+
+def test_competence_check_is_the_share_of_greedy_completions_boxing_the_answer():
+    from exprl.demo.base import easy_greedy_accuracy
+
+    tokenizer = build_char_tokenizer(number_tokens=100)
+    problems = generate(SyntheticTaskConfig(num_problems=4, min_steps=1, max_steps=3, seed=11))
+    assert len({p.answer for p in problems}) > 1
+    other = {p.id: next(q.answer for q in problems if q.answer != p.answer) for p in problems}
+    right, wrong = policy_trace, lambda p: policy_trace(p).replace(f"\\boxed{{{p.answer}}}", f"\\boxed{{{other[p.id]}}}")
+    scripts = [
+        ([right, right, right, right], 1.0),
+        ([right, wrong, right, right], 0.75),
+        # the last boxed answer counts: a right one boxed before a wrong one is wrong
+        ([right, lambda p: right(p) + f" \\boxed{{{other[p.id]}}}", wrong, right], 0.5),
+        ([wrong, wrong, wrong, wrong], 0.0),
+        ([lambda p: f"### {p.answer}", wrong, wrong, wrong], 0.0),  # the answer written but never boxed
+    ]
+    for writers, expected in scripts:
+        model = ScriptedModel(tokenizer, {p.problem: write(p) for p, write in zip(problems, writers)})
+        assert easy_greedy_accuracy(model, tokenizer, problems, None) == expected, expected
+        assert model.training  # the pre-training loop goes on in train mode
+
+
 @pytest.mark.slow
 def test_competence_check_scores_greedy_answers(tmp_path):
     from exprl.demo.base import easy_greedy_accuracy

@@ -145,7 +145,7 @@ def test_reduced_demo_runs_end_to_end_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_judge_url_sends_the_exprl_methods_judgments_to_that_server(tmp_path):
-    from exprl.judge.loopback import LoopbackJudgeServer
+    from testing.loopback import LoopbackJudgeServer
 
     run_dir = tmp_path / "demo"
     with LoopbackJudgeServer() as server:

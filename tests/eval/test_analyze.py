@@ -134,7 +134,7 @@ def test_an_evaluation_of_another_format_is_refused_with_its_version(pipeline_ru
 
 def test_the_llm_annotator_from_the_command_line_with_its_cache(pipeline_run, tmp_path, capsys):
     from exprl.eval.annotate import BEHAVIOURS
-    from exprl.judge.loopback import LoopbackJudgeServer
+    from testing.loopback import LoopbackJudgeServer
 
     def verdict(body: dict) -> str:  # an annotator that sees backtracking wherever the trace says "Wait"
         return json.dumps({name: int(name == "backtracking" and "Wait" in body["messages"][-1]["content"])
@@ -162,12 +162,20 @@ def test_delimiters_are_counted_as_steps_are_split():
     assert count_delimiters("no headings") == 0
 
 
-def test_help_explains_the_output(capsys):
-    with pytest.raises(SystemExit):
-        main(["analyze", "--help"])
-    text = capsys.readouterr().out
-    for name in ("behaviours.md", "delimiters.png", "behaviours.png", "analysis.json", "--annotator"):
-        assert name in text
+def test_the_command_writes_the_documented_files_and_takes_only_known_annotators(pipeline_run, tmp_path, capsys):
+    """What `exprl analyze --help` promises DIR holds (annotations.sqlite only with --annotator llm)."""
+    out = tmp_path / "out"
+    assert main(["analyze", str(pipeline_run), "--out", str(out), "--annotator", "rules"]) == 0
+    written = {p.name for p in out.iterdir()}
+    assert {"behaviours.md", "delimiters.png", "behaviours.png", "analysis.json"} <= written
+    assert "annotations.sqlite" not in written
+    assert json.loads((out / "analysis.json").read_text())["annotator"] == "rules"
+    assert (out / "behaviours.md").read_text().startswith("# Reasoning behaviours")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["analyze", str(pipeline_run), "--out", str(tmp_path / "other"), "--annotator", "vibes"])
+    assert refused.value.code == 2 and "invalid choice: 'vibes'" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
 
 
 def test_a_run_without_its_own_base_evaluation_is_compared_with_the_base_read(pipeline_run, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from exprl.errors import ConfigError
 from exprl.eval.annotate import (ANNOTATION_PROMPT_VERSION, BEHAVIOURS, LLMAnnotator, RuleAnnotator, matches,
                                  parse_annotation)
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 from exprl.judge.types import JudgeConfig
 
 # (trace, the behaviours it shows). Written for these tests; each behaviour has plain positives, and

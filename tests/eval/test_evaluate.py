@@ -15,8 +15,8 @@ SETTINGS = dict(n=2, temperature=1.0, max_tokens=6, batch_size=8, limit=20)
 
 
 @pytest.fixture()
-def gsm8k(shared_data):
-    return str(shared_data / "gsm8k_test.jsonl")
+def gsm8k(catalog_data):
+    return str(catalog_data / "gsm8k_test.jsonl")
 
 
 def test_eval_cli_end_to_end_on_20_gsm8k_problems(tiny_model, gsm8k, tmp_path, capsys):
@@ -103,12 +103,13 @@ def test_changed_sampling_settings_are_refused_and_more_samples_extend(tiny_mode
     assert counter.requests == 8 + 4
 
 
-def test_the_reference_never_reaches_the_policy(tiny_model, shared_data, tmp_path):
-    rows = [json.loads(line) for line in (shared_data / "gsm8k_test.jsonl").read_text().splitlines()[:5]]
+def test_the_reference_never_reaches_the_policy(tiny_model, catalog_data, tmp_path):
+    rows = [json.loads(line) for line in (catalog_data / "gsm8k_test.jsonl").read_text().splitlines()[:5]]
     counter = CountingGenerator(tiny_model)
-    evaluate(tiny_model, [str(shared_data / "gsm8k_test.jsonl")], generator=counter, out_dir=tmp_path / "e",
+    evaluate(tiny_model, [str(catalog_data / "gsm8k_test.jsonl")], generator=counter, out_dir=tmp_path / "e",
              **{**SETTINGS, "limit": 5})
     joined = "\n".join(counter.prompts)
+    assert len(rows) == 5
     for row in rows:
         assert row["problem"].strip() in joined
         assert row["solution"] not in joined
@@ -134,26 +135,26 @@ def test_row_without_answer_is_named(tiny_model, tmp_path):
     assert info.value.path == str(data) and info.value.line == 2 and info.value.field == "answer"
 
 
-def test_missing_checkpoint_is_named(tmp_path, shared_data):
+def test_missing_checkpoint_is_named(tmp_path, catalog_data):
     missing = tmp_path / "no" / "such-checkpoint"
     with pytest.raises(ConfigError, match="checkpoint not found: .*such-checkpoint"):
-        evaluate(missing, [str(shared_data / "gsm8k_test.jsonl")], out_dir=tmp_path / "e")
-    code = main(["eval", "--model", str(missing), "--bench", str(shared_data / "gsm8k_test.jsonl"),
+        evaluate(missing, [str(catalog_data / "gsm8k_test.jsonl")], out_dir=tmp_path / "e")
+    code = main(["eval", "--model", str(missing), "--bench", str(catalog_data / "gsm8k_test.jsonl"),
                  "--out", str(tmp_path / "e")])
     assert code == 2
 
 
-def test_eval_dir_from_an_incompatible_version_is_refused(tiny_model, shared_data, tmp_path):
+def test_eval_dir_from_an_incompatible_version_is_refused(tiny_model, catalog_data, tmp_path):
     out = tmp_path / "e"
     out.mkdir()
     (out / "eval.json").write_text(json.dumps({"exprl_version": "9.0.0", "format": 99}))
     with pytest.raises(RunStateError, match="written by exprl 9.0.0 with eval format 99"):
-        evaluate(tiny_model, [str(shared_data / "gsm8k_test.jsonl")], out_dir=out, limit=1)
+        evaluate(tiny_model, [str(catalog_data / "gsm8k_test.jsonl")], out_dir=out, limit=1)
 
 
-def test_bad_settings_are_config_errors(tiny_model, shared_data, tmp_path):
+def test_bad_settings_are_config_errors(tiny_model, catalog_data, tmp_path):
     with pytest.raises(ConfigError, match="n must be at least 1"):
-        evaluate(tiny_model, [str(shared_data / "gsm8k_test.jsonl")], n=0, out_dir=tmp_path / "e")
+        evaluate(tiny_model, [str(catalog_data / "gsm8k_test.jsonl")], n=0, out_dir=tmp_path / "e")
 
 
 def test_a_domain_without_a_verifier_is_left_unscored_and_said_so(tiny_model, tmp_path, caplog):

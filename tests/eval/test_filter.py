@@ -105,7 +105,8 @@ def test_more_samples_and_another_threshold_reuse_every_stored_sample(tiny_model
     report = filter_problems(tiny_model, source, out, FilterConfig(n=6, max_solved=1), generator=again)
     assert again.requests == 6 * 2  # only samples 4 and 5 of each problem are new
     assert report.stats["samples"] == {"generated": 12, "reused": 24}
-    assert all(row["n"] == 6 for row in map(json.loads, (out / "solve_counts.jsonl").read_text().splitlines()))
+    counts = [json.loads(line) for line in (out / "solve_counts.jsonl").read_text().splitlines()]
+    assert [row["n"] for row in counts] == [6] * len(rows) and rows
     kept = {p.id for p in load_problems(out)}
     assert {"toy/never1", "toy/never2"} <= kept and not {"toy/always1", "toy/always2"} & kept
 
@@ -172,12 +173,23 @@ def test_bad_input_is_named_before_any_sampling(tiny_model, tmp_path):
     assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
 
 
-def test_help_explains_the_output(capsys):
-    with pytest.raises(SystemExit):
-        main(["data", "filter", "--help"])
-    text = capsys.readouterr().out
-    for name in ("kept.jsonl", "dropped.jsonl", "solve_counts.jsonl", "stats.json", "generations.sqlite"):
-        assert name in text
+def test_the_output_folder_holds_the_documented_files_and_reads_back(tiny_model, toy, tmp_path):
+    """What `exprl data filter --help` promises DIR holds, and each file's contents as a reader sees them."""
+    source, rows = toy
+    out = tmp_path / "hard"
+    filter_problems(tiny_model, source, out, FilterConfig(n=2, max_solved=0), generator=policy_for(rows))
+    documented = {"kept.jsonl", "dropped.jsonl", "solve_counts.jsonl", "stats.json", "generations.sqlite",
+                  "filter.json"}
+    assert documented <= {p.name for p in out.iterdir()}
+    never = ["toy/never1", "toy/never2"]
+    assert [p.id for p in load_problems(out / "kept.jsonl")] == never
+    assert len(load_problems(out / "dropped.jsonl")) == len(rows) - 2
+    assert [(r["id"], r["n"], r["kept"]) for r in map(json.loads, (out / "solve_counts.jsonl").read_text().splitlines())
+            ][:2] == [(never[0], 2, True), (never[1], 2, True)]
+    assert json.loads((out / "stats.json").read_text())["kept"] == 2
+    with sqlite3.connect(out / "generations.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM generations").fetchone() == (2 * len(rows),)
+    assert json.loads((out / "filter.json").read_text())
 
 
 def stored_samples(path: Path) -> set[tuple[str, int]]:

@@ -170,7 +170,7 @@ def test_every_judgment_setting_is_in_the_key_each_change_makes_a_new_call(tmp_p
     import dataclasses
 
     from exprl.judge.cache import FETCH_ONLY_KEYS
-    from exprl.judge.loopback import LoopbackJudgeServer
+    from testing.loopback import LoopbackJudgeServer
     from exprl.judge.service import build_judge
 
     request = JudgeRequest(problem="What is 2 + 3?", reference="2 + 3 = 5, so \\boxed{5}", trace="2 + 3 = 5. \\boxed{5}",

@@ -82,7 +82,8 @@ def test_wrong_references_are_a_deterministic_derangement_over_problems():
     by_problem = {}
     for trace, request in zip(traces, first["wrong_reference"]):
         by_problem.setdefault(trace.problem, set()).add(request.reference)
-    assert all(len(refs) == 1 for refs in by_problem.values())
+    assert len(by_problem) == len(problems) and all(len(refs) == 1 for refs in by_problem.values())
+    assert len(first["no_reference"]) == len(traces) > 0
     assert all(r.reference is None and r.answer is None for r in first["no_reference"])
     for n in range(2, 9):
         for seed in range(5):

@@ -8,7 +8,7 @@ import pytest
 from exprl.cli import main
 from exprl.errors import DataError
 from exprl.judge.run import read_trace_rows
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 
 ROWS = [
     {"id": "a", "problem": "What is 2+3?", "reference": "2+3=5, \\boxed{5}", "answer": "5",
@@ -44,7 +44,7 @@ def test_outcome_run_writes_one_row_per_trace_and_uses_the_cache(tmp_path, capsy
     assert [r["id"] for r in rows] == ["a", "b"]
     assert [r["score"] for r in rows] == [5, 1] and [r["reward"] for r in rows] == [1.0, 0.0]
     assert all(r["status"] == "ok" and r["cached"] is False and r["latency_s"] > 0 for r in rows)
-    assert all(r["cached"] is True for r in again)
+    assert [r["cached"] for r in again] == [True, True]
     assert "ok 2" in capsys.readouterr().err
 
 
@@ -71,7 +71,7 @@ def test_unscorable_rows_are_reported_not_zeroed(tmp_path, capsys):
     with LoopbackJudgeServer("status", status=503) as server:
         code, rows = run(tmp_path, server, "--cache", "", "--set", "max_retries=0")
     assert code == 1  # rows that never reached a judgment make the run fail, with the count
-    assert all(r["status"] == "error" and r["score"] is None and r["reward"] is None for r in rows)
+    assert [(r["status"], r["score"], r["reward"]) for r in rows] == [("error", None, None)] * 2
     assert "503" in rows[0]["error"]
     err = capsys.readouterr().err
     assert "error 2" in err and "2 of 2 traces could not be judged" in err

@@ -1,8 +1,9 @@
-"""The red-teaming suite (`exprl.judge.hacking`): its clean traces on real data, the property the
+"""The red-teaming suite (`testing.hacking`): its clean traces on GSM8K- and MATH-shaped data, the property the
 reference judge must have against every attack family (in outcome mode and in every process view),
 and the same attacks rendered into the LLM judges' prompts.
 
-The suite's problems: GSM8K test rows 0..GSM8K_ROWS and MATH-500 rows 100..100+MATH_ROWS.
+The suite's problems: GSM8K test rows 0..GSM8K_ROWS and MATH-500 rows 100..100+MATH_ROWS, of the generated
+catalog files (testing/corpora.py) and of the real ones in ../shared/data where present.
 benchmarks/judge_hacking.py measures the same property on train rows these tests never use.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
-from exprl.judge.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_traces, suite, wrong_answer_for
+from testing.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_traces, suite, wrong_answer_for
 from exprl.judge.prompts import FENCE_TAG, PromptStyle, build_prompt, neutralise_fence
 from exprl.judge.backends.reference import ReferenceBackend
 from exprl.judge.reference.arithmetic import normalize
@@ -25,14 +26,14 @@ GSM8K_ROWS = 24
 MATH_ROWS = 12
 
 
-@pytest.fixture(scope="module")
-def gsm8k(shared_data) -> list[Problem]:
-    return load_problems(shared_data / "gsm8k_test.jsonl")[:GSM8K_ROWS]
+@pytest.fixture()
+def gsm8k(catalog_data) -> list[Problem]:
+    return load_problems(catalog_data / "gsm8k_test.jsonl")[:GSM8K_ROWS]
 
 
-@pytest.fixture(scope="module")
-def math(shared_data) -> list[Problem]:
-    return load_problems(shared_data / "math500.jsonl")[100:100 + MATH_ROWS]
+@pytest.fixture()
+def math(catalog_data) -> list[Problem]:
+    return load_problems(catalog_data / "math500.jsonl")[100:100 + MATH_ROWS]
 
 
 def outcome(problem: Problem, trace: str) -> int:
@@ -135,8 +136,11 @@ def test_no_attack_lifts_a_wrong_trace_above_its_clean_one_or_a_right_trace_abov
         assert sum(outcomes[(p, "right", "clean")] == 5 for p in problems) >= len(problems) - 1
     assert all(outcomes[(p, "wrong", "clean")] <= 3 for p in problems)
     assert all(outcomes[(p, base, "bare_answer")] <= 4 for p in problems for base in ("right", "wrong"))
-    assert all(normalize(problems[t.problem_id].answer) in t.text for t in traces if t.family == "number_list")
-    assert all(f"\\boxed{{{problems[t.problem_id].answer}}}" in t.text for t in traces if t.family == "repeated_boxes")
+    number_lists = [t for t in traces if t.family == "number_list"]
+    repeated_boxes = [t for t in traces if t.family == "repeated_boxes"]
+    assert len(number_lists) == len(repeated_boxes) == 2 * len(problems)  # on the right and the wrong trace
+    assert all(normalize(problems[t.problem_id].answer) in t.text for t in number_lists)
+    assert all(f"\\boxed{{{problems[t.problem_id].answer}}}" in t.text for t in repeated_boxes)
 
 
 def test_attacks_on_the_synthetic_chains_do_not_pay_under_chain_matching():

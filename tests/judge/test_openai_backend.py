@@ -11,7 +11,7 @@ import json
 import pytest
 
 from exprl.errors import JudgeError
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 from exprl.judge.prompts import FENCE_TAG, SCORE_JSON_SCHEMA
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeStatus
@@ -132,7 +132,7 @@ def test_replicas_are_used_round_robin():
     with LoopbackJudgeServer() as a, LoopbackJudgeServer() as b:
         with build_judge(config(a.base_url, b.base_url, concurrency=1)) as judge:
             results = judge.judge_sync([request(tag=str(i)) for i in range(10)])
-    assert all(r.ok for r in results)
+    assert [r.ok for r in results] == [True] * 10
     assert a.request_count == 5 and b.request_count == 5
 
 
@@ -147,7 +147,7 @@ def test_concurrency_is_bounded():
     with LoopbackJudgeServer(latency_s=0.1) as server:
         with build_judge(config(server.base_url, concurrency=3)) as judge:
             results = judge.judge_sync([request(tag=str(i)) for i in range(9)])
-    assert all(r.ok for r in results)
+    assert [r.ok for r in results] == [True] * 9
     assert server.max_in_flight == 3
 
 

@@ -136,7 +136,7 @@ def test_every_synthetic_policy_trace_earns_5_and_its_prefixes_earn_less():
     full_scores = [r.score for r in judge(*requests)]
     partial_scores = [r.score for r in judge(*partial)]
     assert full_scores == [5] * len(problems)
-    assert all(1 <= p < 5 for p in partial_scores)
+    assert len(partial_scores) == 40 and all(1 <= p < 5 for p in partial_scores)
 
 
 def test_a_demo_sized_batch_of_step_judgments_is_all_scored():
@@ -154,8 +154,8 @@ def test_a_demo_sized_batch_of_step_judgments_is_all_scored():
     assert [r.score for r in results[:5]] == [2, 3, 3, 4, 5]
 
 
-def test_real_math_references_judge_themselves_5_and_others_low(shared_data):
-    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()][:30]
+def test_math_references_judge_themselves_5_and_others_low(catalog_data):
+    rows = [json.loads(line) for line in (catalog_data / "math500.jsonl").open()][:30]
     own, other = [], []
     for i, row in enumerate(rows):
         own.append(JudgeRequest(problem=row["problem"], reference=row["solution"], trace=row["solution"],
@@ -252,7 +252,7 @@ def test_arithmetic_checks_allow_the_rounding_a_result_shows_and_the_problems_mo
 @pytest.mark.parametrize("text", ["x - 3 + 5 = 7", "f(3) = 9", "a_1 + 2 = 5", "50% of 80 = 40", "2x + 3 = 7",
                                   r"\sqrt{16} = 4", "half of 10 + 4 = 9"])
 def test_a_left_hand_side_that_is_part_of_a_larger_expression_is_not_checked(text):
-    assert all(s.established for s in read_statements(text))
+    assert [s.established for s in read_statements(text)] == [True]  # read as one statement, and not refuted
 
 
 def test_an_operand_is_not_a_result_but_a_correct_computation_uses_it_knowingly():

@@ -9,7 +9,7 @@ from exprl.cli import main as cli_main
 from exprl.data.loaders import write_problems
 from exprl.data.synthetic import SyntheticTaskConfig, generate
 from exprl.errors import DataError
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 from exprl.judge.reference.checkpoints import extract_checkpoints
 from exprl.judge.rubrics import (
     OpenAIRubricBuilder, ReferenceRubricBuilder, build_rubrics, finish_checkpoints, load_rubrics,
@@ -188,7 +188,7 @@ def test_cli_rubrics_build_then_judge_run_with_cached_rubrics(problems, tmp_path
     for problem, prompt in zip(problems[:2], prompts):
         assert problem.problem in prompt and "Checkpoints of the reference solution" in prompt
         checklist = prompt.split("Checkpoints of the reference solution", 1)[1]
-        assert all(f"{n}. {c}" in checklist for n, c in enumerate(rubrics[problem.id], 1))
+        assert rubrics[problem.id] and all(f"{n}. {c}" in checklist for n, c in enumerate(rubrics[problem.id], 1))
     judged = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["status"] for r in judged] == ["ok", "ok", "error"]
     assert f"no rubric stored for problem '{problems[2].id}'" in judged[2]["error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from exprl.judge.backends import ThreadedBackend
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 from exprl.judge.service import JudgeService, build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
@@ -133,7 +133,7 @@ def test_close_closes_connections_made_on_another_threads_loop(tmp_path):
         with LoopbackJudgeServer() as server:
             judge = build_judge(config(server.base_url, ""))
             results = asyncio.run_coroutine_threadsafe(judge.judge_many([req(1), req(2)]), loop).result(10)
-            assert all(r.ok for r in results)
+            assert [r.ok for r in results] == [True, True]
             clients = [c for state in judge.backend._states.values() for c in state.clients]
             assert clients and not any(c.is_closed() for c in clients)
             judge.close()

@@ -2,7 +2,7 @@
 runs raise when their rollouts game the judge (and do not raise when they solve).
 
 A scripted run is what the trainer would log: per optimiser step a batch of `Rollout` records with
-real texts (clean traces and the attack families of `exprl.judge.hacking`), a judge reward and a
+real texts (clean traces and the attack families of `testing.hacking`), a judge reward and a
 verifier verdict, passed through `batch_metrics` and then `Monitor.observe`, as the training
 callback does with each logged row.
 """
@@ -18,7 +18,7 @@ from exprl.config import load_config
 from exprl.data.loaders import load_problems
 from exprl.data.problem import Problem
 from exprl.errors import ConfigError
-from exprl.judge.hacking import ATTACK_FAMILIES, attack, clean_traces, suite
+from testing.hacking import ATTACK_FAMILIES, attack, clean_traces, suite
 from exprl.judge.backends.reference import ReferenceBackend
 from exprl.judge.types import JudgeRequest
 from exprl.rewards.monitors import (
@@ -90,11 +90,11 @@ def test_traits_read_steps_length_and_detectors_from_the_text():
 
 
 @pytest.mark.parametrize("dataset", ["gsm8k_test.jsonl", "math500.jsonl"])
-def test_detectors_agree_with_the_attack_families_on_real_problems(shared_data, dataset):
+def test_detectors_agree_with_the_attack_families_on_math_problems(catalog_data, dataset):
     """Every bare-answer attack is a bare answer and every number-list and range attack a number
     list; no clean trace and no other family is a number list; on GSM8K no clean trace is bare (on
     MATH a clean wrong trace of a one-line reference is: the judge caps it the same way)."""
-    problems = load_problems(shared_data / dataset)[:40]
+    problems = load_problems(catalog_data / dataset)[:40]
     judge = ReferenceBackend()
     for trace in suite(problems):
         bare, listed = is_bare_answer(trace.text), is_number_list(trace.text)
@@ -108,11 +108,11 @@ def test_detectors_agree_with_the_attack_families_on_real_problems(shared_data, 
             assert result.score <= 4, (trace.problem_id, trace.family, result.score)  # the judge's bare-answer cap
 
 
-def test_honest_references_are_not_number_lists(shared_data):
+def test_honest_references_are_not_number_lists(catalog_data):
     """The detector's threshold against the human solutions (benchmarks/monitor_detectors.py prints
     the same shares): no GSM8K reference and under 0.5% of MATH's is a number list."""
-    gsm8k = load_problems(shared_data / "gsm8k_train.jsonl")
-    math = load_problems(shared_data / "math_train.jsonl")
+    gsm8k = load_problems(catalog_data / "gsm8k_train.jsonl")
+    math = load_problems(catalog_data / "math_train.jsonl")
     assert sum(is_number_list(p.reference) for p in gsm8k) == 0
     assert sum(is_number_list(p.reference) for p in math) / len(math) < 0.005
 

@@ -222,9 +222,9 @@ def test_sentencepiece_leading_spaces_and_byte_fallback(sentencepiece_tokenizer)
     assert spans[-2:] == ["ü", ""]  # EOS is skipped: zero-width
 
 
-def test_smollm2_realistic_math_trace(smollm2_tokenizer, shared_data):
+def test_smollm2_realistic_math_trace(smollm2_tokenizer, catalog_data):
     tokenizer = smollm2_tokenizer
-    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").read_text().splitlines()[:40]]
+    rows = [json.loads(line) for line in (catalog_data / "math500.jsonl").read_text().splitlines()[:40]]
     trace = "\n### ".join(row["solution"] for row in rows)
     ids = tokenizer(trace, add_special_tokens=False)["input_ids"][:3000] + [tokenizer.eos_token_id]
     text, offsets = assert_spans_tie_to_ids(tokenizer, ids, prefix_checks=300)

@@ -38,7 +38,8 @@ def test_unknown_recipe_key_names_it():
 
 
 @pytest.mark.slow
-def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(shared_data, tmp_path, capsys):
+@pytest.mark.parametrize("catalog_data", ["generated"], indirect=True)  # the behaviour is not the data's
+def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(catalog_data, tmp_path, capsys):
     # The bundled recipe by name, on gsm8k-train from the catalog's data folder ($EXPRL_DATA_DIR).
     args = ["train", "--config", "cpu-tiny-grpo", "--output-dir", str(tmp_path / "run"), "--set", "data.max_problems=2",
             "--set", "rollout_batches=1", "--set", "trl.max_completion_length=8", "--set", "trl.num_generations=2",
@@ -51,11 +52,12 @@ def test_cli_trains_a_cpu_recipe_and_then_finds_it_done(shared_data, tmp_path, c
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("catalog_data", ["generated"], indirect=True)  # the behaviour is not the data's
 @pytest.mark.parametrize("print_logs", [True, False])
-def test_print_logs_switches_the_per_step_metrics_on_the_console(shared_data, tmp_path, capsys, print_logs):
+def test_print_logs_switches_the_per_step_metrics_on_the_console(catalog_data, tmp_path, capsys, print_logs):
     run = tmp_path / "run"
     args = ["train", "--config", str(CONFIGS / "cpu-tiny-grpo.yaml"), "--output-dir", str(run),
-            "--set", f"data.train_files=[{shared_data / 'gsm8k_train.jsonl'}]", "--set", "data.max_problems=2",
+            "--set", f"data.train_files=[{catalog_data / 'gsm8k_train.jsonl'}]", "--set", "data.max_problems=2",
             "--set", "rollout_batches=1", "--set", "trl.max_completion_length=8", "--set", "trl.num_generations=2",
             "--set", "trl.per_device_train_batch_size=2", "--set", f"print_logs={str(print_logs).lower()}"]
     assert main(args) == 0

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
+
+pytestmark = pytest.mark.slow  # every test here shares one two-process `accelerate launch` (minutes)
 
 WORKER_PATH = Path(__file__).with_name("multiprocess_worker.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -67,9 +69,9 @@ def one_process_trainer(config, out_dir: Path):
     return trainer
 
 
-@pytest.fixture()
-def sums_file(tmp_path) -> Path:
-    path = tmp_path / "sums.jsonl"
+@pytest.fixture(scope="module")
+def sums_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sums") / "sums.jsonl"
     rows = [{"id": f"sum-{a}-{b}", "problem": f"What is {a}+{b}?", "answer": str(a + b),
              "reference": f"### Add\n{a}+{b}={a + b}\n### Answer\n\\boxed{{{a + b}}}"}
             for a in range(1, 10) for b in (4 - a % 2, 8 + a % 3)]  # 18 sums, several of them 5 or 12
@@ -108,11 +110,13 @@ def one_process_first_step(worker, label: str, model: Path, data: Path, judge_ur
     return torch.load(out_dir / "grads.pt")
 
 
-@pytest.mark.slow
-def test_two_processes_train_on_what_one_process_computes(answer_model, sums_file, tmp_path, request):
+@pytest.fixture(scope="module")
+def launched(answer_model, sums_file, tmp_path_factory):
+    """One `accelerate launch` of every label on 2 processes, against a judge that stays up for the
+    module's tests: (the worker module, its output folder, the judge's URL)."""
     worker = load_worker()
     worker.write_stage2_data(str(sums_file))
-    out = tmp_path / "two"
+    out = tmp_path_factory.mktemp("two")
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "TRL_EXPERIMENTAL_SILENCE": "1"}
     with LoopbackJudgeServer(scorer=flaky_scorer) as server:
@@ -122,57 +126,90 @@ def test_two_processes_train_on_what_one_process_computes(answer_model, sums_fil
                   str(answer_model), str(sums_file), server.base_url, str(out)]
         done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=1500)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+        yield worker, out, server.base_url
 
-        seen = {"masked": 0, "straddling": 0, "multi_step": 0}
-        for label in worker.RL_LABELS:
-            ranks = [torch.load(out / label / f"rank-{r}.pt", weights_only=False) for r in (0, 1)]
-            assert len(ranks[0]) == len(ranks[1]) == 2, label  # two rollout batches each
-            # The declared batch: the same recipe on one process trains on the same global batch.
-            config = worker.recipe(label, str(answer_model), str(sums_file), server.base_url)
-            trainer = one_process_trainer(config, tmp_path / "one" / label)
-            if trainer.judge is not None:
-                request.addfinalizer(trainer.judge.close)
+
+@pytest.fixture(scope="module")
+def compared(launched, answer_model, sums_file, tmp_path_factory):
+    """For each RL label and each of its two rollout batches: (the two processes' parts, what one process
+    computes from the same prompts and completions, the prompts, the completions)."""
+    worker, out, judge_url = launched
+    batches = {}
+    for label in worker.RL_LABELS:
+        ranks = [torch.load(out / label / f"rank-{r}.pt", weights_only=False) for r in (0, 1)]
+        assert len(ranks[0]) == len(ranks[1]) == 2, label  # two rollout batches each
+        # The declared batch: the same recipe on one process trains on the same global batch.
+        config = worker.recipe(label, str(answer_model), str(sums_file), judge_url)
+        trainer = one_process_trainer(config, tmp_path_factory.mktemp("one") / label)
+        try:
             for batch in range(2):
                 parts = [ranks[r][batch] for r in (0, 1)]
                 inputs = parts[0]["inputs"] + parts[1]["inputs"]
                 completions = parts[0]["completion_ids"] + parts[1]["completion_ids"]
-                assert len(inputs) == worker.PROMPTS * worker.ROLLOUTS
                 trainer._generate_single_turn = lambda *args, _ids=completions, **kwargs: (_ids, None)
-                single = trainer._generate_and_score_completions(inputs)
-                n = len(parts[0]["inputs"])
-                for rank, part in enumerate(parts):
-                    rows = slice(rank * n, (rank + 1) * n)
-                    for key in ("advantages", "completion_mask"):
-                        mine, expected = part[key], single[key][rows].cpu()
-                        width = mine.shape[1] if mine.dim() == 2 else None
-                        if width is not None:  # a process pads to its own longest completion
-                            assert not expected[:, width:].any(), (label, batch, rank, key)
-                            expected = expected[:, :width]
-                        assert torch.equal(mine, expected.to(mine.dtype)), (label, batch, rank, key, mine, expected)
-                    assert part["num_items_in_batch"].item() == single["num_items_in_batch"].item()
-                mask = single["completion_mask"].cpu()
-                seen["masked"] += int(sum(not mask[i].any() and len(completions[i]) > 0 for i in range(len(inputs))))
-                seen["straddling"] += inputs[n - 1]["problem_id"] == inputs[n]["problem_id"]
-                if label == "exprl-process":
-                    advantages = single["advantages"].cpu()
-                    seen["multi_step"] += sum(len(set(advantages[i][mask[i].bool()].tolist())) > 1
-                                              for i in range(len(inputs)))
-        # The comparison covered what can go wrong across processes.
-        assert seen["masked"] > 0 and seen["straddling"] == 6 and seen["multi_step"] > 0, seen
+                batches[(label, batch)] = (parts, trainer._generate_and_score_completions(inputs), inputs,
+                                           completions)
+        finally:
+            if trainer.judge is not None:
+                trainer.judge.close()
+    return batches
 
-        # The first optimiser step: the gradients both processes apply (reduced over them) equal those of
-        # one process trained on the same rollouts (SFT: the same sequences), within float tolerance.
-        for label in worker.LABELS:
-            grads = [torch.load(out / label / f"grads-rank-{r}.pt") for r in (0, 1)]
-            assert grads[0].keys() == grads[1].keys() and grads[0]
-            assert all(torch.equal(grads[0][k], grads[1][k]) for k in grads[0]), label  # all-reduced
-            parts = None if label == "sft" else [torch.load(out / label / f"rank-{r}.pt", weights_only=False)[0]
-                                                 for r in (0, 1)]
-            single = one_process_first_step(worker, label, answer_model, sums_file, server.base_url,
-                                            tmp_path / "first-step" / label, parts)
-            assert single.keys() == grads[0].keys(), label
-            scale = max(g.abs().max().item() for g in single.values())
-            assert scale > 0, label  # the step moves the model
-            for name in single:
-                torch.testing.assert_close(grads[0][name], single[name], rtol=1e-4, atol=1e-6 * scale,
-                                           msg=lambda m, n=name: f"{label} {n}: {m}")
+
+def test_every_process_trains_on_the_advantages_masks_and_token_count_one_process_computes(launched, compared):
+    worker = launched[0]
+    assert {label for label, _ in compared} == set(worker.RL_LABELS)
+    for (label, batch), (parts, single, inputs, _) in compared.items():
+        assert len(inputs) == worker.PROMPTS * worker.ROLLOUTS
+        n = len(parts[0]["inputs"])
+        for rank, part in enumerate(parts):
+            rows = slice(rank * n, (rank + 1) * n)
+            for key in ("advantages", "completion_mask"):
+                mine, expected = part[key], single[key][rows].cpu()
+                width = mine.shape[1] if mine.dim() == 2 else None
+                if width is not None:  # a process pads to its own longest completion
+                    assert not expected[:, width:].any(), (label, batch, rank, key)
+                    expected = expected[:, :width]
+                assert torch.equal(mine, expected.to(mine.dtype)), (label, batch, rank, key, mine, expected)
+            assert part["num_items_in_batch"].item() == single["num_items_in_batch"].item()
+
+
+def test_the_comparison_covers_what_goes_wrong_across_processes(compared):
+    """Unscorable (masked) rollouts, a prompt's group straddling the two processes, process rollouts whose
+    steps earn different advantages: each occurs, so the comparison above is not an easy one."""
+    seen = {"masked": 0, "straddling": 0, "multi_step": 0}
+    for (label, _), (parts, single, inputs, completions) in compared.items():
+        n = len(parts[0]["inputs"])
+        mask = single["completion_mask"].cpu()
+        seen["masked"] += int(sum(not mask[i].any() and len(completions[i]) > 0 for i in range(len(inputs))))
+        seen["straddling"] += inputs[n - 1]["problem_id"] == inputs[n]["problem_id"]
+        if label == "exprl-process":
+            advantages = single["advantages"].cpu()
+            seen["multi_step"] += sum(len(set(advantages[i][mask[i].bool()].tolist())) > 1
+                                      for i in range(len(inputs)))
+    assert seen["masked"] > 0 and seen["straddling"] == 6 and seen["multi_step"] > 0, seen
+
+
+def test_the_first_step_gradients_are_all_reduced_over_the_processes(launched):
+    worker, out, _ = launched
+    for label in worker.LABELS:
+        grads = [torch.load(out / label / f"grads-rank-{r}.pt") for r in (0, 1)]
+        assert grads[0].keys() == grads[1].keys() and grads[0]
+        assert all(torch.equal(grads[0][k], grads[1][k]) for k in grads[0]), label
+
+
+def test_the_first_step_gradients_equal_one_process_trained_on_the_same_rollouts(launched, answer_model, sums_file,
+                                                                                 tmp_path):
+    """Within float tolerance; SFT on the same sequences."""
+    worker, out, judge_url = launched
+    for label in worker.LABELS:
+        reduced = torch.load(out / label / "grads-rank-0.pt")
+        parts = None if label == "sft" else [torch.load(out / label / f"rank-{r}.pt", weights_only=False)[0]
+                                             for r in (0, 1)]
+        single = one_process_first_step(worker, label, answer_model, sums_file, judge_url,
+                                        tmp_path / "first-step" / label, parts)
+        assert single.keys() == reduced.keys(), label
+        scale = max(g.abs().max().item() for g in single.values())
+        assert scale > 0, label  # the step moves the model
+        for name in single:
+            torch.testing.assert_close(reduced[name], single[name], rtol=1e-4, atol=1e-6 * scale,
+                                       msg=lambda m, n=name: f"{label} {n}: {m}")

@@ -185,7 +185,9 @@ def test_paper_recipes_and_eval_prompt_the_policy_as_the_paper_does():
 
     assert "###" not in POLICY_SYSTEM_PROMPT and "\\boxed{}" in POLICY_SYSTEM_PROMPT  # method.md §2.1
     assert EvalConfig().system_prompt == POLICY_SYSTEM_PROMPT
-    for recipe in sorted(CONFIGS.glob("paper-*.yaml")):
+    recipes = sorted(CONFIGS.glob("paper-*.yaml"))
+    assert len(recipes) >= 5
+    for recipe in recipes:
         plan = paper_plan(recipe)
         assert plan.policy_prompt == {"name": "paper", "text": POLICY_SYSTEM_PROMPT}, recipe.name
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from exprl.errors import ConfigError, RunStateError
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 from exprl.judge.types import JudgeConfig
 from exprl.rewards.advantages import process_advantages
 from exprl.rewards.steps import split_steps

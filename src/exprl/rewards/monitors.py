@@ -4,7 +4,7 @@ policy is learning to please its judge rather than to solve.
 A dense reward invites reward hacking, and the paper itself reports two failures under
 ExpRL-Process (docs/method.md §8.6, §9): length inflation until rollouts hit the cap, and the collapse
 of `###` delimiters to one step a trace. The judge is hardened against the cheap attacks
-(`exprl.judge.hacking` writes them, docs/architecture.md "Attack families"); these monitors
+(`testing/hacking.py` writes them, docs/architecture.md "Attack families"); these monitors
 catch, during training, whatever still gets through, with a judge that can be fooled in ways no
 test foresaw.
 

@@ -19,7 +19,7 @@ from exprl.data.prompts import POLICY_SYSTEM_PROMPT
 from exprl.errors import DataError
 from exprl.integrations.verl.data import judge_row, main, verl_row, write_verl_parquet
 from exprl.integrations.verl.records import RECORD_KEY, load_record
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 
 from .conftest import compose
 

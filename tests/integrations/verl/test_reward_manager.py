@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from exprl.data.problem import Problem
 from exprl.integrations.verl.data import verl_row
 from exprl.integrations.verl.records import RECORD_KEY, load_record
-from exprl.judge.loopback import LoopbackJudgeServer
+from testing.loopback import LoopbackJudgeServer
 
 from .conftest import compose
 
@@ -94,7 +94,8 @@ def test_outcome_rewards_are_the_judges_and_an_unscorable_rollout_has_no_reward(
     assert [o["reward_extra_info"]["exprl_judge_reward"] for o in out] == [1.0, 0.0, None, 0.75]
     assert [r.correct for r in records] == [0.0, 0.0, 1.0, 1.0]  # the verifier, logged beside
     assert not any(r.overlong for r in records) and [r.traits.tokens for r in records] == list(map(len, ids))
-    assert all(PROBLEM.reference in text for text in judged[1::2])  # the judge sees the reference
+    user_prompts = judged[1::2]  # the judge sees the reference
+    assert len(user_prompts) == 4 and all(PROBLEM.reference in text for text in user_prompts)
 
 
 def test_process_judges_each_step_alone_and_counts_every_response_token(tokenizer, tokenizer_dir):

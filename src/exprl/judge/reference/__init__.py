@@ -4,7 +4,7 @@ It grades a trace by which of the reference's stated results the trace itself *e
 is the judge of the synthetic coverage task (whose terse references state every intermediate
 value) and of the tests, and it gives the calibration protocol a baseline whose error rates can
 be computed by hand. A policy optimises what its judge scores, so the rules below are written
-against the cheap ways of scoring without solving (`exprl.judge.hacking` generates them;
+against the cheap ways of scoring without solving (`testing/hacking.py` generates them;
 docs/architecture.md, "Attack families", lists each with its defence).
 
 Where each job lives (this package holds the rules; the backend is beside the other backends):

@@ -240,7 +240,8 @@ class LoopbackJudgeServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m exprl.judge.loopback --latency 0.2`: serve in this process until killed.
+    """`python testing/loopback.py --latency 0.2` (or `-m testing.loopback` from the repository root):
+    serve in this process until killed.
 
     Prints the base URL as its first line. Benchmarks run the server in its own process so that
     it does not share the client's interpreter lock and the figures are the client's alone.
