@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, Sequence
 
+from exprl.rewards.record import score_reward
+
 if TYPE_CHECKING:
     from exprl.rewards.steps import Step
 
@@ -83,7 +85,7 @@ def process_requests(text: str, steps: Sequence["Step"], view: ProcessView, **co
 
 @dataclass
 class JudgeResult:
-    score: int | None
+    score: float | None  # 1..5: an integer from every judge backend; the demo's oracle gives its exact value
     status: JudgeStatus
     raw: str = ""
     latency_s: float = 0.0
@@ -93,10 +95,10 @@ class JudgeResult:
 
     @property
     def reward(self) -> float | None:
-        """s = (score - 1) / 4 in [0, 1]; None when unscorable."""
+        """s = (score - 1) / 4 in [0, 1] (`exprl.rewards.record.score_reward`); None when unscorable."""
         if self.status is not JudgeStatus.OK or self.score is None:
             return None
-        return (self.score - 1) / 4
+        return score_reward(self.score)
 
     @property
     def ok(self) -> bool:

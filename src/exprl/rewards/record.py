@@ -8,8 +8,9 @@ crosses processes in one gather and this module needs nothing from the judge lay
 
 The path of a judge score to the loss, with the one conversion it goes through:
 
-    JudgeResult.score 1..5 --JudgeResult.reward--> (score - 1) / 4 | None   (the only conversion)
-      -> Rollout.step_rewards -> advantages() -> per rollout: float | per-step list | None
+    JudgeResult.score 1..5 --score_reward--> (score - 1) / 4 | None   (JudgeResult.reward; the only conversion)
+      -> exprl.rewards.rollouts.record_rollouts -> Rollout.step_rewards
+      -> advantages() -> per rollout: float | per-step list | None
       -> Rollout.token_advantages (process: each token gets its step's advantage) -> the loss
 
 `None` is *unscorable* everywhere, as in `exprl.rewards.advantages`: the rollout leaves the loss.
@@ -26,6 +27,13 @@ from exprl.rewards.advantages import (
     process_advantages,
 )
 from exprl.rewards.config import RewardConfig
+
+def score_reward(score: float) -> float:
+    """A judge's score on the 1..5 scale as a reward in [0, 1]: (score - 1) / 4, the paper's s.
+    The only score -> reward conversion: `JudgeResult.reward` applies it to every judge's score
+    (the demo's oracle gives an exact score, 1 + 4 x its share, on the same scale)."""
+    return (score - 1) / 4
+
 
 Signal = Literal["outcome", "process", "sparse"]
 """What a method trains on: the judge's reward for the whole trace (ExpRL-Outcome), its reward per
