@@ -173,5 +173,5 @@ def test_the_checks_see_what_they_check():
     assert "exprl.rewards.steps" in GRAPH["exprl.judge.cli"]           # a top-level `from` import
     assert "exprl.judge.service" in GRAPH["exprl.judge.cli"]           # an import inside a handler
     assert "exprl.runs" in GRAPH["exprl.eval.report"]
-    assert "exprl.judge.rollouts" in GRAPH["exprl.integrations.verl.reward_manager"]
+    assert "exprl.rewards.rollouts" in GRAPH["exprl.integrations.verl.reward_manager"]
     assert layer_of("exprl.rewards.record") < layer_of("exprl.judge.types") < layer_of("exprl.train.trainer")

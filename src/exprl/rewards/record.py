@@ -18,7 +18,7 @@ The path of a judge score to the loss, with the one conversion it goes through:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Literal, Sequence
+from typing import Hashable, Literal, Sequence, get_args
 
 from exprl.rewards.advantages import (
     apply_overlong,
@@ -35,7 +35,10 @@ def score_reward(score: float) -> float:
     return (score - 1) / 4
 
 
-Signal = Literal["outcome", "process", "sparse"]
+JudgedSignal = Literal["outcome", "process"]
+"""What a judge grades: the whole trace (one judgment), or each step (one judgment per step); also
+`exprl judge run --mode`."""
+Signal = Literal[JudgedSignal, "sparse"]
 """What a method trains on: the judge's reward for the whole trace (ExpRL-Outcome), its reward per
 step (ExpRL-Process), or the verifier's 0/1 (sparse GRPO)."""
 
@@ -117,6 +120,6 @@ def advantages(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable], signa
     elif signal == "sparse":
         rewards = [r.correct for r in rollouts]
     else:
-        raise ValueError(f"signal must be outcome, process or sparse, got {signal!r}")
+        raise ValueError(f"signal must be one of {', '.join(get_args(Signal))}, got {signal!r}")
     return outcome_advantages(apply_overlong(rewards, overlong, config.overlong), group_ids,  # type: ignore[return-value]
                               config.outcome_normalize, config.unscorable)
