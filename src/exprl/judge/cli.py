@@ -14,13 +14,14 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, get_args
 
 from exprl.config import add_override_argument
+from exprl.judge.types import BACKENDS, PROCESS_VIEWS
+from exprl.rewards.record import JudgedSignal
 from exprl.rewards.steps import DEFAULT_DELIMITER
 
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
-BACKENDS = ("reference", "openai", "transformers")
 _CHUNK_ROWS = 64  # rows judged per service call: large enough to keep the judge busy, small enough to stream
 _CHUNKS_IN_FLIGHT = 2  # the next chunk starts while the last judgments of one are still out
 RETRIED_STATUSES = ("error", "timeout")
@@ -95,9 +96,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `exprl judge run`."""
     parser.add_argument("--input", required=True, metavar="JSONL", help="traces to judge")
     parser.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
-    parser.add_argument("--mode", choices=["outcome", "process"], default="outcome",
+    parser.add_argument("--mode", choices=get_args(JudgedSignal), default="outcome",
                         help="outcome: one judgment per trace; process: one per '###' step")
-    parser.add_argument("--view", choices=["prefix", "segment", "step"], default=None, dest="process_view",
+    parser.add_argument("--view", choices=PROCESS_VIEWS, default=None, dest="process_view",
                         help="process mode: what a step's score measures: the work so far as a whole "
                              "(prefix, the paper's equation), the step alone (segment, the official code), "
                              "or the step after its earlier steps (step); default: the config's")
@@ -281,7 +282,7 @@ def is_judge_output(path: Path, sample: int = 1000) -> bool:
                     continue
                 row = json.loads(line)
                 if not (isinstance(row, dict) and {"id", "mode", "status"} <= set(row)
-                        and row["mode"] in ("outcome", "process")):
+                        and row["mode"] in get_args(JudgedSignal)):
                     return False
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False

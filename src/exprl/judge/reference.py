@@ -101,10 +101,10 @@ import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
-from typing import Sequence
+from typing import Sequence, get_args
 
 from exprl.data.answers import extract_answer, last_boxed
-from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus, ReferenceMatching
 from exprl.rewards.monitors import shows_no_work
 
 REFERENCE_JUDGE_VERSION = "ref-v3"
@@ -1098,7 +1098,7 @@ class ReferenceBackend:
         self.config = config or JudgeConfig(backend="reference")
         self.max_checkpoints = max_checkpoints
         self.matching = self.config.reference_matching
-        if self.matching not in ("any", "chain"):
+        if self.matching not in get_args(ReferenceMatching):
             raise ValueError(f"reference_matching must be any or chain, got {self.matching!r}")
         self.name = f"reference:{REFERENCE_JUDGE_VERSION}:k{max_checkpoints}" + \
             (":chain" if self.matching == "chain" else "")

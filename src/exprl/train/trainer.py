@@ -81,11 +81,11 @@ from exprl.judge.requests import judge_requests
 from exprl.judge.types import Judge, JudgeStatus, ProcessView
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import JudgeBreaker, MonitorConfig, batch_metrics, read_traits
-from exprl.rewards.record import Rollout, Signal, advantages
+from exprl.rewards.record import Rollout, advantages
 from exprl.rewards.rollouts import asked_rollouts, overlong_flags, record_rollouts
+from exprl.train.config import SIGNALS
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
-SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process", "grpo": "sparse"}
 
 
 @dataclass
