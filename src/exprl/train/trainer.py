@@ -28,7 +28,7 @@ pyproject.toml pins; a seam not in this table is a bug):
     _metrics[mode][key]               private, appended    exprl's monitor metrics, logged with TRL's
     eos_token_ids,                    attributes, read     the overlong test; the groups; the static-cache
       max_completion_length,                               rule
-      num_generations(_eval), use_vllm
+      num_generations, num_generations_eval, use_vllm
     groups index // num_generations,  conventions,         as TRL's view(-1, num_generations) and its
       local slice process_index *     repeated             process_slice
       local batch
