@@ -20,7 +20,7 @@ pyproject.toml pins; a seam not in this table is a bug):
                                                            ["num_items_in_batch"]; reads
                                                            ["completion_ids"], ["tool_mask"]
     reward_funcs, args.reward_weights arguments rewritten  named placeholder columns TRL never calls;
-                                                           weights [1, 0, ...] (the verifier: logged only)
+      (in __init__)                                        weights [1, 0, ...] (the verifier: logged only)
     generation_config.disable_compile attribute written    False again for a static cache without vLLM
                                                            (TRL sets it True for every cache)
     _tokenizer                        private, read        pad_token_id (an end token for the overlong
