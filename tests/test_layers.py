@@ -2,8 +2,8 @@
 
     base      errors, config, runs, weights, tiny, recipes, progress
     data      Problem, loaders, preparation, the policy prompt, the synthetic task
-    rewards   steps, advantages, reward config, per-rollout record, sparse verifier
-    judge     types, prompts, parsing, backends, cache, service, rubrics, calibration, server, cli
+    rewards   steps, advantages, reward config, per-rollout record and reward path, sparse verifier
+    judge     types, prompts, parsing, backends, cache, service, rubrics, calibration, requests, server, cli
     eval      generation, pass@k, evaluation, reports
     train     the TRL adapter
     integrations  adapters to other trainers (verl); nothing in exprl imports them
