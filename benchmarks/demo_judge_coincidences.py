@@ -19,10 +19,15 @@ _STEP_RESULT = re.compile(r"### (\d+): .*? = (-?\d+)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from typing import get_args
+
+    from exprl.judge.types import ReferenceMatching
+
+    matchings = list(get_args(ReferenceMatching))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("problems")
-    parser.add_argument("--matching", nargs="+", default=["any", "chain"], choices=["any", "chain"])
+    parser.add_argument("--matching", nargs="+", default=matchings, choices=matchings)
     parser.add_argument("--samples", type=int, default=8)
     args = parser.parse_args(argv)
 

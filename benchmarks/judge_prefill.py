@@ -180,8 +180,10 @@ def llama_prefill(batches: dict[str, list], styles: list) -> list[dict]:
 
 
 def main() -> int:
+    from exprl.judge.prompts import PROMPT_LAYOUTS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layout", choices=["shared-first", "paper"], default="shared-first",
+    parser.add_argument("--layout", choices=PROMPT_LAYOUTS, default="shared-first",
                         help="judge prompt layout (JudgeConfig.prompt_layout)")
     parser.add_argument("--known-answer", action="store_true", help="render the known-answer block")
     parser.add_argument("--problems", type=int, default=36, help="problems in the batch (paper: 36)")

@@ -5,9 +5,9 @@ answering instantly (so the figure is exprl's own work, not the judge's): decode
 with character spans, split the steps, map tokens to steps, build the judge requests, run them
 through the judge service (keys, de-duplication, results), write the records, compute advantages
 and assemble the (B, T) advantage tensor. It calls the trainer's own functions
-(`exprl.judge.rollouts` and `exprl.train.trainer`: the ones `ExpRLTrainer._find_rewards` and
-`_generate_and_score_completions` call, in their order; the inner stages are timed where
-`exprl.judge.rollouts` looks them up) on
+(`exprl.rewards.rollouts`, `exprl.judge.requests` and `exprl.train.trainer`: the ones
+`ExpRLTrainer._find_rewards` and `_generate_and_score_completions` call, in their order; the inner
+stages are timed where `exprl.judge.requests` looks them up) on
 rollouts of exactly 1k, 4k and 16k tokens (SmolLM2's tokenizer; MATH reference solutions from
 $EXPRL_DATA_DIR, else ../shared/data, as `###` steps, repeated to length, each ending with EOS),
 576 rollouts = 36 prompts x 16 (method.md §3), on one process.
@@ -95,9 +95,10 @@ STAGES = ("decode", "split", "token_steps", "requests", "judge_service", "record
 """ExpRL's own stages. The sparse verifier and the monitors' detectors (`exprl.rewards.monitors`)
 run for every method, sparse GRPO included: they are reported beside them."""
 SHARED_STAGES = ("verifier", "monitors")
-# Functions `exprl.judge.rollouts` calls by name inside `judge_requests`, timed where it looks them up.
-_INNER = {"decoded_offsets": "decode", "split_steps": "split", "token_step_ids": "token_steps",
-          "tokens_per_step": "token_steps", "process_requests": "requests"}
+# Functions `exprl.judge.requests` calls by name inside `judge_requests`, timed where it looks them up
+# (`trace_steps` splits the steps and maps tokens onto them).
+_INNER = {"decoded_offsets": "decode", "trace_steps": "split", "tokens_per_step": "token_steps",
+          "process_requests": "requests"}
 
 
 @contextlib.contextmanager
@@ -129,7 +130,8 @@ def run_batch(rows: list[dict[str, Any]], completion_ids: list[list[int]], token
     `ExpRLTrainer._find_rewards` and `_generate_and_score_completions` call, in their order."""
     import torch
 
-    from exprl.judge import rollouts as path
+    from exprl.judge import requests as asking
+    from exprl.rewards import rollouts as path
     from exprl.rewards.config import RewardConfig
     from exprl.rewards.record import advantages
     from exprl.rewards.monitors import read_traits
@@ -152,9 +154,9 @@ def run_batch(rows: list[dict[str, Any]], completion_ids: list[list[int]], token
                                    max(map(len, completion_ids)) + 1)
     seconds["records"] += clock() - t0
     t0 = clock()
-    with timed_names(path, seconds):
-        requests, step_tokens = path.judge_requests(rows, completions, completion_ids, signal, reward.delimiter,
-                                                    view, tokenizer)
+    with timed_names(asking, seconds):
+        requests, step_tokens = asking.judge_requests(rows, completions, completion_ids, signal, reward.delimiter,
+                                                      view, tokenizer)
     seconds["requests"] += clock() - t0 - sum(seconds[s] for s in ("decode", "split", "token_steps", "requests"))
     t0 = clock()
     asked = path.asked_rollouts(overlong, reward)

@@ -45,7 +45,7 @@ def _z_scored_single_step_abs(trainer) -> float:
     final-step score z-scored in its group), from the same rollouts: the scale the fix removed."""
     from exprl.rewards.advantages import apply_overlong, outcome_advantages
 
-    rollouts = trainer._rollouts
+    rollouts = trainer._batch.rollouts
     groups = [i // trainer.num_generations for i in range(len(rollouts))]
     finals = apply_overlong([r.dense_reward for r in rollouts], [r.overlong for r in rollouts],
                             trainer.reward.overlong)
@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def observe(self, inputs):
         output = original(self, inputs)
-        # One process: the local batch is the whole batch. Trees before exprl.rewards.record kept the
-        # step counts in `_gathered`.
-        steps = ([r.num_steps for r in self._rollouts] if hasattr(self, "_rollouts")
+        # One process: the local batch is the whole batch. Older trees kept the records in `_rollouts`,
+        # and before exprl.rewards.record the step counts in `_gathered`.
+        steps = ([r.num_steps for r in self._batch.rollouts] if hasattr(self, "_batch")
+                 else [r.num_steps for r in self._rollouts] if hasattr(self, "_rollouts")
                  else self._gathered["num_steps"])
         mask = output["completion_mask"]
         advantages = output["advantages"] if output["advantages"].dim() == 2 else output["advantages"].unsqueeze(1)

@@ -248,7 +248,7 @@ def test_outcome_rewards_na_and_overlong_follow_the_official_code():
         lengths = [rng.choice([cap, cap - 1, 10]) for _ in groups]
         ends_with_eos = [rng.random() < 0.5 for _ in groups]
         official = official_outcome_advantages(answers, lengths, cap, groups)
-        from exprl.judge.rollouts import overlong_flags
+        from exprl.rewards.rollouts import overlong_flags
 
         ids = [[7] * (n - 1) + [0 if eos else 7] for n, eos in zip(lengths, ends_with_eos)]
         overlong = overlong_flags(ids, {0}, cap, "at-cap")

@@ -2,8 +2,8 @@
 
     base      errors, config, runs, weights, tiny, recipes, progress
     data      Problem, loaders, preparation, the policy prompt, the synthetic task
-    rewards   steps, advantages, reward config, per-rollout record, sparse verifier
-    judge     types, prompts, parsing, backends, cache, service, rubrics, calibration, server, cli
+    rewards   steps, advantages, reward config, per-rollout record and reward path, sparse verifier
+    judge     types, prompts, parsing, backends, cache, service, rubrics, calibration, requests, server, cli
     eval      generation, pass@k, evaluation, reports
     train     the TRL adapter
     integrations  adapters to other trainers (verl); nothing in exprl imports them
@@ -174,7 +174,7 @@ def test_the_checks_see_what_they_check():
     assert "exprl.rewards.steps" in GRAPH["exprl.judge.cli"]           # a top-level `from` import
     assert "exprl.judge.service" in GRAPH["exprl.judge.cli"]           # an import inside a handler
     assert "exprl.runs" in GRAPH["exprl.eval.report"]
-    assert "exprl.judge.rollouts" in GRAPH["exprl.integrations.verl.reward_manager"]
+    assert "exprl.rewards.rollouts" in GRAPH["exprl.integrations.verl.reward_manager"]
     assert layer_of("exprl.rewards.record") < layer_of("exprl.judge.types") < layer_of("exprl.train.trainer")
 
 

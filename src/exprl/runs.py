@@ -57,7 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, get_args
 
 from exprl import __version__
 from exprl.errors import OutputError, RunStateError, os_error_reason
@@ -68,6 +68,9 @@ RUN_FORMAT = 1
 """Version of the run-directory layout; a run written with another one is refused, not guessed at."""
 RUN_FILE = "run.json"
 RESOLVED_CONFIG_FILE = "resolved-config.json"
+TrainingStage = Literal["stage1", "stage2"]
+"""The two training stages (`TrainConfig.stage`), each a folder of a pipeline run."""
+TRAINING_STAGES: tuple[str, ...] = get_args(TrainingStage)
 STAGES = ("base_eval", "filter", "stage1", "stage1_eval", "stage2", "stage2_eval")
 """A pipeline run's stages, in the order they run."""
 

@@ -58,7 +58,8 @@ def test_the_reward_is_exact_not_a_rounded_likert_score():
     lines = policy_trace(problem).split("\n")
     [result] = asyncio.run(OracleJudge().judge_many([JudgeRequest(problem=problem.problem, reference=None,
                                                                   trace="\n".join(lines[:3]))]))
-    assert result.reward == pytest.approx(3 / 7) and result.score == 3
+    # A Likert judge would round 1 + 4 x 3/7 to 3, a reward of 0.5.
+    assert result.reward == pytest.approx(3 / 7) and result.score == pytest.approx(1 + 4 * 3 / 7)
 
 
 def test_a_problem_that_is_not_a_chain_is_an_error_result_not_a_zero():

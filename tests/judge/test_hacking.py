@@ -19,7 +19,7 @@ from testing.hacking import ATTACK_FAMILIES, attack, calibration_rows, clean_tra
 from exprl.judge.prompts import FENCE_TAG, PromptStyle, build_prompt, neutralise_fence
 from exprl.judge.backends.reference import ReferenceBackend
 from exprl.judge.reference.arithmetic import normalize
-from exprl.judge.types import JudgeConfig, JudgeRequest, process_requests
+from exprl.judge.types import PROCESS_VIEWS, JudgeConfig, JudgeRequest, process_requests
 from exprl.rewards.steps import split_steps
 
 GSM8K_ROWS = 24
@@ -100,7 +100,7 @@ def test_calibration_rows_are_labelled_and_cover_every_variant(gsm8k):
 # The property, for the reference judge: no attack pays
 
 
-VIEWS = ("prefix", "segment", "step")
+VIEWS = PROCESS_VIEWS
 
 
 def scores_by_mode(backend: ReferenceBackend, problem: Problem, text: str) -> dict[str, tuple[int, ...]]:

@@ -78,7 +78,7 @@ def test_process_loss_sees_each_steps_advantage_on_every_token(answer_model, pro
 
     def capture_rewards(self, inputs, prompts, completions, completion_ids_list):
         out = original_rewards(self, inputs, prompts, completions, completion_ids_list)
-        generated.append((list(map(tuple, completion_ids_list)), [r.step_rewards for r in self._rollouts],
+        generated.append((list(map(tuple, completion_ids_list)), [r.step_rewards for r in self._batch.rollouts],
                           self._tokenizer))
         return out
 
@@ -120,12 +120,12 @@ def test_judging_runs_while_trl_computes_log_probs(answer_model, problems_file, 
     original_logps, original_rewards = ExpRLTrainer._get_per_token_logps_and_entropies, ExpRLTrainer._find_rewards
 
     def logps(self, *args, **kwargs):
-        events.append(("log-probs", self._judging is not None))
+        events.append(("log-probs", self._batch.judging is not None))
         return original_logps(self, *args, **kwargs)
 
-    def rewards(self, inputs, completions, completion_ids):
-        events.append(("rewards", self._judging is not None and self._judging[0] is completion_ids))
-        return original_rewards(self, inputs, completions, completion_ids)
+    def rewards(self, inputs, completions, completion_ids, judging):
+        events.append(("rewards", judging is not None and judging[0] is completion_ids))
+        return original_rewards(self, inputs, completions, completion_ids, judging)
 
     original_start = ExpRLTrainer._start_judging
 
@@ -219,7 +219,8 @@ def test_unknown_trl_key_is_a_config_error(problems_file, tmp_path):
 
 def test_overlong_rules_and_token_end_requests():
     from exprl.tiny import build_char_tokenizer
-    from exprl.judge.rollouts import judge_requests, overlong_flags
+    from exprl.judge.requests import judge_requests
+    from exprl.rewards.rollouts import overlong_flags
 
     ids = [[5, 5, 5, 0], [5, 5, 5, 5], [5, 0]]  # 0 is the end token; the cap is 4
     assert overlong_flags(ids, {0}, 4) == [False, True, False]

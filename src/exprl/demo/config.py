@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from exprl.data.prompts import POLICY_TEMPERATURE
 from exprl.demo.base import BaseModelConfig
 from exprl.errors import ConfigError
+from exprl.judge.types import ProcessView
 
 ALL_METHODS = ["sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"]
+DemoJudge = Literal["reference", "oracle", "openai"]
 
 
 @dataclass
@@ -142,7 +144,7 @@ class DemoConfig:
         "range": "[0, 4294967295]", "help": "First seed; repetitions use seed, seed+1, ..."})
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS), metadata={
         "help": f"Stage-I methods to compare: any of {', '.join(ALL_METHODS)}."})
-    judge: Literal["reference", "oracle", "openai"] = field(default="reference", metadata={
+    judge: DemoJudge = field(default="reference", metadata={
         "help": "Stage-I reward of the exprl methods. reference: the deterministic reference judge (chain "
                 "matching); oracle: the exact share of right steps, recomputed from the problem "
                 "(exprl.demo.oracle), a check that the task and settings can show a dense-reward effect at "
@@ -150,10 +152,13 @@ class DemoConfig:
     judge_url: str = field(default="", metadata={
         "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1), for judge: openai."})
     judge_model: str = field(default="", metadata={"help": "Model name sent to the judge endpoint."})
-    judge_process_view: Literal["prefix", "segment", "step"] = field(default="prefix", metadata={
-        "help": "What an ExpRL-Process step score measures (exprl.judge.types.JudgeConfig.process_view): "
+    judge_process_view: ProcessView = field(default="prefix", metadata={
+        "help": "The demo judge's JudgeConfig.process_view (what an ExpRL-Process step score measures): "
                 "prefix (the work so far, the paper's equation), segment (the step alone, the official "
-                "code) or step (the step after its earlier steps)."})
+                "code) or step (the step after its earlier steps). prefix, not JudgeConfig's segment, because "
+                "the demo's reference judge matches checkpoints along the chain in the text it grades: shown "
+                "one step alone, or a step after its context, it scores near 0 after step 1 (docs/architecture.md, "
+                "'Conditions first'). segment or step need a judge that grades one step (judge: oracle or openai)."})
     system_prompt: str | None = field(default=None, metadata={
         "help": "Policy system prompt. None: the base model learnt the format in pre-training, and a "
                 "constant instruction would double every sequence on 2 CPU cores."})
@@ -170,7 +175,7 @@ class DemoConfig:
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"methods must be a non-empty list of {', '.join(ALL_METHODS)}; got {self.methods}")
-        if self.judge not in ("reference", "oracle", "openai"):
-            raise ConfigError(f"judge must be reference, oracle or openai, got {self.judge!r}")
+        if self.judge not in get_args(DemoJudge):
+            raise ConfigError(f"judge must be one of {', '.join(get_args(DemoJudge))}, got {self.judge!r}")
         if (self.judge == "openai") != bool(self.judge_url):
             raise ConfigError("judge: openai needs judge_url, and judge_url needs judge: openai")

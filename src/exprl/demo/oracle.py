@@ -16,11 +16,14 @@ reference is not used. Steps are checked on operation, input and arithmetic
   rounding. Under prefix, s_t - s_{t-1} is 1/L for a step that extends the right prefix, else 0.
 - segment: 1 when the step shown alone is right by itself (`step_right_alone`), else 0.
 - step: 1 when the step extends the right prefix of the steps before it, else 0.
+
+That value v reaches the reward through the one score -> reward conversion every judge's score goes
+through (`exprl.rewards.record.score_reward`): the oracle's score is 1 + 4v, exact rather than a
+Likert integer, so its reward (score - 1) / 4 is v again.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Sequence
 
 from exprl.data.synthetic import located_step_checks, parse_problem_text, right_prefix, step_right_alone
@@ -28,17 +31,6 @@ from exprl.errors import ConfigError
 from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
 
 ORACLE_VERSION = "oracle-v1"
-
-
-@dataclass
-class ExactResult(JudgeResult):
-    """A JudgeResult whose reward is the exact value, not (score - 1) / 4 of a rounded score."""
-
-    exact_reward: float = 0.0
-
-    @property
-    def reward(self) -> float | None:  # type: ignore[override]
-        return self.exact_reward if self.ok else None
 
 
 class OracleJudge:
@@ -65,8 +57,8 @@ class OracleJudge:
                 value = float(bool(judged) and done > judged[-1])
             else:
                 value = done / len(chain.steps)
-        return ExactResult(score=1 + round(4 * value), status=JudgeStatus.OK, raw=f"oracle {value:.4f}",
-                           latency_s=time.monotonic() - started, exact_reward=value)
+        return JudgeResult(score=1 + 4 * value, status=JudgeStatus.OK, raw=f"oracle {value:.4f}",
+                           latency_s=time.monotonic() - started)
 
     async def judge_many(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         return [self.judge_one(request) for request in requests]

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Sequence
 from exprl import __version__
 from exprl.errors import RunStateError
 from exprl.eval.annotate import BEHAVIOURS, Annotator
-from exprl.runs import read_versioned_json, savefig_atomic, write_json_atomic, write_text_atomic
+from exprl.runs import TRAINING_STAGES, read_versioned_json, savefig_atomic, write_json_atomic, write_text_atomic
 
 ANALYZE_COMMAND = "analyze"
 ANALYSIS_FILE = "analysis.json"
@@ -57,7 +57,7 @@ ANALYSIS_FORMAT = 1
 DELIMITER = "###"
 HISTOGRAM_TOP = 30
 """Delimiter counts above this share the last histogram bin."""
-TRAINED_STAGES = ("stage1", "stage2")
+TRAINED_STAGES = TRAINING_STAGES
 STAGE_ORDER = ("base", "stage1", "stage2", "stage1 rollouts", "stage2 rollouts", "eval", "filter", "rollouts")
 _RUN_MARKERS = ("run.json", "eval.json", "filter.json", "recipe.yaml")
 

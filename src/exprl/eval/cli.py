@@ -6,7 +6,7 @@ import argparse
 
 from exprl.config import add_override_argument
 from exprl.data.catalog import add_data_dir_argument
-from exprl.eval.config import CACHE_IMPLEMENTATIONS, EvalConfig
+from exprl.eval.config import CACHE_IMPLEMENTATIONS, ENGINES, EvalConfig
 
 # flag -> EvalConfig field; a flag left out keeps the config's value (its default, the YAML's, --set's)
 _EVAL_FLAGS = {"bench": "benches", "n": "n", "temperature": "temperature", "top_p": "top_p",
@@ -137,7 +137,7 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, defaults: type) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"requests per generate call (default {defaults.batch_size})")
     p.add_argument("--seed", type=int, default=None, help=f"base seed (default {defaults.seed})")
-    p.add_argument("--engine", choices=["auto", "hf", "vllm"], default=None,
+    p.add_argument("--engine", choices=ENGINES, default=None,
                    help=f"sampler (default {defaults.engine}: vLLM when installed and a GPU is present, else HF)")
     p.add_argument("--cache-implementation", choices=list(CACHE_IMPLEMENTATIONS), default=None,
                    help=f"KV cache of HF generate (default {defaults.cache_implementation}: static, compiled, on a GPU; "

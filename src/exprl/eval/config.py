@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from exprl.data.prompts import POLICY_SYSTEM_PROMPT, POLICY_TEMPERATURE
 
 CACHE_IMPLEMENTATIONS = ("auto", "dynamic", "static")
+ENGINES = ("auto", "hf", "vllm")  # SamplingConfig.engine, `--engine`
 
 
 @dataclass
@@ -47,8 +48,8 @@ class SamplingConfig:
             raise ConfigError(f"{what}: temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"{what}: top_p must be in (0, 1], got {self.top_p}")
-        if self.engine not in ("auto", "hf", "vllm"):
-            raise ConfigError(f"{what}: engine must be auto, hf or vllm, got {self.engine!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"{what}: engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.cache_implementation not in CACHE_IMPLEMENTATIONS:
             raise ConfigError(f"{what}: cache_implementation must be one of {', '.join(CACHE_IMPLEMENTATIONS)}, "
                               f"got {self.cache_implementation!r}")

@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 
 from exprl.data.prompts import POLICY_TEMPERATURE
 from exprl.errors import ConfigError
-from exprl.eval.config import CACHE_IMPLEMENTATIONS
+from exprl.eval.config import CACHE_IMPLEMENTATIONS, ENGINES
 from exprl.eval.store import Generation
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -196,8 +196,8 @@ def make_generator(model: str, settings: SamplingSettings, engine: str = "auto",
                    cache_implementation: str = "auto") -> Generator:
     """`hf`, `vllm`, or `auto` (vLLM when it is installed and a GPU is present, else HF).
     `cache_implementation` is HF generate's (vLLM manages its own cache)."""
-    if engine not in ("auto", "hf", "vllm"):
-        raise ConfigError(f"engine must be auto, hf or vllm, got {engine!r}")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "vllm" or (engine == "auto" and vllm_available() and _has_gpu()):
         if not vllm_available():
             raise ConfigError("engine 'vllm' requested but vllm is not installed (pip install 'exprl[gpu]')")

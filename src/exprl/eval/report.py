@@ -21,7 +21,7 @@ from exprl.eval.evaluate import read_results
 from exprl.judge.types import JudgeStatus
 from exprl.rewards import monitors
 from exprl.rewards.monitors import ALERT_RECORD, MonitorConfig
-from exprl.runs import METRICS_FILE, RECIPE_FILE, read_run, savefig_atomic, write_text_atomic
+from exprl.runs import METRICS_FILE, RECIPE_FILE, TRAINING_STAGES, read_run, savefig_atomic, write_text_atomic
 
 # Panel title -> (metrics.jsonl key, y label). Keys are TRL's own and the ExpRL trainer's `exprl/*`.
 DYNAMICS = [
@@ -93,7 +93,7 @@ def load_run(path: str | Path) -> RunView:
     for stage, key in EVAL_STAGES.items():
         if view.states.get(key) == "done":
             view.results[stage] = read_results(path / "eval" / stage)
-    for stage in ("stage1", "stage2"):
+    for stage in TRAINING_STAGES:
         metrics = path / stage / METRICS_FILE
         if metrics.is_file():
             rows = _read_metrics(metrics)

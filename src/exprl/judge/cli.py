@@ -14,13 +14,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, get_args
 
 from exprl.config import add_override_argument
 from exprl.judge.run import DEFAULT_MAX_STEPS, OVER_STEP_CAP, STEP_NOT_JUDGED
+from exprl.judge.types import BACKENDS, PROCESS_VIEWS
+from exprl.rewards.record import JudgedSignal
 from exprl.rewards.steps import DEFAULT_DELIMITER
 
-BACKENDS = ("reference", "openai", "transformers")
 
 
 def register(commands) -> None:
@@ -69,9 +70,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `exprl judge run`."""
     parser.add_argument("--input", required=True, metavar="JSONL", help="traces to judge")
     parser.add_argument("--out", required=True, metavar="JSONL", help="where to write the results")
-    parser.add_argument("--mode", choices=["outcome", "process"], default="outcome",
+    parser.add_argument("--mode", choices=get_args(JudgedSignal), default="outcome",
                         help="outcome: one judgment per trace; process: one per '###' step")
-    parser.add_argument("--view", choices=["prefix", "segment", "step"], default=None, dest="process_view",
+    parser.add_argument("--view", choices=PROCESS_VIEWS, default=None, dest="process_view",
                         help="process mode: what a step's score measures: the work so far as a whole "
                              "(prefix, the paper's equation), the step alone (segment, the official code), "
                              "or the step after its earlier steps (step); default: the config's")

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import get_args
+
+from exprl.judge.types import ScoreParsing
 
 # `Score: 4`, `**Score:** 4`, `Score: [4]`, `**Score: 4**`, `score = 4.`; decoration around a
 # single digit 1-5 and nothing else on the line.
@@ -30,7 +33,7 @@ _SCORE_LINE = re.compile(
 _JSON_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 
 
-SCORE_PARSING: tuple[str, ...] = ("last-line", "first-score")
+SCORE_PARSING: tuple[str, ...] = get_args(ScoreParsing)
 
 
 def parse_score(text: str, *, json_mode: bool = False, rule: str = "last-line") -> int | None:

@@ -27,19 +27,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import get_args
 
 from exprl.data.domains import DOMAIN_ALIASES, DOMAINS
 from exprl.judge.parsing import SCORE_PARSING
-from exprl.judge.types import JudgeConfig, JudgeRequest, PromptLayout, ScoreParsing
+from exprl.judge.types import JudgeConfig, JudgeMode, JudgeRequest, PromptLayout, ScoreParsing
 
 # Bump the number of a kind whenever its wording changes (it invalidates that kind's cache entries).
 # The process views replaced one `process` kind (v1) at v2; v2 -> v3 (outcome v1 -> v2) is the
 # shared-first layout and the known-answer block becoming an option.
 PROMPT_VERSION: dict[str, str] = {
     f"{domain}/{mode}": f"{domain}-{mode}-{'v2' if mode == 'outcome' else 'v3'}"
-    for domain in DOMAINS for mode in ("outcome", "prefix", "segment", "step")
+    for domain in DOMAINS for mode in get_args(JudgeMode)
 }
-PROMPT_LAYOUTS: tuple[str, ...] = ("shared-first", "paper")
+PROMPT_LAYOUTS: tuple[str, ...] = get_args(PromptLayout)
 
 
 # Characters per token used to turn `max_trace_tokens` into a character budget without a

@@ -11,8 +11,9 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, get_args
 
+from exprl.rewards.record import JudgedSignal
 from exprl.rewards.steps import DEFAULT_DELIMITER
 
 REQUIRED_FIELDS = ("id", "problem", "reference", "trace")
@@ -148,7 +149,7 @@ def is_judge_output(path: Path, sample: int = 1000) -> bool:
                     continue
                 row = json.loads(line)
                 if not (isinstance(row, dict) and {"id", "mode", "status"} <= set(row)
-                        and row["mode"] in ("outcome", "process")):
+                        and row["mode"] in get_args(JudgedSignal)):
                     return False
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol, Sequence, get_args
+
+from exprl.rewards.record import score_reward
 
 if TYPE_CHECKING:
     from exprl.rewards.steps import Step
 
+# The judge layer's vocabularies, each declared once here: a config field, a CLI's choices
+# (`typing.get_args`) and every check of a value read them from these.
+#
 # What one judgment grades. `outcome`: a whole trace. The three process views grade one step t of a
 # trace (they differ in what the score means, so DeltaNorm's A_1 = s_1 - s_T means something
 # different under each; docs/architecture.md, "process views"):
 #   prefix   the partial solution y<=t as a whole (the paper's s(x, y<=t, y*)): s_T scores the trace;
 #   segment  step t shown alone, earlier steps withheld (the official code);
 #   step     step t as the next move, graded after being shown the earlier steps.
-JudgeMode = Literal["outcome", "prefix", "segment", "step"]
 ProcessView = Literal["prefix", "segment", "step"]
-PROCESS_VIEWS: tuple[str, ...] = ("prefix", "segment", "step")
-PromptLayout = Literal["shared-first", "paper"]
-ScoreParsing = Literal["last-line", "first-score"]
+PROCESS_VIEWS: tuple[str, ...] = get_args(ProcessView)
+JudgeMode = Literal["outcome", ProcessView]
+PromptLayout = Literal["shared-first", "paper"]      # JudgeConfig.prompt_layout
+ScoreParsing = Literal["last-line", "first-score"]   # JudgeConfig.score_parsing
+BackendName = Literal["reference", "openai", "transformers"]   # JudgeConfig.backend
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+ReferenceMatching = Literal["any", "chain"]          # JudgeConfig.reference_matching
 
 
 EMPTY_TRACE_SCORE = 1
@@ -83,7 +91,7 @@ def process_requests(text: str, steps: Sequence["Step"], view: ProcessView, **co
 
 @dataclass
 class JudgeResult:
-    score: int | None
+    score: float | None  # 1..5: an integer from every judge backend; the demo's oracle gives its exact value
     status: JudgeStatus
     raw: str = ""
     latency_s: float = 0.0
@@ -93,10 +101,10 @@ class JudgeResult:
 
     @property
     def reward(self) -> float | None:
-        """s = (score - 1) / 4 in [0, 1]; None when unscorable."""
+        """s = (score - 1) / 4 in [0, 1] (`exprl.rewards.record.score_reward`); None when unscorable."""
         if self.status is not JudgeStatus.OK or self.score is None:
             return None
-        return (self.score - 1) / 4
+        return score_reward(self.score)
 
     @property
     def ok(self) -> bool:
@@ -105,7 +113,7 @@ class JudgeResult:
 
 @dataclass
 class JudgeConfig:
-    backend: Literal["reference", "openai", "transformers"] = field(
+    backend: BackendName = field(
         default="reference", metadata={"help": "reference: deterministic checkpoint matcher (no LLM); "
                                                "openai: any OpenAI-compatible endpoint; "
                                                "transformers: a frozen in-process model."})
@@ -119,7 +127,10 @@ class JudgeConfig:
                 "code, whose runs produced the paper's tables); prefix: the partial solution up to and "
                 "including step t, graded as a whole (the paper's s(x, y<=t, y*); s_T then scores the "
                 "trace, and DeltaNorm's A_1 = s_1 - s_T debits the first step by everything later steps "
-                "add); step: step t as the next move, graded after being shown the earlier steps."})
+                "add); step: step t as the next move, graded after being shown the earlier steps. Declared "
+                "here and read where a trace becomes judge requests (exprl.judge.requests.judge_requests in "
+                "training, `exprl judge run --mode process`), never by the judge service: a request carries its "
+                "view as its mode, so one service, its cache key and every backend serve any view."})
     prompt_layout: PromptLayout = field(default="shared-first", metadata={
         "help": "Order of the judge prompt's sections. shared-first: problem, reference, checkpoints and "
                 "known answer before the candidate's text (in the step view, the earlier steps before the "
@@ -148,7 +159,7 @@ class JudgeConfig:
     rubric_path: str | None = field(default=None, metadata={
         "help": "Rubric store for rubric=cached. A request whose problem_id has no stored rubric is an "
                 "ERROR result naming the id, never judged with a different rubric than its siblings."})
-    reference_matching: Literal["any", "chain"] = field(default="any", metadata={
+    reference_matching: ReferenceMatching = field(default="any", metadata={
         "help": "How the reference backend counts checkpoints. any: a checkpoint stated anywhere in the "
                 "trace is reached. chain: only the checkpoints stated in order from the first count (the "
                 "k-th after the (k-1)-th), for references whose results each build on all before them, "

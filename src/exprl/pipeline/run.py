@@ -13,7 +13,7 @@ from exprl.config import dump_yaml, to_dict
 from exprl.errors import ConfigError
 from exprl.eval.config import FilterConfig
 from exprl.pipeline.config import FilterStageConfig, PipelineConfig
-from exprl.runs import STAGES, TRAIN_RESULT_FILE, open_run, save_run, stage, stage_done, write_json_atomic
+from exprl.runs import STAGES, TRAIN_RESULT_FILE, TRAINING_STAGES, open_run, save_run, stage, stage_done, write_json_atomic
 from exprl.weights import resolve_policy_model
 
 PLAN_FILE = "plan.json"
@@ -155,7 +155,7 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, stage1_config: 
     state = open_run(run_dir, {"pipeline": pipeline, "stage1": to_dict(stage1_config),
                                "stage2": to_dict(recipes.stage2) if recipes.stage2 is not None else None},
                      name=config.name or stage1_config.method, method=stage1_config.method, skipped=skipped,
-                     ignore=[f"{stage}.{key}" for stage in ("stage1", "stage2") for key in RESUMABLE_CHANGES])
+                     ignore=[f"{stage}.{key}" for stage in TRAINING_STAGES for key in RESUMABLE_CHANGES])
     dump_yaml(config, run_dir / "pipeline.yaml")
     write_json_atomic(run_dir / PLAN_FILE, plan_document(config, recipes, plans, run_dir))
     for plan in plans:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Hashable, Literal, Sequence
+from typing import Hashable, Literal, Sequence, get_args
 
 EPSILON = 1e-6  # added to the group std, as in GRPO / verl
 
@@ -25,8 +25,8 @@ ProcessMode = Literal["delta", "end", "group"]
 SingleStep = Literal["outcome", "zero", "raw"]
 OverlongPolicy = Literal["zero", "zero-after-judge", "mask", "keep"]
 Unscorable = Literal["leave-out", "zero-in-group"]
-OVERLONG_POLICIES = ("zero", "zero-after-judge", "mask", "keep")
-UNSCORABLE = ("leave-out", "zero-in-group")
+OVERLONG_POLICIES: tuple[str, ...] = get_args(OverlongPolicy)
+UNSCORABLE: tuple[str, ...] = get_args(Unscorable)
 
 
 def _groups(values: Sequence[object], group_ids: Sequence[Hashable]) -> dict[Hashable, list[int]]:
@@ -48,8 +48,8 @@ def outcome_advantages(rewards: Sequence[float | None], group_ids: Sequence[Hash
     rollout's own advantage is None either way. A group whose rewards are all equal gets 0, and so
     does a group with a single member (there is nothing to compare it with).
     """
-    if normalize not in ("std", "mean"):
-        raise ValueError(f"normalize must be 'std' or 'mean', got {normalize!r}")
+    if normalize not in get_args(Normalize):
+        raise ValueError(f"normalize must be one of {', '.join(get_args(Normalize))}, got {normalize!r}")
     _check_unscorable(unscorable)
     advantages: list[float | None] = [None] * len(rewards)
     for members in _groups(rewards, group_ids).values():
@@ -101,10 +101,10 @@ def process_advantages(step_rewards: Sequence[Sequence[float | None] | None],
     `unscorable="zero-in-group"` it counts as 0 in the group statistics (GroupNorm's baseline,
     single_step outcome's group mean), as in `outcome_advantages`.
     """
-    if mode not in ("delta", "end", "group"):
-        raise ValueError(f"process mode must be 'delta', 'end' or 'group', got {mode!r}")
-    if single_step not in ("outcome", "zero", "raw"):
-        raise ValueError(f"single_step must be 'outcome', 'zero' or 'raw', got {single_step!r}")
+    if mode not in get_args(ProcessMode):
+        raise ValueError(f"process mode must be one of {', '.join(get_args(ProcessMode))}, got {mode!r}")
+    if single_step not in get_args(SingleStep):
+        raise ValueError(f"single_step must be one of {', '.join(get_args(SingleStep))}, got {single_step!r}")
     _check_unscorable(unscorable)
     scores: list[list[float] | None] = []
     for steps in step_rewards:

@@ -33,10 +33,10 @@ import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence, get_args
 
 from exprl.data.answers import last_boxed
-from exprl.rewards.record import Rollout, Signal, Traits
+from exprl.rewards.record import JudgedSignal, Rollout, Signal, Traits
 from exprl.rewards.steps import DEFAULT_DELIMITER, split_steps
 
 # ---------------------------------------------------------------------------------------------
@@ -317,13 +317,13 @@ class _ShareCheck:
 _SHARE_CHECKS = (
     _ShareCheck("delimiter_collapse", "exprl/steps_per_trace_1", "one_step_share", ("process",),
                 "of rollouts are a single `###` step: DeltaNorm gives them no step credit (delimiter collapse)"),
-    _ShareCheck("overlong", "exprl/overlong_share", "overlong_share", ("outcome", "process", "sparse"),
+    _ShareCheck("overlong", "exprl/overlong_share", "overlong_share", get_args(Signal),
                 "of rollouts hit max_completion_length (length inflation: under overlong: zero they earn 0)"),
-    _ShareCheck("bare_answers", "exprl/bare_answer_share", "bare_answer_share", ("outcome", "process"),
+    _ShareCheck("bare_answers", "exprl/bare_answer_share", "bare_answer_share", get_args(JudgedSignal),
                 "of rollouts are a boxed answer without work"),
-    _ShareCheck("number_lists", "exprl/number_list_share", "number_list_share", ("outcome", "process"),
+    _ShareCheck("number_lists", "exprl/number_list_share", "number_list_share", get_args(JudgedSignal),
                 f"of rollouts list {NUMBER_LIST_VALUES} or more numbers in a row"),
-    _ShareCheck("unscorable", "exprl/unscorable_share", "unscorable_share", ("outcome", "process"),
+    _ShareCheck("unscorable", "exprl/unscorable_share", "unscorable_share", get_args(JudgedSignal),
                 "of rollouts could not be scored by the judge and left the loss (see the judge statuses)"),
 )
 DENSE_KEY, SPARSE_KEY = "exprl/dense_reward_mean", "exprl/sparse_correct"

@@ -8,8 +8,9 @@ crosses processes in one gather and this module needs nothing from the judge lay
 
 The path of a judge score to the loss, with the one conversion it goes through:
 
-    JudgeResult.score 1..5 --JudgeResult.reward--> (score - 1) / 4 | None   (the only conversion)
-      -> Rollout.step_rewards -> advantages() -> per rollout: float | per-step list | None
+    JudgeResult.score 1..5 --score_reward--> (score - 1) / 4 | None   (JudgeResult.reward; the only conversion)
+      -> exprl.rewards.rollouts.record_rollouts -> Rollout.step_rewards
+      -> advantages() -> per rollout: float | per-step list | None
       -> Rollout.token_advantages (process: each token gets its step's advantage) -> the loss
 
 `None` is *unscorable* everywhere, as in `exprl.rewards.advantages`: the rollout leaves the loss.
@@ -17,7 +18,7 @@ The path of a judge score to the loss, with the one conversion it goes through:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Literal, Sequence
+from typing import Hashable, Literal, Sequence, get_args
 
 from exprl.rewards.advantages import (
     apply_overlong,
@@ -27,7 +28,17 @@ from exprl.rewards.advantages import (
 )
 from exprl.rewards.config import RewardConfig
 
-Signal = Literal["outcome", "process", "sparse"]
+def score_reward(score: float) -> float:
+    """A judge's score on the 1..5 scale as a reward in [0, 1]: (score - 1) / 4, the paper's s.
+    The only score -> reward conversion: `JudgeResult.reward` applies it to every judge's score
+    (the demo's oracle gives an exact score, 1 + 4 x its share, on the same scale)."""
+    return (score - 1) / 4
+
+
+JudgedSignal = Literal["outcome", "process"]
+"""What a judge grades: the whole trace (one judgment), or each step (one judgment per step); also
+`exprl judge run --mode`."""
+Signal = Literal[JudgedSignal, "sparse"]
 """What a method trains on: the judge's reward for the whole trace (ExpRL-Outcome), its reward per
 step (ExpRL-Process), or the verifier's 0/1 (sparse GRPO)."""
 
@@ -109,6 +120,6 @@ def advantages(rollouts: Sequence[Rollout], group_ids: Sequence[Hashable], signa
     elif signal == "sparse":
         rewards = [r.correct for r in rollouts]
     else:
-        raise ValueError(f"signal must be outcome, process or sparse, got {signal!r}")
+        raise ValueError(f"signal must be one of {', '.join(get_args(Signal))}, got {signal!r}")
     return outcome_advantages(apply_overlong(rewards, overlong, config.overlong), group_ids,  # type: ignore[return-value]
                               config.outcome_normalize, config.unscorable)

@@ -56,7 +56,7 @@ def metrics_callback(path: str | Path, config: TrainConfig) -> MetricsJsonlCallb
     the monitors read (ExpRLTrainer's RL methods)."""
     if config.method not in RL_METHODS:
         return MetricsJsonlCallback(path)
-    from exprl.train.trainer import SIGNALS
+    from exprl.train.config import SIGNALS
 
     return MetricsJsonlCallback(path, Monitor(config.monitor, SIGNALS[config.method]))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from exprl.config import load_config
 from exprl.data.mix import MixSource
@@ -18,13 +18,18 @@ from exprl.errors import ConfigError
 from exprl.judge.types import JudgeConfig
 from exprl.recipes import find_recipe, recipe_folder, resolve_entry
 from exprl.rewards.config import RewardConfig
+from exprl.runs import TrainingStage
 from exprl.rewards.monitors import MonitorConfig
+from exprl.rewards.record import Signal
 from exprl.train.batch import BatchConfig
 from exprl.train.launch import LaunchConfig
 
-Method = Literal["exprl-outcome", "exprl-process", "grpo", "sft", "self-distill"]
-RL_METHODS = ("exprl-outcome", "exprl-process", "grpo")
-JUDGED_METHODS = ("exprl-outcome", "exprl-process")
+JudgedMethod = Literal["exprl-outcome", "exprl-process"]
+Method = Literal[JudgedMethod, "grpo", "sft", "self-distill"]
+JUDGED_METHODS: tuple[str, ...] = get_args(JudgedMethod)
+RL_METHODS = JUDGED_METHODS + ("grpo",)
+SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process", "grpo": "sparse"}
+"""What each RL method trains on (`exprl.rewards.record.Signal`), for the TRL trainer and the verl adapter."""
 SAMPLING_METHODS = RL_METHODS + ("self-distill",)
 """Methods that train on their own rollouts: their budget is counted in rollout batches."""
 
@@ -91,7 +96,7 @@ class TrainConfig:
         "help": "sft: the prompt a reference is trained after. policy: the policy's prompt (system_prompt, "
                 "then the problem), the one RL and evaluation show (exprl); user-only: the problem as the only "
                 "message, as the official fsdp_sft_trainer builds it (evaluation still uses system_prompt)."})
-    stage: Literal["stage1", "stage2"] = field(default="stage1", metadata={
+    stage: TrainingStage = field(default="stage1", metadata={
         "help": "Which stage of the paper's protocol this recipe runs: the plan lists its departures from "
                 "that stage's official code (stage1: the verl scripts; stage2: the PipelineRL configs, "
                 "whatever the method). `exprl pipeline` plans its Stage II as stage2."})

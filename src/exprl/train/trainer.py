@@ -1,32 +1,66 @@
 """ExpRLTrainer: TRL's GRPOTrainer with exprl's judge rewards and advantages.
 
 TRL samples the rollouts, computes log-probabilities, the KL term and the clipped loss; all of that
-is TRL's, untouched. exprl departs from GRPOTrainer in two places, and nowhere else:
+is TRL's, untouched. The reward path itself (a judge score to a token's advantage) is plain
+functions outside this module, laid out in order in `exprl.rewards.rollouts`; this module keeps only
+what ties them to TRL. Every place it touches TRL (checked against TRL 1.16.0, the version
+pyproject.toml pins; a seam not in this table is a bug):
 
-1. The reward step (`_calculate_rewards`). TRL calls one function per reward, each returning one
-   number per rollout. exprl needs more than a number (a judge reward per step, which tokens make
-   up each step, why a judgment failed), so it replaces the step: every local rollout is verified
-   and judged (all judgments of the batch in one `judge_many`), what was found is written to one
-   `exprl.rewards.record.Rollout` per rollout, and the records are gathered across processes once.
-   TRL still gets its reward table (a dense judge column and the verifier's column), built from
-   the records, for its own logs. The judging starts as soon as TRL's `_generate` returns, on the
-   judge's own event loop, so it overlaps the log-prob passes TRL makes before its reward step and
-   the verifier (which runs in the main thread, where math-verify's timeout works).
-2. The advantages (`_generate_and_score_completions`). After TRL returns, its `advantages` are
-   replaced by `exprl.rewards.record.advantages` over the gathered generation batch, sliced to this
-   process as TRL slices (`process_index * local_batch`): (B,) for outcome methods, (B, T) per token
-   for ExpRL-Process. An unscorable rollout leaves the loss (its completion mask is zeroed; it was
-   already left out of its group's statistics), and `num_items_in_batch` is recomputed to match.
+    seam (TRL 1.16.0 GRPOTrainer)     kind                 what exprl does with it
+    --------------------------------  -------------------  ------------------------------------------------
+    _generate(prompts)                override, wraps      sets the batch's judging going as soon as
+                                                           sampling returns
+    _generate's result (8 values)     read by position     [1] completion ids, [3] completions (the order
+                                                           of its `return`)
+    _calculate_rewards(inputs,        override, replaces   one Rollout record per rollout, gathered once;
+      prompts, completions,                                TRL's reward table (N, columns) built from them
+      completion_ids_list)
+    _generate_and_score_completions   override, wraps      hands the rows on; after TRL returns, rewrites
+      (inputs)                                             output["advantages"], ["completion_mask"],
+                                                           ["num_items_in_batch"]; reads
+                                                           ["completion_ids"], ["tool_mask"]
+    reward_funcs, args.reward_weights arguments rewritten  named placeholder columns TRL never calls;
+      (in __init__)                                        weights [1, 0, ...] (the verifier: logged only)
+    generation_config.disable_compile attribute written    False again for a static cache without vLLM
+                                                           (TRL sets it True for every cache)
+    _tokenizer                        private, read        pad_token_id (an end token for the overlong
+                                                           test); decoding with spans
+    _metrics[mode][key]               private, appended    exprl's monitor metrics, logged with TRL's
+    eos_token_ids,                    attributes, read     the overlong test; the groups; the static-cache
+      max_completion_length,                               rule
+      num_generations, num_generations_eval, use_vllm
+    groups index // num_generations,  conventions,         as TRL's view(-1, num_generations) and its
+      local slice process_index *     repeated             process_slice
+      local batch
+    trl.trainer.utils                 helpers, called      the judge's own event loop for the run
+      start_/shutdown_event_loop_in_daemon
+
+The three overrides hand one rollout batch to each other through one object, `_Batch`, because TRL
+passes `_generate` the prompts alone and `_calculate_rewards` returns a tensor alone: the rows go
+from `_generate_and_score_completions` to `_generate`, the judging under way from `_generate` to
+`_calculate_rewards`, the gathered records from `_calculate_rewards` back to
+`_generate_and_score_completions`.
+
+The reward step. TRL calls one function per reward, each returning one number per rollout. exprl
+needs more than a number (a judge reward per step, which tokens make up each step, why a judgment
+failed), so every local rollout is verified and judged (all judgments of the batch in one
+`judge_many`), what was found is written to one `exprl.rewards.record.Rollout` per rollout, and the
+records are gathered across processes once. The judging starts as soon as TRL's `_generate` returns,
+on the judge's own event loop, so it overlaps the log-prob passes TRL makes before its reward step and
+the verifier (which runs in the main thread, where math-verify's timeout works).
+
+The advantages. After TRL returns, its `advantages` are replaced by `exprl.rewards.record.advantages`
+over the gathered generation batch, sliced to this process: (B,) for outcome methods, (B, T) per
+token for ExpRL-Process. An unscorable rollout leaves the loss (its completion mask is zeroed; it was
+already left out of its group's statistics), and `num_items_in_batch` is recomputed to match.
 
 A judge that stops answering does not leave the run training blind: when at least
 `monitor.stop_unscorable_share` of a rollout batch's rollouts are unscorable for
 `monitor.stop_unscorable_batches` batches in a row (`exprl.rewards.monitors.JudgeBreaker`), the
 trainer saves a checkpoint and stops, and the runner exits 1 naming the cause.
 
-A judge score changes form once on its way to the loss (`JudgeResult.reward`: (score - 1) / 4, or
-None when unscorable); the rest is advantages over those rewards. The reference reaches the judge
-only through hidden dataset columns (`reference`, `answer`, `problem_text`); the prompt column is
-built by `exprl.data.prompts.policy_messages` alone.
+The reference reaches the judge only through hidden dataset columns (`reference`, `answer`,
+`problem_text`); the prompt column is built by `exprl.data.prompts.policy_messages` alone.
 """
 from __future__ import annotations
 
@@ -34,6 +68,7 @@ import asyncio
 import atexit
 import concurrent.futures
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -42,14 +77,28 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 from trl.trainer.utils import shutdown_event_loop_in_daemon, start_event_loop_in_daemon
 
-from exprl.judge.rollouts import asked_rollouts, judge_requests, overlong_flags, record_rollouts
+from exprl.judge.requests import judge_requests
 from exprl.judge.types import Judge, JudgeStatus, ProcessView
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import JudgeBreaker, MonitorConfig, batch_metrics, read_traits
-from exprl.rewards.record import Rollout, Signal, advantages
+from exprl.rewards.record import Rollout, advantages
+from exprl.rewards.rollouts import asked_rollouts, overlong_flags, record_rollouts
+from exprl.train.config import SIGNALS
 from exprl.rewards.verifier import completion_text, sparse_rewards
 
-SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process", "grpo": "sparse"}
+
+
+@dataclass
+class _Batch:
+    """One rollout batch on its way through TRL's `_generate_and_score_completions`, which calls
+    `_generate` and then `_calculate_rewards` without handing on the rows or the records. Each field
+    is written by one override and read by the next (module docstring)."""
+
+    rows: list[dict[str, Any]]   # the dataset rows with the hidden columns the judge reads
+    judging: tuple[list[list[int]], concurrent.futures.Future] | None = None
+    """Set by `_generate`: the completion ids it judges, and the judging under way."""
+    rollouts: list[Rollout] | None = None
+    """Set by `_calculate_rewards`: the gathered generation batch's records."""
 
 
 class ExpRLTrainer(GRPOTrainer):
@@ -71,9 +120,9 @@ class ExpRLTrainer(GRPOTrainer):
         self.breaker = JudgeBreaker(monitor or MonitorConfig()) if judge is not None else None
         self.judge_stopped: str | None = None  # why the breaker stopped the run; None while it runs
         self._last_judge_error: str | None = None
-        self._rollouts: list[Rollout] = []  # the gathered generation batch of the current step
-        self._batch_rows: list[dict[str, Any]] | None = None
-        self._judging: tuple[list[list[int]], concurrent.futures.Future] | None = None
+        # The batch being scored (`_Batch`); after `_generate_and_score_completions` returns, the last
+        # one scored, whose records monitors, tests and benchmarks read.
+        self._batch: _Batch | None = None
         columns = [_column(f"judge_{self.signal}"), _column("sparse_correct")] if judge else [_column("sparse_correct")]
         if kwargs.get("args") is not None:
             # TRL's own advantages weigh column 0 only (exprl replaces them anyway); the verifier is logged.
@@ -92,24 +141,27 @@ class ExpRLTrainer(GRPOTrainer):
             ready.wait()
             atexit.register(shutdown_event_loop_in_daemon, self._judge_thread, self._judge_loop)
 
-    # ------------------------------------------------------------------ 1. the reward step
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        """TRL's reward step, replaced: one record per rollout, gathered once; TRL's table from it."""
-        local = self._find_rewards(inputs, completions, completion_ids_list)
-        self._rollouts = gather_object(local)
-        dense = [[r.dense_reward, r.correct] if self.judge else [r.correct] for r in self._rollouts]
-        return torch.tensor([[torch.nan if v is None else v for v in row] for row in dense],
-                            dtype=torch.float32, device=self.accelerator.device)
-
+    # ------------------------------------------------------------------ the reward step
     def _generate(self, prompts):
         """TRL's sampling, after which this batch's judging is set going at once on the judge's loop:
         decoding, step splitting and the judge's calls then overlap what TRL does next without them
         (the reference and old-policy log-prob passes) and the verifier."""
         result = super()._generate(prompts)
-        if self.judge is not None and self._batch_rows is not None:
-            completion_ids, completions = result[1], result[3]
-            self._judging = (completion_ids, self._start_judging(self._batch_rows, completions, completion_ids))
+        batch = self._batch
+        if self.judge is not None and batch is not None and batch.judging is None:
+            _, completion_ids, _, completions, *_ = result  # TRL 1.16's order (module docstring)
+            batch.judging = (completion_ids, self._start_judging(batch.rows, completions, completion_ids))
         return result
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's reward step, replaced: one record per rollout, gathered once; TRL's table from it."""
+        if self._batch is None:  # called outside `_generate_and_score_completions`
+            self._batch = _Batch(rows=inputs)
+        batch = self._batch
+        batch.rollouts = gather_object(self._find_rewards(inputs, completions, completion_ids_list, batch.judging))
+        dense = [[r.dense_reward, r.correct] if self.judge else [r.correct] for r in batch.rollouts]
+        return torch.tensor([[torch.nan if v is None else v for v in row] for row in dense],
+                            dtype=torch.float32, device=self.accelerator.device)
 
     def _start_judging(self, rows: list[dict[str, Any]], completions: list[Any],
                        completion_ids: list[list[int]]) -> concurrent.futures.Future:
@@ -126,23 +178,23 @@ class ExpRLTrainer(GRPOTrainer):
 
         return asyncio.run_coroutine_threadsafe(judge_batch(), self._judge_loop)
 
-    def _find_rewards(self, inputs: list[dict[str, Any]], completions: list[Any],
-                      completion_ids: list[list[int]]) -> list[Rollout]:
-        judging = None
+    def _find_rewards(self, inputs: list[dict[str, Any]], completions: list[Any], completion_ids: list[list[int]],
+                      judging: tuple[list[list[int]], concurrent.futures.Future] | None) -> list[Rollout]:
+        """The local rollouts' records: the judging `_generate` started, if it was for these very
+        rollouts (else judging starts here), the verifier and the monitors' traits meanwhile."""
+        future = None
         if self.judge is not None:
-            started, self._judging = self._judging, None
-            # The judging `_generate` started, if it was for these very rollouts.
-            judging = (started[1] if started is not None and started[0] is completion_ids
-                       else self._start_judging(inputs, completions, completion_ids))
+            future = (judging[1] if judging is not None and judging[0] is completion_ids
+                      else self._start_judging(inputs, completions, completion_ids))
         overlong = self._overlong(completion_ids)
         # While the judge works: the verifier, and what the monitors read from each text.
         correct = sparse_rewards(completions, [row["answer"] for row in inputs])
         traits = [read_traits(completion_text(c), len(ids), self.reward.delimiter)
                   for c, ids in zip(completions, completion_ids)]
-        if judging is None:
+        if future is None:
             rollouts = record_rollouts(overlong, correct)
         else:
-            requests, step_tokens, asked, results = judging.result()
+            requests, step_tokens, asked, results = future.result()
             rollouts = record_rollouts(overlong, correct, requests, step_tokens, asked, results)
             self._last_judge_error = next((r.error for r in results if not r.ok and r.error), self._last_judge_error)
         for rollout, found in zip(rollouts, traits):
@@ -153,16 +205,16 @@ class ExpRLTrainer(GRPOTrainer):
         return overlong_flags(completion_ids, set(self.eos_token_ids) | {self._tokenizer.pad_token_id},
                               self.max_completion_length, self.reward.overlong_rule)
 
-    # ------------------------------------------------------------------ 2. the advantages
+    # ------------------------------------------------------------------ the advantages
     def _generate_and_score_completions(self, inputs):
-        self._batch_rows = inputs  # the hidden columns the judging needs, for `_generate` to start it
-        try:
-            output = super()._generate_and_score_completions(inputs)
-        finally:
-            self._batch_rows = None
+        self._batch = batch = _Batch(rows=inputs)  # `_generate` and `_calculate_rewards` fill the rest
+        output = super()._generate_and_score_completions(inputs)
+        if batch.rollouts is None:
+            raise RuntimeError("TRL's _generate_and_score_completions did not call _calculate_rewards "
+                               "(a TRL version other than the one in train/trainer.py's table?)")
         mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        rollouts = self._rollouts
+        rollouts = batch.rollouts
         group_ids = [i // num_generations for i in range(len(rollouts))]  # TRL's view(-1, num_generations)
         all_advantages = advantages(rollouts, group_ids, self.signal, self.reward)
 
@@ -187,7 +239,7 @@ class ExpRLTrainer(GRPOTrainer):
             self.judge_stopped = self.breaker.reason(statuses, self._last_judge_error)
         return output
 
-    # ------------------------------------------------------------------ 3. what is logged
+    # ------------------------------------------------------------------ what is logged
     def _log_exprl_metrics(self, mode: str, rollouts: list[Rollout], group_ids: list[int],
                            step_advantages: list[Any] | None) -> None:
         """The batch's monitor metrics (`exprl.rewards.monitors.batch_metrics`) into TRL's logs."""

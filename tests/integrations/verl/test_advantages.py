@@ -35,7 +35,7 @@ def random_case(rng: random.Random, signal: str):
         for _ in range(rng.randint(1, 6)):
             steps = rng.randint(1, 5) if signal == "process" else 1
             cut = rng.random() < 0.15
-            if cut and reward.overlong == "zero":  # not asked (exprl.judge.rollouts.record_rollouts)
+            if cut and reward.overlong == "zero":  # not asked (exprl.rewards.rollouts.asked_rollouts)
                 step_rewards, judgments = [0.0] * steps, []
             else:
                 step_rewards = [None if rng.random() < 0.08 else rng.choice(REWARDS) for _ in range(steps)]

@@ -39,7 +39,7 @@ def verl_row(problem: Problem, index: int, system_prompt: str | None = POLICY_SY
 
 
 def judge_row(reward_model: dict[str, Any], extra_info: dict[str, Any]) -> dict[str, Any]:
-    """The row `exprl.judge.rollouts.judge_requests` reads, from a verl row's `reward_model` and
+    """The row `exprl.judge.requests.judge_requests` reads, from a verl row's `reward_model` and
     `extra_info` as the reward manager receives them; a row this module did not write is a
     DataError naming what is missing."""
     if not isinstance(reward_model, dict) or reward_model.get("style") != REWARD_STYLE:

@@ -3,7 +3,7 @@
 `ExpRLRewardManager.run_single` is what verl's reward-loop worker calls for one rollout (verl's
 streaming path: the agent loop asks a worker as each rollout finishes; the colocated path: a worker
 per chunk of the batch). It runs exprl's reward path for that rollout, in the order the TRL trainer
-does (`exprl.judge.rollouts`): the overlong flag, the judge requests (the whole trace, or one per
+does (`exprl.rewards.rollouts`): the overlong flag, the judge requests (the whole trace, or one per
 `###` step of the decoded sampled ids under the judge's process view), one `judge_many` on exprl's
 `JudgeService` (any backend, its cache, its retries; a failure is a status, never a number), the
 sparse verifier and the monitors' traits, and the `Rollout` record. The record travels in
@@ -29,10 +29,11 @@ from exprl.errors import ConfigError
 from exprl.integrations.verl.data import judge_row
 from exprl.integrations.verl.records import RECORD_KEY, dump_record
 from exprl.integrations.verl.settings import read_settings
-from exprl.judge.rollouts import asked_rollouts, judge_requests, overlong_flags, record_rollouts
+from exprl.judge.requests import judge_requests
 from exprl.judge.service import build_judge
 from exprl.judge.types import Judge
 from exprl.rewards.monitors import read_traits
+from exprl.rewards.rollouts import asked_rollouts, overlong_flags, record_rollouts
 from exprl.rewards.verifier import sparse_rewards
 
 

@@ -7,22 +7,22 @@ config (`exprl.config.from_dict`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from exprl.config import from_dict
 from exprl.errors import ConfigError
 from exprl.judge.types import JudgeConfig
 from exprl.rewards.config import RewardConfig
 from exprl.rewards.record import Signal
+from exprl.train.config import SIGNALS, JudgedMethod
 
-SIGNALS: dict[str, Signal] = {"exprl-outcome": "outcome", "exprl-process": "process"}
 
 
 @dataclass
 class VerlSettings:
     """What the reward manager and the trainer mode read from the config's `exprl:` section."""
 
-    method: Literal["exprl-outcome", "exprl-process"] = field(default="exprl-outcome", metadata={
+    method: JudgedMethod = field(default="exprl-outcome", metadata={
         "help": "exprl-outcome: one judgment of the whole trace, group-normalised (docs/method.md §2.5); "
                 "exprl-process: one judgment per `###` step, DeltaNorm per token (docs/method.md §2.6)."})
     judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from typing import Sequence, get_args
 
 from exprl.judge.backends import ThreadedBackend
 from exprl.judge.reference import REFERENCE_JUDGE_VERSION
 from exprl.judge.reference.arithmetic import equivalent
 from exprl.judge.reference.checkpoints import (BARE_ANSWER_CAP, DEFAULT_MAX_CHECKPOINTS, answer_key, assess,
                                                chain_reached, progress_score)
-from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
+from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus, ReferenceMatching
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class ReferenceBackend(ThreadedBackend):
         self.config = config or JudgeConfig(backend="reference")
         self.max_checkpoints = max_checkpoints
         self.matching = self.config.reference_matching
-        if self.matching not in ("any", "chain"):
+        if self.matching not in get_args(ReferenceMatching):
             raise ValueError(f"reference_matching must be any or chain, got {self.matching!r}")
         self.name = f"reference:{REFERENCE_JUDGE_VERSION}:k{max_checkpoints}" + \
             (":chain" if self.matching == "chain" else "")
