@@ -27,6 +27,9 @@ tokens it evaluated: what llama.cpp's reuse of the previous request's prefix sav
 The last line (with --json, the only stdout line besides the table) is one JSON object:
 `outcome_share`, `process_share` (the view of recipes/paper-exprl-process.yaml), and
 `<view>_share` for prefix, segment and step.
+
+`--smoke`: 2 problems of a generated MATH-train-shaped file (benchmarks/_smoke.py), the llama.cpp
+measurement on the first rollout of 1 of them, and the JSON line.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import _smoke
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data") / "math_train.jsonl"
@@ -192,7 +197,12 @@ def main() -> int:
     parser.add_argument("--llama", type=int, default=0, metavar="N",
                         help="also measure a real llama.cpp server on N problems (see the docstring)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    llama_rollouts = LLAMA_ROLLOUTS
+    if args.smoke:
+        args.data, args.problems, args.llama, args.json = _smoke.catalog_data() / DEFAULT_DATA.name, 2, 1, True
+        llama_rollouts = 1
 
     from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
     from exprl.judge.types import PROCESS_VIEWS, JudgeRequest, process_requests
@@ -229,7 +239,7 @@ def main() -> int:
             steps_per_rollout.append(len(steps))
             for view in PROCESS_VIEWS:
                 requests[view].extend(process_requests(trace, steps, view, **common))
-                if view in llama_batches and index < args.llama and g < LLAMA_ROLLOUTS:
+                if view in llama_batches and index < args.llama and g < llama_rollouts:
                     llama_batches[view].extend(process_requests(trace, steps, view, **common))
 
     print(f"judge prefill, layout {args.layout}{' + known answer' if args.known_answer else ''}: "
