@@ -29,7 +29,7 @@ The last line (with --json, the only stdout line besides the table) is one JSON 
 `<view>_share` for prefix, segment and step.
 
 `--smoke`: 2 problems of a generated MATH-train-shaped file (benchmarks/_smoke.py), the llama.cpp
-measurement on the first rollout of 1 of them, and the JSON line.
+measurement on the first rollout of 1 of them in the default layout, and the JSON line.
 """
 from __future__ import annotations
 
@@ -199,10 +199,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
-    llama_rollouts = LLAMA_ROLLOUTS
+    llama_rollouts, llama_layouts = LLAMA_ROLLOUTS, ("shared-first", "paper")
     if args.smoke:
         args.data, args.problems, args.llama, args.json = _smoke.catalog_data() / DEFAULT_DATA.name, 2, 1, True
-        llama_rollouts = 1
+        llama_rollouts, llama_layouts = 1, ("shared-first",)
 
     from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
     from exprl.judge.types import PROCESS_VIEWS, JudgeRequest, process_requests
@@ -259,7 +259,7 @@ def main() -> int:
           f"{time.perf_counter() - started:.0f} s")
     llama_rows = []
     if args.llama:
-        llama_rows = llama_prefill(llama_batches, [PromptStyle(layout="shared-first"), PromptStyle(layout="paper")])
+        llama_rows = llama_prefill(llama_batches, [PromptStyle(layout=layout) for layout in llama_layouts])
         print("llama.cpp server (exprl judge serve settings, one request at a time, 1 new token each):")
         print(f"{'layout':>13} {'view':>8} {'requests':>8} {'prompt tokens':>13} {'evaluated':>9} {'share':>6} "
               f"{'wall s':>7}")
