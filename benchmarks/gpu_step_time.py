@@ -40,7 +40,8 @@ so run them in two parts (the ratios to the anchor need the anchor in the same c
     PYTHONPATH=src python benchmarks/gpu_step_time.py --rows generate-dynamic generate-static exprl-outcome-static
 
 `--tiny` (or TINY=1) runs the same code at a tiny shape on a CPU in a minute or two; `--smoke` is `--tiny`
-with one timed generate call (benchmarks/_smoke.py).
+with one timed generate call and without the exprl-outcome row, which exprl-outcome-static runs with
+one setting changed (benchmarks/_smoke.py).
 Prints one table; the last line is one JSON object.
 """
 from __future__ import annotations
@@ -113,6 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.tiny, args.repeats = True, 1
+        args.rows = [row for row in args.rows if row != "exprl-outcome"]
     shape = SHAPES["tiny" if args.tiny else "full"]
     if args.steps is not None:
         shape = Shape(**{**asdict(shape), "steps": args.steps})

@@ -28,8 +28,8 @@ The last line (with --json, the only stdout line besides the table) is one JSON 
 `outcome_share`, `process_share` (the view of recipes/paper-exprl-process.yaml), and
 `<view>_share` for prefix, segment and step.
 
-`--smoke`: 2 problems of a generated MATH-train-shaped file (benchmarks/_smoke.py), the llama.cpp
-measurement on the first rollout of 1 of them in the default layout, and the JSON line.
+`--smoke`: 1 problem of a generated MATH-train-shaped file (benchmarks/_smoke.py), the llama.cpp
+measurement on its first rollout in the default layout, and the JSON line.
 """
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def main() -> int:
     args = parser.parse_args()
     llama_rollouts, llama_layouts = LLAMA_ROLLOUTS, ("shared-first", "paper")
     if args.smoke:
-        args.data, args.problems, args.llama, args.json = _smoke.catalog_data() / DEFAULT_DATA.name, 2, 1, True
+        args.data, args.problems, args.llama, args.json = _smoke.catalog_data() / DEFAULT_DATA.name, 1, 1, True
         llama_rollouts, llama_layouts = 1, ("shared-first",)
 
     from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
