@@ -3,6 +3,7 @@ against MATH-500 and GSM8K test): the command a user runs, in a fresh process, t
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/data_prepare.py [--data DIR] [--repeat 3]
     (--data defaults to $EXPRL_DATA_DIR, else ../shared/data)
+    --smoke: generated files under the catalog's names, one run (benchmarks/_smoke.py)
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +27,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path,
                         default=Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.data, args.repeat = _smoke.catalog_data(), 1
     inputs = [args.data / "math_train.jsonl", args.data / "gsm8k_train.jsonl"]
     evals = [args.data / "math500.jsonl", args.data / "gsm8k_test.jsonl"]
     missing = [str(p) for p in inputs + evals if not p.is_file()]

@@ -13,6 +13,7 @@ easy and hard problems and on the hard *training* problems, and prints per split
   previous result, arithmetic right given those; the first step right, and the mean right prefix;
 
 then conditions C1-C4 (`exprl.demo.conditions`), each with its value and whether it holds.
+`--smoke`: the smallest demo (benchmarks/_smoke.py's overrides), n=2, in a temporary folder.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import _smoke
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="runs/demo-base", help="Holds the base-model cache.")
     parser.add_argument("--config", default=str(REPO / "src/exprl/recipes/demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.overrides, args.n, args.output_dir = [*_smoke.DEMO_OVERRIDES, *args.overrides], 2, str(_smoke.folder())
 
     from exprl.config import load_config
     from exprl.demo.config import DemoConfig

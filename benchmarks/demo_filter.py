@@ -11,6 +11,7 @@ dropped, the kept share and the solve-count histogram, and the samples the run g
 
 The condition the figure depends on is printed first: how often the base solves a sample of each
 split (the mean solve rate). A filter can only separate the splits when that rate differs.
+`--smoke`: the smallest demo (benchmarks/_smoke.py's overrides), n=2, in a temporary folder.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import _smoke
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="runs/demo-base", help="holds the base-model cache")
     parser.add_argument("--config", default=str(REPO / "src/exprl/recipes/demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.overrides, args.n, args.output_dir = [*_smoke.DEMO_OVERRIDES, *args.overrides], 2, str(_smoke.folder())
 
     from exprl.config import load_config
     from exprl.data.loaders import write_problems

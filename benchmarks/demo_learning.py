@@ -7,6 +7,7 @@ on held-out hard and easy problems as mean ± std over seeds, and the wall time.
 reuses finished stages (the wall time then covers only what was left). `--jobs N` runs N seeds at
 once, each in its own process and run directory (`<output-dir>/seed-<s>-run`): worth it on a GPU or
 a many-core machine, never on 2 cores, where two torch processes slow each other down.
+`--smoke`: one seed of the smallest demo (benchmarks/_smoke.py's overrides) in a temporary folder.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import _smoke
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="runs/demo-bench")
     parser.add_argument("--config", default=str(REPO / "src/exprl/recipes/demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.overrides, args.seeds = [*_smoke.DEMO_OVERRIDES, *args.overrides], 1
+        args.output_dir = str(_smoke.folder())
 
     from exprl.config import load_config
     from exprl.demo.config import DemoConfig

@@ -2,6 +2,7 @@
 credit ExpRL-Process gave each step position during Stage I.
 
     .venv/bin/python benchmarks/demo_steps.py runs/demo-bench --seeds 0 1 2 [--stage stage1]
+    .venv/bin/python benchmarks/demo_steps.py --smoke
 
 Reads the evaluation samples a demo run stored (`<run>/seed-<s>/<method>/eval/<stage>/generations.sqlite`;
 the base row is the base evaluation) and checks each `###` step on its own inputs with the code the
@@ -12,6 +13,9 @@ progress, which is what a reference-scaffolded reward can build on), and every s
 Then, from ExpRL-Process's Stage-I metrics (`exprl/process_advantage_step_<t>`), the mean advantage
 of the tokens of step t, averaged over Stage I: under DeltaNorm (A_1 = s_1 - s_T, A_t = s_t - s_{t-1})
 and the prefix view, a trace that improves after its first step debits that first step.
+
+`--smoke`: first runs the smallest demo (benchmarks/_smoke.py's overrides; one seed, ExpRL-Process
+only) in a temporary folder, then reads it.
 """
 from __future__ import annotations
 
@@ -20,16 +24,23 @@ import json
 import sys
 from pathlib import Path
 
+import _smoke
+
 METHODS = ["sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--stage", default="stage1", choices=["stage1", "stage2"])
     parser.add_argument("--n", type=int, default=16, help="Samples per problem the evaluation drew.")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.run_dir, args.seeds, args.n, args.stage = smoke_run(), [0], 2, "stage1"
+    elif args.run_dir is None:
+        parser.error("RUN_DIR is required (or --smoke)")
 
     from exprl.data.loaders import load_problems
     from exprl.demo.report import mean_std, stored_stats
@@ -69,6 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         print("|---" * (len(order) + 1) + "|")
         print("| A_t | " + " | ".join(mean_std(list(positions[p].values()), 3) for p in order) + " |")
     return 0
+
+
+def smoke_run() -> Path:
+    """A finished run of the smallest demo, ExpRL-Process only (the method whose Stage-I metrics are read)."""
+    from exprl.config import load_config
+    from exprl.demo.config import DemoConfig
+    from exprl.demo.runner import run_demo
+
+    out = _smoke.folder() / "demo"
+    config = load_config(DemoConfig, overrides=[*_smoke.DEMO_OVERRIDES, "seeds=1", "methods=[exprl-process]",
+                                                f"output_dir={out}"])
+    run_demo(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    return out
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ synchronised; the first step is left out of the median.
 
     python benchmarks/gpu_acceptance.py            # one H100: about 4 minutes (vLLM starts three times)
     python benchmarks/gpu_acceptance.py --tiny     # the same code on a CPU without vLLM: a check of the
-                                                   # script (tests/test_benchmarks.py), not a figure
+                                                   # script (tests/test_benchmarks.py), not a figure;
+                                                   # --smoke, every benchmark's name for it, is the same
 
 The device machine needs trl, datasets, accelerate and vllm (0.22-0.31 for TRL 1.16) beside torch and
 transformers; a missing module is named in the JSON line. Progress goes to stderr, the JSON line to stdout.
@@ -45,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _paths import LOOPBACK_SERVER  # noqa: E402
+import _smoke  # noqa: E402
 from gpu_step_time import SHAPES, Shape, write_model_and_data  # noqa: E402  (the same model and problems)
 
 ROWS = ("exprl-outcome", "exprl-process", "trl-grpo")
@@ -69,7 +71,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="model, data and runs (default: a temporary folder)")
     parser.add_argument("--row", choices=ROWS, default=None, help=argparse.SUPPRESS)  # a child's one row
     parser.add_argument("--judge-url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    args.tiny = args.tiny or args.smoke
     shape = ACCEPTANCE["tiny" if args.tiny else "full"]
     if args.steps is not None:
         shape = replace(shape, steps=args.steps)

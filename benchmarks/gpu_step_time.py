@@ -39,7 +39,9 @@ so run them in two parts (the ratios to the anchor need the anchor in the same c
     PYTHONPATH=src python benchmarks/gpu_step_time.py --anchor ANCHOR --rows anchor exprl-outcome exprl-process
     PYTHONPATH=src python benchmarks/gpu_step_time.py --rows generate-dynamic generate-static exprl-outcome-static
 
-`--tiny` (or TINY=1) runs the same code at a tiny shape on a CPU in a minute or two.
+`--tiny` (or TINY=1) runs the same code at a tiny shape on a CPU in a minute or two; `--smoke` is `--tiny`
+with one timed generate call and without the exprl-outcome row, which exprl-outcome-static runs with
+one setting changed (benchmarks/_smoke.py).
 Prints one table; the last line is one JSON object.
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from _paths import LOOPBACK_SERVER
+import _smoke
 
 GENERATE_ROWS = ("generate-dynamic", "generate-static")
 TRAIN_ROWS = ("exprl-outcome", "exprl-process", "exprl-outcome-static")
@@ -108,7 +111,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="model, data and runs (default: a temporary folder)")
     parser.add_argument("--row", choices=ROWS, default=None, help=argparse.SUPPRESS)  # a child process's one row
     parser.add_argument("--judge-url", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.tiny, args.repeats = True, 1
+        args.rows = [row for row in args.rows if row != "exprl-outcome"]
     shape = SHAPES["tiny" if args.tiny else "full"]
     if args.steps is not None:
         shape = Shape(**{**asdict(shape), "steps": args.steps})

@@ -19,7 +19,8 @@ A process-mode trace is compared by its highest step score. `--src OTHER/src` me
 another checkout (main before a change, say) on the same traces. `--write-calibration PATH` instead
 writes labelled traces for `exprl judge calibrate` (GSM8K train rows 2000..2000+60: right and wrong,
 each with a boxed, a `#### N` and a prose ending) and prints the command to run.
-Data: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data beside the repository.
+Data: $EXPRL_DATA_DIR (the catalog's data folder), else ../shared/data beside the repository;
+`--smoke`: generated files under the same names, 2 problems of each (benchmarks/_smoke.py).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import _paths  # noqa: F401  (the repository root on sys.path, for testing/)
+import _smoke
 from exprl.data.loaders import load_problems
 from testing.hacking import ATTACK_FAMILIES, calibration_rows, suite
 
@@ -72,20 +74,24 @@ def main() -> int:
                         help="the exprl source tree whose CLI judges (another checkout's src/ measures its judge)")
     parser.add_argument("--write-calibration", metavar="PATH", default=None,
                         help="write 60 GSM8K rows of labelled traces for `exprl judge calibrate` and stop")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
-    if not (SHARED_DATA / "gsm8k_train.jsonl").is_file():
-        print(f"skipped: {SHARED_DATA} has no gsm8k_train.jsonl")
+    data = SHARED_DATA
+    if args.smoke:
+        data, args.gsm8k, args.math = _smoke.catalog_data(), 2, 2
+    if not (data / "gsm8k_train.jsonl").is_file():
+        print(f"skipped: {data} has no gsm8k_train.jsonl")
         return 0
     if args.write_calibration:
-        problems = load_problems(SHARED_DATA / "gsm8k_train.jsonl")[CALIBRATION_OFFSET:CALIBRATION_OFFSET + 60]
+        problems = load_problems(data / "gsm8k_train.jsonl")[CALIBRATION_OFFSET:CALIBRATION_OFFSET + 60]
         rows = calibration_rows(problems)
         Path(args.write_calibration).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         print(f"{len(rows)} traces of {len(problems)} GSM8K train rows -> {args.write_calibration}\n"
               f"exprl judge calibrate --backend reference --input {args.write_calibration} --cache ''")
         return 0
 
-    problems = (load_problems(SHARED_DATA / "gsm8k_train.jsonl")[BENCH_OFFSET:BENCH_OFFSET + args.gsm8k]
-                + load_problems(SHARED_DATA / "math_train.jsonl")[BENCH_OFFSET:BENCH_OFFSET + args.math])
+    problems = (load_problems(data / "gsm8k_train.jsonl")[BENCH_OFFSET:BENCH_OFFSET + args.gsm8k]
+                + load_problems(data / "math_train.jsonl")[BENCH_OFFSET:BENCH_OFFSET + args.math])
     by_id = {p.id: p for p in problems}
     traces = suite(problems)
     rows = [{"id": f"{t.problem_id}|{t.base}|{t.family}", "problem": by_id[t.problem_id].problem,

@@ -27,6 +27,9 @@ tokens it evaluated: what llama.cpp's reuse of the previous request's prefix sav
 The last line (with --json, the only stdout line besides the table) is one JSON object:
 `outcome_share`, `process_share` (the view of recipes/paper-exprl-process.yaml), and
 `<view>_share` for prefix, segment and step.
+
+`--smoke`: 1 problem of a generated MATH-train-shaped file (benchmarks/_smoke.py), the llama.cpp
+measurement on its first rollout in the default layout, and the JSON line.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import _smoke
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("EXPRL_DATA_DIR") or REPO.parent / "shared" / "data") / "math_train.jsonl"
@@ -194,7 +199,12 @@ def main() -> int:
     parser.add_argument("--llama", type=int, default=0, metavar="N",
                         help="also measure a real llama.cpp server on N problems (see the docstring)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    llama_rollouts, llama_layouts = LLAMA_ROLLOUTS, ("shared-first", "paper")
+    if args.smoke:
+        args.data, args.problems, args.llama, args.json = _smoke.catalog_data() / DEFAULT_DATA.name, 1, 1, True
+        llama_rollouts, llama_layouts = 1, ("shared-first",)
 
     from exprl.judge.prompts import PromptStyle, build_prompt, trace_char_budget
     from exprl.judge.types import PROCESS_VIEWS, JudgeRequest, process_requests
@@ -231,7 +241,7 @@ def main() -> int:
             steps_per_rollout.append(len(steps))
             for view in PROCESS_VIEWS:
                 requests[view].extend(process_requests(trace, steps, view, **common))
-                if view in llama_batches and index < args.llama and g < LLAMA_ROLLOUTS:
+                if view in llama_batches and index < args.llama and g < llama_rollouts:
                     llama_batches[view].extend(process_requests(trace, steps, view, **common))
 
     print(f"judge prefill, layout {args.layout}{' + known answer' if args.known_answer else ''}: "
@@ -251,7 +261,7 @@ def main() -> int:
           f"{time.perf_counter() - started:.0f} s")
     llama_rows = []
     if args.llama:
-        llama_rows = llama_prefill(llama_batches, [PromptStyle(layout="shared-first"), PromptStyle(layout="paper")])
+        llama_rows = llama_prefill(llama_batches, [PromptStyle(layout=layout) for layout in llama_layouts])
         print("llama.cpp server (exprl judge serve settings, one request at a time, 1 new token each):")
         print(f"{'layout':>13} {'view':>8} {'requests':>8} {'prompt tokens':>13} {'evaluated':>9} {'share':>6} "
               f"{'wall s':>7}")

@@ -11,7 +11,10 @@ Prints, for concurrency 1, 4, 16, 64:
       judgments/s and the servers' CPU seconds per judgment (skipped, with a note, when
       llama-cpp-python or the GGUF is not installed).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_throughput.py [--quick] [--only-llama]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/judge_throughput.py [--quick] [--only-llama] [--smoke]
+
+`--smoke`: one wave per level, a few calls for the overhead and cache figures, one llama.cpp replica and
+one judgment per level (benchmarks/_smoke.py).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import time
 from pathlib import Path
 
 from _paths import LOOPBACK_SERVER
+import _smoke
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest
 
@@ -170,14 +174,18 @@ def main() -> int:
     parser.add_argument("--llama-replicas", type=int, default=2,
                         help="llama.cpp server processes, as `exprl judge serve --replicas` (one per core)")
     parser.add_argument("--llama-threads", type=int, default=1, help="threads per llama.cpp server")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    per_level = 64 if args.quick else 256
+    waves, overhead_calls, cache_calls = (4, 200, 1000) if args.quick else (16, 500, 5000)
+    if args.smoke:
+        waves, overhead_calls, cache_calls = 1, 16, 32
+        args.llama_requests, args.llama_replicas = 1, 1
     print(f"judge client throughput (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     if not args.only_llama:
-        bench_loopback(0.2, 4 if args.quick else 16)
-        bench_overhead(200 if args.quick else 500)
-        bench_cache(1000 if args.quick else 5000)
+        bench_loopback(0.2, waves)
+        bench_overhead(overhead_calls)
+        bench_cache(cache_calls)
     if not args.skip_llama:
         bench_llama(args.llama_requests, args.llama_replicas, args.llama_threads)
     return 0

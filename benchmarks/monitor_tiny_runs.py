@@ -10,6 +10,7 @@ ExpRL-Process with every other setting at its default; one run per learning rate
 1e-4 and 1e-3). Each run is a pipeline-run folder whose Stage I is the training run, so that
 `exprl report` reads it. Prints, per run and step, the monitor metrics and the alerts raised, and
 writes the report over all runs to OUT/report (monitors_stage1.png, the Alerts section).
+`--smoke`: 2 steps at one learning rate, OUT in a temporary folder (benchmarks/_smoke.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import _smoke
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "train"))  # the tests' tiny-policy builder, used as it is
@@ -45,7 +48,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/monitor-tiny"))
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 1e-3])
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.out, args.steps, args.lrs = _smoke.folder() / "monitor-tiny", 2, [1e-3]
     args.out.mkdir(parents=True, exist_ok=False)
     problems = args.out / "problems.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS), encoding="utf-8")

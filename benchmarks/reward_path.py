@@ -21,7 +21,10 @@ detectors run for every method, sparse GRPO included: they are printed beside Ex
 in their total. The last line is one JSON object.
 
     OMP_NUM_THREADS=1 python benchmarks/reward_path.py [--lengths 1024 4096 16384] [--prompts 36]
-        [--generations 16] [--signal process|outcome] [--repeats 2]
+        [--generations 16] [--signal process|outcome] [--repeats 2] [--smoke]
+
+`--smoke`: rollouts of 64 and 128 tokens, 2 prompts x 2, one run, from a generated MATH-train-shaped
+file (benchmarks/_smoke.py).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import _smoke
 from exprl.judge.service import build_judge
 from exprl.judge.types import JudgeConfig, JudgeRequest, JudgeResult, JudgeStatus
 
@@ -95,16 +99,20 @@ STAGES = ("decode", "split", "token_steps", "requests", "judge_service", "record
 """ExpRL's own stages. The sparse verifier and the monitors' detectors (`exprl.rewards.monitors`)
 run for every method, sparse GRPO included: they are reported beside them."""
 SHARED_STAGES = ("verifier", "monitors")
-# Functions `exprl.judge.requests` calls by name inside `judge_requests`, timed where it looks them up
-# (`trace_steps` splits the steps and maps tokens onto them).
-_INNER = {"decoded_offsets": "decode", "trace_steps": "split", "tokens_per_step": "token_steps",
-          "process_requests": "requests"}
+# Functions `judge_requests` calls by name, directly or through `exprl.rewards.steps.trace_steps`, timed
+# where they are looked up (`exprl.judge.requests`, `exprl.rewards.steps`).
+_INNER = {"decoded_offsets": "decode", "split_steps": "split", "token_step_ids": "token_steps",
+          "tokens_per_step": "token_steps", "process_requests": "requests"}
 
 
 @contextlib.contextmanager
-def timed_names(module, seconds: dict[str, float]):
-    """Replace the inner functions `module` looks up by name with timed wrappers, for the duration."""
-    originals = {name: getattr(module, name) for name in _INNER}
+def timed_names(modules, seconds: dict[str, float]):
+    """Replace the inner functions `modules` look up by name with timed wrappers, for the duration."""
+    originals = {(module, name): getattr(module, name) for module in modules for name in _INNER
+                 if hasattr(module, name)}
+    untimed = set(_INNER) - {name for _, name in originals}
+    if untimed:  # a stage would read 0 s: the functions moved, and this benchmark must follow them
+        raise SystemExit(f"reward_path: no module of {[m.__name__ for m in modules]} looks up {sorted(untimed)}")
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
@@ -115,12 +123,12 @@ def timed_names(module, seconds: dict[str, float]):
                 seconds[_INNER[name]] += time.perf_counter() - start
         return wrapper
 
-    for name, function in originals.items():
+    for (module, name), function in originals.items():
         setattr(module, name, timed(name, function))
     try:
         yield
     finally:
-        for name, function in originals.items():
+        for (module, name), function in originals.items():
             setattr(module, name, function)
 
 
@@ -134,6 +142,7 @@ def run_batch(rows: list[dict[str, Any]], completion_ids: list[list[int]], token
     from exprl.rewards import rollouts as path
     from exprl.rewards.config import RewardConfig
     from exprl.rewards.record import advantages
+    from exprl.rewards import steps
     from exprl.rewards.monitors import read_traits
     from exprl.rewards.verifier import completion_text, sparse_rewards
     from exprl.train import trainer
@@ -154,7 +163,7 @@ def run_batch(rows: list[dict[str, Any]], completion_ids: list[list[int]], token
                                    max(map(len, completion_ids)) + 1)
     seconds["records"] += clock() - t0
     t0 = clock()
-    with timed_names(asking, seconds):
+    with timed_names([asking, steps], seconds):
         requests, step_tokens = asking.judge_requests(rows, completions, completion_ids, signal, reward.delimiter,
                                                       view, tokenizer)
     seconds["requests"] += clock() - t0 - sum(seconds[s] for s in ("decode", "split", "token_steps", "requests"))
@@ -199,7 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs per length; the fastest is reported")
     parser.add_argument("--tokens-per-second", type=float, default=ANCHOR_TOKENS_PER_S,
                         help="rollout speed of one GPU the cost is compared with")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        global SHARED_DATA
+        SHARED_DATA = _smoke.catalog_data()
+        args.lengths, args.prompts, args.generations, args.repeats = [64, 128], 2, 2, 1
 
     tokenizer = load_tokenizer()
     judge = build_judge(JudgeConfig(cache_path=""), backend=InstantJudge())

@@ -31,6 +31,8 @@ run folder), with the same output directory so both start from the same base mod
        --set task.pretrain_long_share=0.1 --set base.num_problems=1500"
     PYTHONPATH=/tmp/before/src OMP_NUM_THREADS=1 .venv/bin/python $B --label before
     PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python $B --label after
+
+`--smoke`: 2 rollout batches on the smallest demo (benchmarks/_smoke.py's overrides) in a temporary folder.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import _smoke
 
 
 def _z_scored_single_step_abs(trainer) -> float:
@@ -57,7 +61,7 @@ def _z_scored_single_step_abs(trainer) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path("runs/single-step"))
-    parser.add_argument("--label", required=True, help="run folder name under OUTPUT_DIR (e.g. before, after)")
+    parser.add_argument("--label", help="run folder name under OUTPUT_DIR (e.g. before, after); required")
     parser.add_argument("--steps", type=int, default=None, help="Stage-I rollout batches (default: the demo's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--single-step", choices=("outcome", "zero", "raw"), default=None,
@@ -65,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                              "raw is the official code's A = s_1")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="demo config override (exprl.demo.config.DemoConfig)")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.output_dir, args.label, args.steps = _smoke.folder(), args.label or "smoke", 2
+        args.overrides = [*_smoke.DEMO_OVERRIDES, *args.overrides]
+    elif args.label is None:
+        parser.error("--label is required (or --smoke)")
 
     import torch
 

@@ -15,7 +15,10 @@ calls take if nothing else costs anything, ceil(calls / concurrency) x latency. 
 one JSON object.
 
     OMP_NUM_THREADS=1 python benchmarks/step_overhead.py [--completions 32] [--latency 0.05] [--concurrency 64] [--steps 5] [--rounds 3]
-        [--methods grpo exprl-outcome exprl-process] [--cache-dir DIR]
+        [--methods grpo exprl-outcome exprl-process] [--cache-dir DIR] [--smoke]
+
+`--smoke`: the smallest demo's base model (benchmarks/_smoke.py's overrides), 4 rollouts of up to 24
+tokens a step, 2 steps, one round.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 from _paths import LOOPBACK_SERVER
+import _smoke
+from exprl.config import load_config
 from exprl.demo.base import BaseModelConfig
 from exprl.demo.config import DemoConfig
 from exprl.demo.runner import base_model, write_task_data
@@ -56,7 +61,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="keep the pre-trained policy here between runs (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    demo = DemoConfig(base=BaseModelConfig(steps=args.pretrain_steps, num_problems=4000))
+    if args.smoke:
+        demo = load_config(DemoConfig, overrides=_smoke.DEMO_OVERRIDES)
+        args.completions, args.generations, args.steps, args.rounds = 4, 2, 2, 1
+        args.max_completion_length = demo.training.max_completion_length
 
     server = subprocess.Popen([*LOOPBACK_SERVER, "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
@@ -64,7 +75,6 @@ def main() -> None:
         base_url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            demo = DemoConfig(base=BaseModelConfig(steps=args.pretrain_steps, num_problems=4000))
             model = base_model(demo, 0, args.cache_dir or root / "cache", log=lambda message: None)
             data = write_task_data(demo, 0, root / "data")["train-hard"]
             step_times: dict[str, list[float]] = {method: [] for method in args.methods}
