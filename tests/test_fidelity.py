@@ -19,7 +19,7 @@ from collections import deque
 
 import pytest
 
-from exprl.config import read_yaml
+from exprl.recipes import read_yaml
 from exprl.judge.parsing import first_score, parse_score
 from exprl.rewards.advantages import apply_overlong, apply_overlong_steps, outcome_advantages, process_advantages
 from exprl.rewards.record import Rollout, tokens_per_step

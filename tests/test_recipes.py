@@ -23,7 +23,7 @@ RECIPES = bundled_recipes()
 
 def raw(name: str) -> dict:
     """The recipe's keys, with the recipe it `extends` merged under them."""
-    from exprl.config import read_yaml
+    from exprl.recipes import read_yaml
 
     return read_yaml(RECIPES[name])
 

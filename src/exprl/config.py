@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from exprl.errors import ConfigError
-from exprl.recipes import find_recipe
+from exprl.recipes import read_yaml
 from exprl.runs import write_text_atomic
 
 T = TypeVar("T")
@@ -43,70 +43,6 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         key, value = parse_override(item)
         set_dotted(raw, key, value)
     return from_dict(cls, raw, where=str(path) if path else "config")
-
-
-EXTENDS = "extends"
-"""A recipe key naming the recipe it starts from: its own keys are merged over that one's (mappings
-key by key, anything else replaced), so a variant states only what it changes."""
-
-
-def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A recipe's top-level mapping: the file `path`, else the bundled recipe of that name, with
-    the recipe it `extends` (a file beside it, else a file or bundled recipe as `--config` finds
-    them) merged under it."""
-    path = find_recipe(path)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader) or {}
-    except DuplicateKeyError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the recipe as UTF-8") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
-    if EXTENDS not in raw:
-        return raw
-    base = raw.pop(EXTENDS)
-    if not isinstance(base, str) or not base:
-        raise ConfigError(f"{path}: '{EXTENDS}' must name one recipe, got {base!r}")
-    beside = path.parent / base
-    base_path = find_recipe(beside if beside.is_file() else base)
-    if base_path.resolve() in _seen + (path.resolve(),):
-        raise ConfigError(f"{path}: '{EXTENDS}: {base}' leads back to a recipe it extends")
-    return _merged(read_yaml(base_path, _seen + (path.resolve(),)), raw)
-
-
-def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """One key written twice in one YAML mapping."""
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key written twice in one mapping. PyYAML keeps the last value
-    silently, so a recipe that sets `learning_rate` twice trains at whichever came second."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                try:
-                    if key in seen:
-                        where = f"on line {seen[key]} and line {line}" if seen[key] != line else f"twice on line {line}"
-                        raise DuplicateKeyError(f"key '{key}' is written {where} (YAML would keep the second "
-                                                f"silently); keep one")
-                    seen[key] = line
-                except TypeError:
-                    continue  # an unhashable key: the constructor below reports it
-        return super().construct_mapping(node, deep=deep)
 
 
 def add_override_argument(parser: Any, what: str, example: str) -> None:

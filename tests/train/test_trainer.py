@@ -243,7 +243,7 @@ def test_overlong_rules_and_token_end_requests():
 @pytest.mark.parametrize("method", ["exprl-outcome", "exprl-process"])
 def test_a_step_under_the_paper_recipes_switches(method, answer_model, problems_file, judge_server, tmp_path):
     """Every official-value switch of paper-exprl-* at once, through a real TRL step and HTTP judge."""
-    from exprl.config import read_yaml
+    from exprl.recipes import read_yaml
 
     config = make_config(method, answer_model, problems_file, judge_server, max_steps=1)
     paper = read_yaml(f"paper-{method}")

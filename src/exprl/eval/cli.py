@@ -154,7 +154,8 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
 def _config_from_args(cls: type, section_name: str, args: argparse.Namespace, flag_fields: dict[str, str]):
     import dataclasses
 
-    from exprl.config import check_values, load_config, read_yaml
+    from exprl.config import check_values, load_config
+    from exprl.recipes import read_yaml
 
     section = section_name if args.config and section_name in read_yaml(args.config) else None
     config = load_config(cls, args.config, args.overrides, section=section)

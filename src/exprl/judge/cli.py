@@ -115,7 +115,8 @@ def add_judge_config_arguments(parser: argparse.ArgumentParser, *, backends: Seq
 
 def judge_config_from_args(args: argparse.Namespace):
     """JudgeConfig from --config/--set, then the explicit flags (flags win), every value in its range."""
-    from exprl.config import check_values, load_config, read_yaml
+    from exprl.config import check_values, load_config
+    from exprl.recipes import read_yaml
     from exprl.judge.types import JudgeConfig
 
     section = None

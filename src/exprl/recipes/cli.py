@@ -78,8 +78,7 @@ def recipe_summary(text: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from exprl.config import read_yaml
-    from exprl.recipes import bundled_recipes
+    from exprl.recipes import bundled_recipes, read_yaml
 
     rows = []
     for name, path in bundled_recipes().items():
@@ -120,7 +119,7 @@ MISSING = "-"
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from exprl.config import read_yaml
+    from exprl.recipes import read_yaml
 
     rows = recipe_differences(read_yaml(args.a), read_yaml(args.b))
     if not rows:
