@@ -142,11 +142,14 @@ class DemoConfig:
         "range": "[0, 4294967295]", "help": "First seed; repetitions use seed, seed+1, ..."})
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS), metadata={
         "help": f"Stage-I methods to compare: any of {', '.join(ALL_METHODS)}."})
-    judge: Literal["reference", "oracle", "openai"] = field(default="reference", metadata={
+    judge: Literal["reference", "oracle", "openai", "step"] = field(default="reference", metadata={
         "help": "Stage-I reward of the exprl methods. reference: the deterministic reference judge (chain "
                 "matching); oracle: the exact share of right steps, recomputed from the problem "
                 "(exprl.demo.oracle), a check that the task and settings can show a dense-reward effect at "
-                "all, not a judge of the paper's; openai: the endpoint at judge_url."})
+                "all, not a judge of the paper's; openai: the endpoint at judge_url; step: the reference "
+                "judge for ExpRL-Outcome and, for ExpRL-Process, the step judge (exprl.demo.step_judge), "
+                "which grades one step alone against the reference's chain of values, so that needs "
+                "judge_process_view: segment (the official code's semantics)."})
     judge_url: str = field(default="", metadata={
         "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1), for judge: openai."})
     judge_model: str = field(default="", metadata={"help": "Model name sent to the judge endpoint."})
@@ -170,7 +173,11 @@ class DemoConfig:
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"methods must be a non-empty list of {', '.join(ALL_METHODS)}; got {self.methods}")
-        if self.judge not in ("reference", "oracle", "openai"):
-            raise ConfigError(f"judge must be reference, oracle or openai, got {self.judge!r}")
+        if self.judge not in ("reference", "oracle", "openai", "step"):
+            raise ConfigError(f"judge must be reference, oracle, openai or step, got {self.judge!r}")
+        if self.judge == "step" and self.judge_process_view != "segment":
+            # It grades a step shown alone; under prefix or step the request holds more than one step.
+            raise ConfigError("judge: step grades one step alone and needs judge_process_view: segment, "
+                              f"got {self.judge_process_view!r}")
         if (self.judge == "openai") != bool(self.judge_url):
             raise ConfigError("judge: openai needs judge_url, and judge_url needs judge: openai")

@@ -207,11 +207,7 @@ def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str
     from exprl.pipeline import run_pipeline
 
     train = stage1_config(config, method, base_model, data["train-hard"], seed, run_dir)
-    judge = None
-    if config.judge == "oracle" and method in ("exprl-outcome", "exprl-process"):
-        from exprl.demo.oracle import OracleJudge
-
-        judge = OracleJudge()
+    judge = method_judge(config, method)
     state = run_pipeline(pipeline_config(config, method, data, evaluate_base), run_path, stage1_config=train,
                          stage2_config=stage2_config(config, seed), judge=judge)
     if not state.get("finished"):
@@ -219,6 +215,20 @@ def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str
         raise RunStateError(f"{run_path}: the pipeline stopped before finishing ({failed}); run the demo "
                             "again to resume")
     return state
+
+
+def method_judge(config: DemoConfig, method: str):
+    """The judge object a Stage-I method trains with, or None: the pipeline then builds the one its
+    TrainConfig declares (`judge_config`: the reference judge, or the endpoint)."""
+    if config.judge == "oracle" and method in ("exprl-outcome", "exprl-process"):
+        from exprl.demo.oracle import OracleJudge
+
+        return OracleJudge()
+    if config.judge == "step" and method == "exprl-process":
+        from exprl.demo.step_judge import StepJudge
+
+        return StepJudge()
+    return None
 
 
 def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
