@@ -73,7 +73,7 @@ def step_agreement(problems, texts) -> str:
     """The step judge against the oracle on every segment of every text (the segment view)."""
     import asyncio
 
-    from exprl.data.synthetic import step_right_alone
+    from exprl.data.synthetic import chain_of, step_right_alone
     from exprl.demo.step_judge import StepJudge
     from exprl.judge.types import process_requests
     from exprl.rewards.steps import split_steps

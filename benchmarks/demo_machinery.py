@@ -28,8 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PASS_ORACLE_EVERY_AT_8 = 20.0
 PASS_GRPO_EVERY_AT_8 = 5.0
-KEPT = ("pass1", "pass_n", "every_step_pass1", "every_step_pass_n", "first_step_right", "right_prefix",
-        "arithmetic_right", "operation_right", "steps_per_sample", "right_given_prefix_by_step")
+KEPT = ("pass1", "pass_n", "group_success", "every_step_pass1", "every_step_pass_n", "first_step_right",
+        "right_prefix", "arithmetic_right", "operation_right", "steps_per_sample", "operation_right_by_step",
+        "right_given_prefix_by_step")
 
 
 def _kept(stats) -> dict:
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=100, help="Stage-I steps of every method.")
     parser.add_argument("--fresh-pool", action="store_true", help="One hard training problem per Stage-I prompt.")
-    parser.add_argument("--methods", nargs="+", default=["grpo", "exprl-outcome"])
+    parser.add_argument("--methods", nargs="*", default=["grpo", "exprl-outcome"],
+                        help="Stage-I methods; none measures the base only (the row's machinery_holds is then null).")
     parser.add_argument("--n", type=int, default=8, help="Evaluation samples per held-out problem (pass@n).")
     parser.add_argument("--condition-problems", type=int, default=64)
     parser.add_argument("--output-dir", default="runs/demo-machinery", help="Base cache and Stage-I runs.")
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                               **dict(common, temperature=t.temperature, max_tokens=t.max_completion_length))
     base_eval = evaluate(model)
     conditions = check_conditions(base_eval["easy"]["pass1"], train_hard, config.task.modulus)
-    log(f"base: {', '.join(f'{c.name}: {c.measured} ({'holds' if c.holds else 'FAILS'})' for c in conditions)}; "
+    verdicts = ", ".join(f"{c.name}: {c.measured} ({'holds' if c.holds else 'FAILS'})" for c in conditions)
+    log(f"base: {verdicts}; "
         f"hard every-step pass@{args.n} {base_eval['hard']['every_step_pass_n']:.1f}")
     results = {}
     for method in args.methods:
@@ -120,12 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         "budget": args.budget, "num_train_hard": config.task.num_train_hard, "n": args.n,
         "commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
-        "base": {"steps_trained": base_done["steps_trained"], "pretrain_s": round(pretrain_s),
+        "base": {"model": model, "steps_trained": base_done["steps_trained"], "pretrain_s": round(pretrain_s),
                  "conditions": {c.name: {"measured": c.measured, "holds": c.holds} for c in conditions},
                  "train_hard": _kept(train_hard), **base_eval},
         "methods": results,
-        "machinery_holds": (oracle is not None and grpo is not None and oracle >= PASS_ORACLE_EVERY_AT_8
-                            and grpo <= PASS_GRPO_EVERY_AT_8),
+        "machinery_holds": (None if oracle is None or grpo is None
+                            else oracle >= PASS_ORACLE_EVERY_AT_8 and grpo <= PASS_GRPO_EVERY_AT_8),
         "wall_s": round(time.monotonic() - started),
     }
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
