@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-pool", action="store_true", help="One hard training problem per Stage-I prompt.")
     parser.add_argument("--methods", nargs="*", default=["grpo", "exprl-outcome"],
                         help="Stage-I methods; none measures the base only (the row's machinery_holds is then null).")
+    parser.add_argument("--judge", default="oracle", choices=["oracle", "step"],
+                        help="The exprl methods' reward: the oracle (the machinery check), or the demo's step "
+                             "judge (with --set judge_process_view=segment; measures the judge, not the task).")
     parser.add_argument("--n", type=int, default=8, help="Evaluation samples per held-out problem (pass@n).")
     parser.add_argument("--condition-problems", type=int, default=64)
     parser.add_argument("--output-dir", default="runs/demo-machinery", help="Base cache and Stage-I runs.")
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from exprl.data.loaders import load_problems
     from exprl.train.runner import run_training
 
-    sets = [*args.overrides, "judge=oracle", f"training.stage1_steps={args.budget}"]
+    sets = [*args.overrides, f"judge={args.judge}", f"training.stage1_steps={args.budget}"]
     probe = load_config(DemoConfig, args.config, sets)
     if args.fresh_pool:
         sets.append(f"task.num_train_hard={args.budget * probe.training.prompts_per_step}")
@@ -119,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     # One oracle passing proves the task (issue 24): the better of Outcome and Process, named in the row.
     oracle_method = max((m for m in ("exprl-outcome", "exprl-process") if m in results),
                         key=lambda m: results[m]["hard"]["every_step_pass_n"], default=None)
-    oracle = results[oracle_method]["hard"]["every_step_pass_n"] if oracle_method else None
+    oracle = results[oracle_method]["hard"]["every_step_pass_n"] if oracle_method and args.judge == "oracle" else None
     grpo = results.get("grpo", {}).get("hard", {}).get("every_step_pass_n")
     row = {
-        "design": args.design, "overrides": args.overrides, "fresh_pool": args.fresh_pool, "seed": args.seed,
+        "design": args.design, "judge": args.judge, "overrides": args.overrides, "fresh_pool": args.fresh_pool, "seed": args.seed,
         "budget": args.budget, "num_train_hard": config.task.num_train_hard, "n": args.n,
         "commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
