@@ -215,12 +215,24 @@ def check_step_overhead(out: str) -> None:
     assert result["grpo"]["judge_calls"] == 0 < result["exprl_outcome"]["judge_calls"]
 
 
+def check_demo_machinery(out: str) -> None:
+    row = last_json(out)
+    assert row["design"] == "smoke" and row["budget"] == 1 and row["fresh_pool"] is True
+    assert [name.split()[0] for name in row["base"]["conditions"]] == ["C1", "C2", "C3", "C4"]
+    assert set(row["methods"]) == {"grpo", "exprl-outcome"} and row["oracle_method"] == "exprl-outcome"
+    for method in row["methods"].values():
+        for split in ("hard", "easy"):
+            assert 0 <= method[split]["every_step_pass_n"] <= 100 and 0 <= method[split]["pass1"] <= 100
+    assert isinstance(row["machinery_holds"], bool)
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
     "data_prepare.py": check_data_prepare,
     "demo_base.py": check_demo_base,
     "demo_filter.py": check_demo_filter,
     "demo_judge_coincidences.py": check_demo_judge_coincidences,
     "demo_learning.py": check_demo_learning,
+    "demo_machinery.py": check_demo_machinery,
     "demo_steps.py": check_demo_steps,
     "gpu_acceptance.py": check_gpu_acceptance,
     "gpu_step_time.py": check_gpu_step_time,

@@ -140,3 +140,31 @@ def test_word_tokens_round_trip_and_shorten_the_task_more_than_twice():
     # Any other text still round-trips: word tokens only add merges.
     other = "Start here: Add more ###, then \\boxed{x} = 7 - 3 * 2."
     assert words.decode(words(other, add_special_tokens=False)["input_ids"]) == other
+
+
+def test_slipped_traces_slip_at_the_rate_at_every_position_and_go_on_from_the_slip():
+    import random
+
+    from exprl.data.answers import last_boxed
+    from exprl.data.synthetic import check_steps, slipped_trace
+
+    problems = generate(SyntheticTaskConfig(num_problems=400, min_steps=8, max_steps=8, modulus=97, split="slips"))
+    rng = random.Random(0)
+    slipped = [0] * 8
+    for problem in problems:
+        trace = slipped_trace(problem, 0.3, rng)
+        checks = check_steps(problem, trace)
+        # Only the arithmetic slips: each step reads its operation and goes on from the value stated before it.
+        assert len(checks) == 8 and all(c.operation and c.input and c.in_turn for c in checks)
+        for position, check in enumerate(checks):
+            slipped[position] += not check.arithmetic
+        assert last_boxed(trace) == trace.split("\n")[-2].rsplit("= ", 1)[1]
+    assert all(0.22 < count / 400 < 0.38 for count in slipped), slipped
+    assert slipped_trace(problems[0], 0.0, rng) == policy_trace(problems[0])
+
+
+def test_a_slip_rate_trains_another_base_and_no_slips_keep_the_old_key():
+    task = SyntheticTaskConfig(num_problems=4)
+    assert cache_key(BaseModelConfig(slip_rate=0.3), [task], None) != cache_key(BaseModelConfig(), [task], None)
+    # The key clean bases were cached under before slips existed (format 4).
+    assert cache_key(BaseModelConfig(), [], None) == "a5d0b05b56132361"

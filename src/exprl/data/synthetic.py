@@ -213,6 +213,27 @@ def policy_trace(problem: Problem) -> str:
     return "\n".join(lines)
 
 
+def slipped_trace(problem: Problem, slip_rate: float, rng: random.Random) -> str:
+    """`policy_trace` with arithmetic slips: each step's result is off by one (up or down, modulo the
+    modulus) with probability `slip_rate`, and the steps after it go on from the stated value, as a
+    careless solver's would; the boxed answer is the last value stated.
+
+    A base model pre-trained on such traces has every step's skill (the right result is its most
+    likely one) and slips at about the same rate at every position of a chain, so its chance of a
+    whole chain right compounds, p ** L, rather than failing at a position it cannot read
+    (docs/architecture.md, "The machinery check")."""
+    chain = chain_of(problem)
+    lines, value = [], chain.start
+    for index, (name, operand) in enumerate(chain.steps, 1):
+        result = OPERATIONS[name][2](value, operand) % chain.modulus
+        if rng.random() < slip_rate:
+            result = (result + rng.choice((-1, 1))) % chain.modulus
+        lines.append(f"### {chain.label(index)}: {value} {OPERATIONS[name][1]} {operand} = {result}")
+        value = result
+    lines.append(f"\\boxed{{{value}}}")
+    return "\n".join(lines)
+
+
 def chain_of(problem: Problem) -> Chain:
     """The chain a synthetic problem was generated from (kept in `meta`)."""
     meta = problem.meta

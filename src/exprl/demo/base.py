@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from exprl.data.prompts import POLICY_SYSTEM_PROMPT, policy_messages
-from exprl.data.synthetic import TOKEN_WORDS, SyntheticTaskConfig, generate, policy_trace
+from exprl.data.synthetic import TOKEN_WORDS, SyntheticTaskConfig, generate, policy_trace, slipped_trace
 from exprl.errors import ConfigError
 
 DONE_FILE = "base_done.json"
@@ -66,6 +66,11 @@ class BaseModelConfig:
         "help": "One token per word piece of the task (`Start at `, `Subtract `, `### `, ` = `, ...), as "
                 "an LLM's vocabulary has: sequences are about 2.4x shorter, so each pre-training step "
                 "costs less and the model copies numbers from fewer positions back."})
+    slip_rate: float = field(default=0.0, metadata={"range": "[0, 1)",
+        "help": "Share of pre-training steps whose result is off by one, the trace going on from the slipped "
+                "value (exprl.data.synthetic.slipped_trace): a base that has every step's skill but slips "
+                "at every position, so that a long chain fails by compounding (issue 24's machinery "
+                "check). 0: clean traces."})
     device: str = field(default="auto", metadata={
         "help": "Where to pre-train: cpu, cuda, or auto (the first GPU when there is one)."})
 
@@ -74,6 +79,8 @@ class BaseModelConfig:
                      "check_every", "check_problems"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"base.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.slip_rate < 1.0:
+            raise ConfigError(f"base.slip_rate must be in [0, 1), got {self.slip_rate}")
         if not 0.0 <= self.target_easy_greedy <= 1.0:
             raise ConfigError(f"base.target_easy_greedy must be in [0, 1], got {self.target_easy_greedy}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
@@ -85,7 +92,10 @@ class BaseModelConfig:
 
 def cache_key(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], system_prompt: str | None) -> str:
     """Everything the trained weights depend on; a changed field trains a new base model."""
-    payload = json.dumps({"base": asdict(base), "tasks": [asdict(t) for t in tasks],
+    fields = asdict(base)
+    if not base.slip_rate:
+        del fields["slip_rate"]  # clean traces: the key bases had before slips existed, so their caches stay valid
+    payload = json.dumps({"base": fields, "tasks": [asdict(t) for t in tasks],
                           "system_prompt": system_prompt, "words": TOKEN_WORDS if base.word_tokens else [],
                           "format": 4}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -127,7 +137,9 @@ def pretrain_base(base: BaseModelConfig, tasks: Sequence[SyntheticTaskConfig], c
     # learns from (the skill hard problems need beyond easy ones).
     long_check = generate(replace(tasks[-1], split=f"{tasks[-1].split}-check", num_problems=base.check_problems),
                           exclude={p.problem for p in problems}) if len(tasks) > 1 and tasks[-1].num_problems else []
-    examples = [_encode(tokenizer, p.problem, policy_trace(p), system_prompt) for p in problems]
+    slips = random.Random(f"{base.seed}:slips")
+    examples = [_encode(tokenizer, p.problem, slipped_trace(p, base.slip_rate, slips) if base.slip_rate
+                        else policy_trace(p), system_prompt) for p in problems]
     too_long = max(len(ids) for ids, _ in examples)
     if too_long > base.max_positions:
         raise ConfigError(f"base.max_positions={base.max_positions} is shorter than the longest "

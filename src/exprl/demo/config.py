@@ -10,7 +10,7 @@ from exprl.errors import ConfigError
 from exprl.judge.types import ProcessView
 
 ALL_METHODS = ["sft", "grpo", "self-distill", "exprl-outcome", "exprl-process"]
-DemoJudge = Literal["reference", "oracle", "openai"]
+DemoJudge = Literal["reference", "oracle", "openai", "step"]
 
 
 @dataclass
@@ -148,7 +148,10 @@ class DemoConfig:
         "help": "Stage-I reward of the exprl methods. reference: the deterministic reference judge (chain "
                 "matching); oracle: the exact share of right steps, recomputed from the problem "
                 "(exprl.demo.oracle), a check that the task and settings can show a dense-reward effect at "
-                "all, not a judge of the paper's; openai: the endpoint at judge_url."})
+                "all, not a judge of the paper's; openai: the endpoint at judge_url; step: the reference "
+                "judge for ExpRL-Outcome and, for ExpRL-Process, the step judge (exprl.demo.step_judge), "
+                "which grades one step alone against the reference's chain of values, so that needs "
+                "judge_process_view: segment (the official code's semantics)."})
     judge_url: str = field(default="", metadata={
         "help": "OpenAI-compatible judge endpoint (e.g. http://127.0.0.1:8080/v1), for judge: openai."})
     judge_model: str = field(default="", metadata={"help": "Model name sent to the judge endpoint."})
@@ -177,5 +180,9 @@ class DemoConfig:
             raise ConfigError(f"methods must be a non-empty list of {', '.join(ALL_METHODS)}; got {self.methods}")
         if self.judge not in get_args(DemoJudge):
             raise ConfigError(f"judge must be one of {', '.join(get_args(DemoJudge))}, got {self.judge!r}")
+        if self.judge == "step" and self.judge_process_view != "segment":
+            # It grades a step shown alone; under prefix or step the request holds more than one step.
+            raise ConfigError("judge: step grades one step alone and needs judge_process_view: segment, "
+                              f"got {self.judge_process_view!r}")
         if (self.judge == "openai") != bool(self.judge_url):
             raise ConfigError("judge: openai needs judge_url, and judge_url needs judge: openai")

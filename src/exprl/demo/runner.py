@@ -208,11 +208,7 @@ def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str
     from exprl.train.config import JUDGED_METHODS
 
     train = stage1_config(config, method, base_model, data["train-hard"], seed, run_dir)
-    judge = None
-    if config.judge == "oracle" and method in JUDGED_METHODS:
-        from exprl.demo.oracle import OracleJudge
-
-        judge = OracleJudge()
+    judge = method_judge(config, method)
     state = run_pipeline(pipeline_config(config, method, data, evaluate_base), run_path, stage1_config=train,
                          stage2_config=stage2_config(config, seed), judge=judge)
     if not state.get("finished"):
@@ -220,6 +216,22 @@ def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str
         raise RunStateError(f"{run_path}: the pipeline stopped before finishing ({failed}); run the demo "
                             "again to resume")
     return state
+
+
+def method_judge(config: DemoConfig, method: str):
+    """The judge object a Stage-I method trains with, or None: the pipeline then builds the one its
+    TrainConfig declares (`judge_config`: the reference judge, or the endpoint)."""
+    from exprl.train.config import JUDGED_METHODS
+
+    if config.judge == "oracle" and method in JUDGED_METHODS:
+        from exprl.demo.oracle import OracleJudge
+
+        return OracleJudge()
+    if config.judge == "step" and method == "exprl-process":
+        from exprl.demo.step_judge import StepJudge
+
+        return StepJudge()
+    return None
 
 
 def _write_seed_report(runs: list[Path], seed_dir: Path) -> Path:
