@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "budget": args.budget, "num_train_hard": config.task.num_train_hard, "n": args.n,
         "commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
-        "base": {"model": model, "steps_trained": base_done["steps_trained"], "pretrain_s": round(pretrain_s),
+        "base": {"model": str(Path(model).resolve().relative_to(out.resolve())),  # under --output-dir
+                 "steps_trained": base_done["steps_trained"], "pretrain_s": round(pretrain_s),
                  "conditions": {c.name: {"measured": c.measured, "holds": c.holds} for c in conditions},
                  "train_hard": _kept(train_hard), **base_eval},
         "methods": results,
