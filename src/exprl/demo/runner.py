@@ -205,7 +205,6 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
 def _run_method(config: DemoConfig, method: str, base_model: str, data: dict[str, Path], seed: int,
                 run_path: Path, evaluate_base: bool, run_dir: Path) -> dict[str, Any]:
     from exprl.pipeline import run_pipeline
-    from exprl.train.config import JUDGED_METHODS
 
     train = stage1_config(config, method, base_model, data["train-hard"], seed, run_dir)
     judge = method_judge(config, method)

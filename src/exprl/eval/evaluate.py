@@ -48,19 +48,28 @@ SAMPLE_SETTINGS = ("temperature", "top_p", "max_tokens", "seed", "system_prompt"
 """What makes a sample what it is, besides the model: fixed for the life of an eval directory."""
 
 
-def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[Problem]]:
-    """(name, source, problems) from a bench-*.yaml recipe (a file, or a bundled recipe's name), a
-    catalog dataset (`exprl data list`), a data file or a hub id."""
+def _benchmark_recipe(spec: str) -> tuple[Path, BenchmarkConfig, str] | None:
+    """(recipe file, its config, the data source it names) when `spec` is a bench-*.yaml recipe (a
+    file, or a bundled recipe's name), else None: `spec` then names the data itself."""
     from exprl.config import load_config
     from exprl.recipes import bundled_recipe, find_recipe, recipe_folder, resolve_entry
 
+    if not (spec.endswith((".yaml", ".yml")) or (not Path(spec).exists() and bundled_recipe(spec) is not None)):
+        return None
+    recipe = find_recipe(spec)
+    bench = load_config(BenchmarkConfig, recipe)
+    if not bench.path:
+        raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file, catalog dataset or hub id")
+    return recipe, bench, resolve_entry(bench.path, recipe_folder(recipe))
+
+
+def load_benchmark(spec: str, limit: int | None = None) -> tuple[str, str, list[Problem]]:
+    """(name, source, problems) from a bench-*.yaml recipe (a file, or a bundled recipe's name), a
+    catalog dataset (`exprl data list`), a data file or a hub id."""
     split, mapping = None, None
-    if spec.endswith((".yaml", ".yml")) or (not Path(spec).exists() and bundled_recipe(spec) is not None):
-        recipe = find_recipe(spec)
-        bench = load_config(BenchmarkConfig, recipe)
-        if not bench.path:
-            raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file, catalog dataset or hub id")
-        source = resolve_entry(bench.path, recipe_folder(recipe))
+    found = _benchmark_recipe(spec)
+    if found is not None:
+        recipe, bench, source = found
         name, split, mapping = bench.name or recipe.stem.removeprefix("bench-"), bench.split, bench.fields or None
         if bench.limit is not None:
             limit = bench.limit if limit is None else min(limit, bench.limit)
@@ -85,17 +94,10 @@ def check_benchmark(spec: str) -> None:
     """What `load_benchmark` would refuse about `spec` found without reading its problems (a plan
     checks every benchmark in a second): a benchmark recipe that does not load or names no data, a
     data file that does not exist, a misspelt catalog name."""
-    from exprl.config import load_config
     from exprl.data.loaders import DATA_SUFFIXES, check_source_name
-    from exprl.recipes import bundled_recipe, find_recipe, recipe_folder, resolve_entry
 
-    source = spec
-    if spec.endswith((".yaml", ".yml")) or (not Path(spec).exists() and bundled_recipe(spec) is not None):
-        recipe = find_recipe(spec)
-        bench = load_config(BenchmarkConfig, recipe)
-        if not bench.path:
-            raise ConfigError(f"{spec}: 'path' is required: the benchmark's data file, catalog dataset or hub id")
-        source = resolve_entry(bench.path, recipe_folder(recipe))
+    found = _benchmark_recipe(spec)
+    source = spec if found is None else found[2]
     check_source_name(source)
     if Path(source).suffix.lower() in DATA_SUFFIXES and not Path(source).exists():
         raise DataError("file not found" + (f" (named by the benchmark recipe {spec})" if source != spec else ""),
