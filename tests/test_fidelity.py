@@ -155,18 +155,10 @@ def test_score_parsing_reads_what_the_official_code_reads():
 def tokenizers():
     """A byte-level BPE that merges `###` with its neighbours (so some tokens go on past a marker),
     and exprl's char tokenizer with `###` as one word token."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     from exprl.tiny import build_char_tokenizer
+    from testing.bpe import byte_level_bpe
 
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    corpus = ["step\n###\nnext ### step\n####\n x = 12 ### é ü ###."] * 50
-    backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    bpe = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
+    bpe = byte_level_bpe(["step\n###\nnext ### step\n####\n x = 12 ### é ü ###."] * 50)
     return [bpe, build_char_tokenizer(words=("###",))]
 
 

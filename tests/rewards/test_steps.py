@@ -137,16 +137,9 @@ def test_char_tokenizer_with_number_and_word_tokens():
 
 def _bpe_tokenizer():
     """A byte-level BPE trained so that '###' merges with its neighbours ("\\n###", "###\\n")."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from testing.bpe import byte_level_bpe
 
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    corpus = ["step\n###\nnext step\n###\n x = 12 ### é ü"] * 50
-    backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
+    return byte_level_bpe(["step\n###\nnext step\n###\n x = 12 ### é ü"] * 50)
 
 
 @pytest.fixture(scope="module")
