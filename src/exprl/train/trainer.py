@@ -83,9 +83,8 @@ from exprl.rewards.config import RewardConfig
 from exprl.rewards.monitors import JudgeBreaker, MonitorConfig, batch_metrics, read_traits
 from exprl.rewards.record import Rollout, advantages
 from exprl.rewards.rollouts import asked_rollouts, overlong_flags, record_rollouts
-from exprl.train.config import SIGNALS
 from exprl.rewards.verifier import completion_text, sparse_rewards
-
+from exprl.train.config import SIGNALS
 
 
 @dataclass
