@@ -307,11 +307,17 @@ def _check_step(chain: Chain, match: re.Match, position: int, previous: int) -> 
                      arithmetic=OPERATIONS[name][2](left, operand) % chain.modulus == result)
 
 
+def match_step(text: str) -> re.Match | None:
+    """The one step `text` holds (`c: 49 + 2 = 51`, with or without its `###`), its groups label,
+    input, operation symbol, operand and result; None if it is not a step."""
+    return _STEP.match("### " + text.strip().removeprefix("###").lstrip())
+
+
 def step_right_alone(chain: Chain, text: str) -> bool:
     """Is the one step `text` holds right by itself: `c: 49 + 2 = 51` (with or without its `###`)
     when step c's operation and operand are + 2, its input is the chain's value before step c, and
     the arithmetic is right. What a grader shown only the step, not the steps before it, can check."""
-    match = _STEP.match("### " + text.strip().removeprefix("###").lstrip())
+    match = match_step(text)
     index = chain.step_of(match.group(1)) if match else None
     if index is None:
         return False

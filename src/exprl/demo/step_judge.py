@@ -30,7 +30,7 @@ import string
 import time
 from typing import Sequence
 
-from exprl.data.synthetic import OPERATIONS
+from exprl.data.synthetic import OPERATIONS, match_step
 from exprl.judge.types import JudgeRequest, JudgeResult, JudgeStatus
 
 STEP_JUDGE_VERSION = "step-v1"
@@ -40,7 +40,6 @@ WRONG_SCORE = 1
 _REFERENCE_VALUE = re.compile(r"\b([a-z]) = (-?\d+)\b")
 _START = re.compile(r"Start at (-?\d+)\.")
 _MODULUS = re.compile(r"Work modulo (\d+)\.")
-_STEP = re.compile(r"(\w+): (-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
 _FUNCTION_OF_SYMBOL = {symbol: function for _, symbol, function in OPERATIONS.values()}
 
 
@@ -72,7 +71,7 @@ class StepJudge:
 def step_matches(text: str, start: int, values: Sequence[int], modulus: int) -> bool:
     """Is the one step `text` holds (`c: 49 - 9 = 40`, with or without its `###`) step t of the chain
     start -> values[0] -> values[1] ..., t being the step its label names (a letter, or a number)?"""
-    match = _STEP.match(text.strip().removeprefix("###").lstrip())
+    match = match_step(text)
     if match is None:
         return False
     label, left, symbol, operand, result = match.groups()
