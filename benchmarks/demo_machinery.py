@@ -1,15 +1,16 @@
 """The machinery check (issue 24): can an exact dense reward beat sparse GRPO on this task design?
 
     .venv/bin/python benchmarks/demo_machinery.py --design NAME --seed 0 --budget 100 [--fresh-pool]
-        [--set KEY=VALUE ...] [--methods grpo exprl-outcome] [--results benchmarks/results/demo_machinery.jsonl]
+        [--set KEY=VALUE ...] [--methods grpo exprl-outcome] [--results src/exprl/demo/machinery.jsonl]
 
 For one task design (the bundled demo.yaml plus `--set`s) and one seed: pre-trains (or reuses, from
 `--output-dir`'s cache) the base model, measures it (C1-C3 of `exprl.demo.conditions`, and the
 guess-free every-step-right pass@k on the held-out hard problems), runs Stage I of each method at
 `--budget` steps with `judge=oracle` (ExpRL-Outcome's reward is then the exact share of the chain
 done right, `exprl.demo.oracle`), evaluates each Stage-I model on the held-out hard and easy
-problems, and appends one JSON row to `--results`. The condition (issue 24): the oracle's
-every-step-right hard pass@8 >= 20% while sparse GRPO's stays <= 5%, on 3 design seeds.
+problems, and appends one JSON row to `--results` (by default the file the demo report quotes,
+`exprl.demo.machinery.RESULTS`). The condition (issue 24, `exprl.demo.machinery.holds`): the
+oracle's every-step-right hard pass@8 >= 20% while sparse GRPO's stays <= 5%, on 3 design seeds.
 
 `--fresh-pool` draws as many hard training problems as Stage I draws prompts, so no problem is
 seen twice and no answer can be memorised (sparse GRPO memorised 64 problems' answers at 300 steps,
@@ -29,10 +30,9 @@ import time
 from pathlib import Path
 
 import _smoke
+from exprl.demo.machinery import RESULTS, holds
 
 REPO = Path(__file__).resolve().parents[1]
-PASS_ORACLE_EVERY_AT_8 = 20.0
-PASS_GRPO_EVERY_AT_8 = 5.0
 KEPT = ("pass1", "pass_n", "group_success", "every_step_pass1", "every_step_pass_n", "first_step_right",
         "right_prefix", "arithmetic_right", "operation_right", "steps_per_sample", "operation_right_by_step",
         "right_given_prefix_by_step")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8, help="Evaluation samples per held-out problem (pass@n).")
     parser.add_argument("--condition-problems", type=int, default=64)
     parser.add_argument("--output-dir", default="runs/demo-machinery", help="Base cache and Stage-I runs.")
-    parser.add_argument("--results", default=str(REPO / "benchmarks/results/demo_machinery.jsonl"))
+    parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--config", default=str(REPO / "src/exprl/recipes/demo.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                  "train_hard": _kept(train_hard), **base_eval},
         "methods": results,
         "oracle_method": oracle_method,
-        "machinery_holds": (None if oracle is None or grpo is None
-                            else oracle >= PASS_ORACLE_EVERY_AT_8 and grpo <= PASS_GRPO_EVERY_AT_8),
+        "machinery_holds": holds(oracle, grpo),
         "wall_s": round(time.monotonic() - started),
     }
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """The demo's report: the conditions first, then Tables 1-2 with the guess-free metric, then the plots.
 
     runs/demo/report.md
-      ## Conditions        C1-C4 measured on each seed's base model (`seed_conditions`)
+      ## Conditions        C1-C4 measured on each seed's base model (`seed_conditions`), then the
+                           machinery condition as benchmarks/demo_machinery.py measured it (exprl.demo.machinery)
       ## Table 1, 2        mean ± std over seeds: final-answer pass@k and "every step right" pass@k
       ## Table 3           where the hard samples go wrong after Stage I, step by step
       plots                pass@k curves and training dynamics (exprl.eval.report, per seed)
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from exprl.demo.conditions import Condition, SplitStats, check_conditions, split_stats
+from exprl.demo.config import DemoConfig
+from exprl.demo.machinery import machinery_section
 from exprl.runs import write_text_atomic
 
 # The base model's samples on the hard training problems, measured once per seed (exprl.demo.runner).
@@ -147,9 +150,10 @@ def conditions_section(seed_conditions: dict[int, list[Condition] | None]) -> st
     return "\n".join(lines) + "\n"
 
 
-def write_demo_report(run_dir: Path, seeds: list[int], methods: list[str], n: int, temperature: float,
-                      modulus: int, seed_reports: list[Path]) -> Path:
-    """report.md: conditions, tables, then the first seed's plots and links to every seed's report."""
+def write_demo_report(run_dir: Path, config: DemoConfig, seeds: list[int], seed_reports: list[Path]) -> Path:
+    """report.md: conditions (with the machinery condition for this design), tables, then the first seed's
+    plots and links to every seed's report."""
+    methods, n, temperature, modulus = config.methods, config.eval.n, config.eval.temperature, config.task.modulus
     k = min(16, n)
     table = collect_results(run_dir, seeds, methods, n=n)
     conditions = {seed: seed_conditions(run_dir / f"seed-{seed}", methods[0], modulus) for seed in seeds}
@@ -158,7 +162,7 @@ def write_demo_report(run_dir: Path, seeds: list[int], methods: list[str], n: in
              f"temperature {temperature}. 'Every step right' is the guess-free success: the trace writes exactly "
              "the chain's steps, each right, and boxes the right answer (a wrong chain still ends on the right "
              "value by luck about once in `modulus` samples).", "",
-             conditions_section(conditions), summary_tables(table, methods, k)]
+             conditions_section(conditions), machinery_section(config), summary_tables(table, methods, k)]
     first = seed_reports[0]
     lines += ["## Plots", "", f"Seed {seeds[0]} (every seed's own report: "
               + ", ".join(f"[seed {s}]({p.relative_to(run_dir)})" for s, p in zip(seeds, seed_reports)) + ").", ""]

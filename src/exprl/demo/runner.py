@@ -196,8 +196,7 @@ def run_demo(config: DemoConfig, run_dir: str | Path | None = None, log: Log = p
             runs.append(run_path)
         seed_reports.append(_write_seed_report(runs, seed_dir))
         log(f"[demo] seed {seed}: report {seed_reports[-1]}")
-    report = write_demo_report(run_dir, seeds, config.methods, config.eval.n, config.eval.temperature,
-                               config.task.modulus, seed_reports)
+    report = write_demo_report(run_dir, config, seeds, seed_reports)
     log(f"[demo] done in {time.monotonic() - started:.0f}s: {report}")
     return report
 
