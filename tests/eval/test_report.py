@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
 from exprl.cli import main
 from exprl.errors import ConfigError, RunStateError
+from exprl.eval import report as report_module
 from exprl.eval.evaluate import EVAL_FORMAT
 from exprl.eval.passk import pass_at_k_curve
-from exprl.eval.report import write_report
+from exprl.eval.report import DYNAMICS, load_run, plot_dynamics, run_colours, write_report
 from exprl.rewards.monitors import Alert
 from exprl.runs import RUN_FORMAT, STAGES
 
@@ -142,3 +144,65 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": 99, "exprl_version": "7.0"}))
     with pytest.raises(RunStateError, match="written by exprl 7.0"):
         write_report([tmp_path], tmp_path / "r")
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures a report draws, by file name, kept instead of saved (rendering a PNG is the slow part)."""
+    drawn = {}
+
+    def keep(figure, path, **options):
+        drawn[Path(path).name] = figure
+        return Path(path)
+
+    monkeypatch.setattr(report_module, "savefig_atomic", keep)
+    return drawn
+
+
+def _colours_by_run(figure, names: list[str]) -> dict[str, set[str]]:
+    """Every colour each run is drawn in, over all the figure's panels (a monitor line's label starts with its run)."""
+    from matplotlib.colors import to_hex
+
+    seen: dict[str, set[str]] = {name: set() for name in names}
+    for ax in figure.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            name = label.split(", ")[0]
+            if name in seen:  # not the black dashed base row
+                colour = handle.get_color() if hasattr(handle, "get_color") else handle.patches[0].get_facecolor()
+                seen[name].add(to_hex(colour))
+    return seen
+
+
+def test_each_run_has_one_colour_in_every_panel_of_every_plot(tmp_path, figures):
+    # grpo, first, logs no judge reward: the Stage-I judge-reward panel holds exprl-process alone.
+    runs = [make_run(tmp_path, "grpo", "grpo", skill=0.5, seed=1),
+            make_run(tmp_path, "exprl-process", "exprl-process", skill=1.0, seed=2),
+            make_run(tmp_path, "sft", "sft", skill=0.3, seed=3)]
+    write_report(runs, tmp_path / "report")
+    assert {"pass_at_k_gsm8k.png", "dynamics_stage1.png", "dynamics_stage2.png", "steps_per_trace.png",
+            "monitors_stage1.png", "monitors_stage2.png"} <= set(figures)
+    colours = run_colours([load_run(run) for run in runs])
+    assert len(set(colours.values())) == 3
+    drawn_in: dict[str, set[str]] = {name: set() for name in colours}
+    for png, figure in figures.items():
+        for name, seen in _colours_by_run(figure, list(colours)).items():
+            drawn_in[name] |= seen
+    assert drawn_in == {name: {colour} for name, colour in colours.items()}
+    judge_panel = next(ax for ax in figures["dynamics_stage1.png"].axes if ax.get_title().startswith("Dense judge"))
+    assert [(line.get_label(), line.get_color()) for line in judge_panel.get_lines()] == \
+        [("exprl-process", colours["exprl-process"])]
+
+
+def test_dynamics_shows_only_the_logged_panels_and_nothing_when_nothing_was_logged(tmp_path, figures):
+    grpo = make_run(tmp_path, "grpo", "grpo", skill=0.5, seed=1)
+    (grpo / "stage2" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.3}) + "\n")
+    report = write_report([grpo], tmp_path / "report").read_text()
+    axes = figures["dynamics_stage1.png"].axes
+    assert [ax.get_title() for ax in axes] == [f"{title} (Stage I)" for title, key, _ in DYNAMICS
+                                               if key != "exprl/dense_reward_mean"]
+    assert {ax.get_subplotspec().get_geometry()[:2] for ax in axes} == {(2, 3)}
+    assert "dynamics_stage2.png" not in figures and "](dynamics_stage2.png)" not in report
+    assert plot_dynamics([load_run(grpo)], "stage2", tmp_path / "unused.png") is None
+    (grpo / "stage1" / "metrics.jsonl").unlink()
+    report = write_report([grpo], tmp_path / "again").read_text()
+    assert "No stage has logged training metrics yet." in report and "dynamics_stage1.png" not in report

@@ -139,14 +139,12 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
     figures = []
     for bench in benches:
         figures.append(plot_pass_at_k(runs, bench, out / f"pass_at_k_{_slug(bench)}.png"))
-    figures.append(plot_dynamics(runs, "stage1", out / "dynamics_stage1.png"))
-    if any("stage2" in r.metrics for r in runs):
-        figures.append(plot_dynamics(runs, "stage2", out / "dynamics_stage2.png"))
-    hist = plot_steps_histogram(runs, out / "steps_per_trace.png")
-    if hist:
-        figures.append(hist)
+    figures += [plot_dynamics(runs, stage, out / f"dynamics_{stage}.png") for stage in STAGE_NAMES]
+    figures.append(plot_steps_histogram(runs, out / "steps_per_trace.png"))
+    figures = [p for p in figures if p]  # a plot with nothing to show writes no file
     monitor_figures = [plot_monitors(runs, stage, out / f"monitors_{stage}.png") for stage in STAGE_NAMES
                        if any(_monitored(run, stage) for run in runs)]
+    monitor_figures = [p for p in monitor_figures if p]
 
     lines = ["# exprl report", "", "Runs:", ""]
     for run in runs:
@@ -161,9 +159,10 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None, 
               "## pass@k curves", ""]
     lines += [f"![{p.stem}]({p.name})" for p in figures if p.name.startswith("pass_at_k")]
     lines += ["", "## Training dynamics", "",
-              "Per optimiser step, read from each stage's metrics.jsonl (panels without data for a "
-              "method were not logged by it, e.g. no judge reward for SFT or GRPO).", ""]
-    lines += [f"![{p.stem}]({p.name})" for p in figures if not p.name.startswith("pass_at_k")]
+              "Per optimiser step, read from each stage's metrics.jsonl (a method without a line in a panel "
+              "did not log it, e.g. no judge reward for SFT or GRPO; a metric no method logged has no panel).", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in figures if not p.name.startswith("pass_at_k")] \
+        or ["No stage has logged training metrics yet."]
     lines += ["", "## Training monitors", "",
               "What the rollouts of each RL stage looked like, per optimiser step (`exprl.rewards.monitors`): "
               "the judge's reward against sparse correctness (a rising judge reward over flat or falling "
@@ -253,16 +252,43 @@ def _pyplot():
     return plt
 
 
+def run_colours(runs: list[RunView]) -> dict[str, str]:
+    """Each run's colour (tab10, by its place among `runs`), the same in every plot of a report: a
+    colour cycle would shift every later run's colour in a panel where an earlier run logged nothing."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    palette = colormaps["tab10"].colors
+    return {run.name: to_hex(palette[i % len(palette)]) for i, run in enumerate(runs)}
+
+
+def _panel_grid(n: int, columns: int, size: tuple[float, float]):
+    """A figure with `n` panels in rows of at most `columns`; returns it and its axes."""
+    plt = _pyplot()
+    columns = min(n, columns)
+    rows = math.ceil(n / columns)
+    fig = plt.figure(figsize=(size[0] * columns, size[1] * rows))
+    return fig, [fig.add_subplot(rows, columns, i + 1) for i in range(n)]
+
+
+def _points(run: RunView, stage: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of each of the stage's metrics rows that logged `key` (`_panel_value`)."""
+    points = [(row["step"], _panel_value(row, key)) for row in run.metrics.get(stage, []) if "step" in row]
+    return [(step, value) for step, value in points if value is not None]
+
+
 def plot_pass_at_k(runs: list[RunView], bench: str, path: Path) -> Path:
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
+
+    colours = run_colours(runs)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, stage, title in ((axes[0], "stage1", "after Stage I"), (axes[1], "stage2", "after Stage II")):
         for label, results in _base_rows(runs):
             _curve(ax, results.get(bench), label, style="--", color="black")
         for run in runs:
-            _curve(ax, run.results.get(stage, {}).get(bench), run.name)
+            _curve(ax, run.results.get(stage, {}).get(bench), run.name, color=colours[run.name])
         ax.set_title(f"{bench}: pass@k {title}")
         ax.set_xlabel("k (samples per problem)")
         ax.set_xscale("log", base=2)
@@ -287,26 +313,25 @@ def _curve(ax, result: dict[str, Any] | None, label: str, style: str = "-", colo
             label=label, color=color)
 
 
-def plot_dynamics(runs: list[RunView], stage: str, path: Path) -> Path:
+def plot_dynamics(runs: list[RunView], stage: str, path: Path) -> Path | None:
+    """A stage's training curves, one panel per `DYNAMICS` metric some run logged; None if none was."""
+    colours = run_colours(runs)
+    panels = [panel for panel in DYNAMICS if any(_points(run, stage, panel[1]) for run in runs)]
+    if not panels:
+        return None
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
-    stage_name = "Stage I" if stage == "stage1" else "Stage II"
-    for ax, (title, key, ylabel) in zip(axes.flat, DYNAMICS):
+    fig, axes = _panel_grid(len(panels), columns=3, size=(4.7, 3.75))
+    for ax, (title, key, ylabel) in zip(axes, panels):
         for run in runs:
-            points = [(row["step"], row[key]) for row in run.metrics.get(stage, [])
-                      if isinstance(row.get(key), (int, float)) and "step" in row]
-            if points:
+            if points := _points(run, stage, key):
                 steps, values = zip(*points)
-                ax.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3, label=run.name)
-        ax.set_title(f"{title} ({stage_name})")
+                ax.plot(steps, values, color=colours[run.name], marker="o" if len(points) < 30 else None,
+                        markersize=3, label=run.name)
+        ax.set_title(f"{title} ({STAGE_NAMES[stage]})")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, f"not logged\n({key})", ha="center", va="center", transform=ax.transAxes,
-                    color="gray")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
@@ -348,18 +373,20 @@ def _number(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, (int, float)) else "–"
 
 
-def plot_monitors(runs: list[RunView], stage: str, path: Path) -> Path:
-    """The monitors over training, one panel per monitor (`MONITOR_PANELS`), every run in its own colour."""
+def plot_monitors(runs: list[RunView], stage: str, path: Path) -> Path | None:
+    """The monitors over training, one panel per monitor (`MONITOR_PANELS`) some run logged, every run in
+    its own colour; None if no monitor was logged."""
+    colours = run_colours(runs)
+    panels = [panel for panel in MONITOR_PANELS
+              if any(_points(run, stage, key) for run in runs for key, *_ in panel.lines)]
+    if not panels:
+        return None
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 4, figsize=(19, 8))
-    colours = {run.name: f"C{i % 10}" for i, run in enumerate(runs)}
-    for ax, panel in zip(axes.flat, MONITOR_PANELS):
+    fig, axes = _panel_grid(len(panels), columns=4, size=(4.75, 4))
+    for ax, panel in zip(axes, panels):
         for run in runs:
-            rows = [row for row in run.metrics.get(stage, []) if "step" in row]
             for key, label, style in panel.lines:
-                points = [(row["step"], _panel_value(row, key)) for row in rows]
-                points = [(step, value) for step, value in points if value is not None]
-                if points:
+                if points := _points(run, stage, key):
                     steps, values = zip(*points)
                     name = ", ".join(part for part in (run.name if len(runs) > 1 else "", label) if part) or run.name
                     ax.plot(steps, values, style, color=colours[run.name], marker="o" if len(points) < 30 else None,
@@ -379,10 +406,7 @@ def plot_monitors(runs: list[RunView], stage: str, path: Path) -> Path:
         ax.set_xlabel("optimiser step")
         ax.set_ylabel(panel.ylabel)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=100)
     plt.close(fig)
@@ -415,10 +439,12 @@ def plot_steps_histogram(runs: list[RunView], path: Path) -> Path | None:
     if not shares:
         return None
     plt = _pyplot()
+    colours = run_colours(runs)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     width = 0.8 / len(shares)
     for i, (name, values) in enumerate(shares.items()):
-        ax.bar([x + i * width for x in range(len(STEP_BUCKETS))], [100 * v for v in values], width, label=name)
+        ax.bar([x + i * width for x in range(len(STEP_BUCKETS))], [100 * v for v in values], width, label=name,
+               color=colours[name])
     ax.set_xticks([x + width * (len(shares) - 1) / 2 for x in range(len(STEP_BUCKETS))], STEP_BUCKETS)
     ax.set_title("Steps per trace (Stage I, averaged over training)")
     ax.set_xlabel("steps in a rollout")
