@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import _smoke
-from exprl.demo.machinery import RESULTS, holds
+from exprl.demo.machinery import RESULTS, every_at_8, holds, oracle_method
 
 REPO = Path(__file__).resolve().parents[1]
 KEPT = ("pass1", "pass_n", "group_success", "every_step_pass1", "every_step_pass_n", "first_step_right",
@@ -132,11 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{method}: hard every-step pass@{args.n} {results[method]['hard']['every_step_pass_n']:.1f}, "
             f"pass@{args.n} {results[method]['hard']['pass_n']:.1f}, right prefix "
             f"{results[method]['hard']['right_prefix']:.2f} ({results[method]['seconds']} s)")
-    # One oracle passing proves the task (issue 24): the better of Outcome and Process, named in the row.
-    oracle_method = max((m for m in ("exprl-outcome", "exprl-process") if m in results),
-                        key=lambda m: results[m]["hard"]["every_step_pass_n"], default=None)
-    oracle = results[oracle_method]["hard"]["every_step_pass_n"] if oracle_method and args.judge == "oracle" else None
-    grpo = results.get("grpo", {}).get("hard", {}).get("every_step_pass_n")
+    oracle = every_at_8(results, oracle_method(results)) if args.judge == "oracle" else None
+    grpo = every_at_8(results, "grpo")
     row = {
         "design": args.design, "judge": args.judge, "overrides": args.overrides, "fresh_pool": args.fresh_pool, "seed": args.seed,
         "budget": args.budget, "num_train_hard": config.task.num_train_hard, "n": args.n,
@@ -147,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                  "conditions": {c.name: {"measured": c.measured, "holds": c.holds} for c in conditions},
                  "train_hard": _kept(train_hard), **base_eval},
         "methods": results,
-        "oracle_method": oracle_method,
+        "oracle_method": oracle_method(results),
         "machinery_holds": holds(oracle, grpo),
         "wall_s": round(time.monotonic() - started),
     }

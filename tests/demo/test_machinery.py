@@ -6,7 +6,7 @@ import pytest
 
 from exprl.config import load_config
 from exprl.demo.config import DemoConfig
-from exprl.demo.machinery import holds, read_rows, rows_for, machinery_section
+from exprl.demo.machinery import every_at_8, holds, machinery_section, oracle_method, read_rows, rows_for
 from exprl.recipes import require_bundled
 
 
@@ -31,6 +31,14 @@ ROWS = [row("plain", [], grpo=0.0, oracle=3.1),
                                                     (None, 0.0, None)])
 def test_the_condition_is_the_oracle_at_least_20_and_grpo_at_most_5(oracle, grpo, expected):
     assert holds(oracle, grpo) is expected
+
+
+def test_the_oracle_of_a_row_is_the_better_of_outcome_and_process_that_ran():
+    every = lambda value: {"hard": {"every_step_pass_n": value}}  # noqa: E731
+    assert oracle_method({"grpo": every(9.0), "exprl-outcome": every(3.1), "exprl-process": every(6.2)}) == \
+        "exprl-process"
+    assert oracle_method({"grpo": every(9.0), "exprl-outcome": every(0.0)}) == "exprl-outcome"
+    assert oracle_method({"grpo": every(9.0)}) is None and every_at_8({"grpo": every(9.0)}, None) is None
 
 
 def test_a_run_sees_the_rows_of_its_own_task_and_base_whatever_the_training_settings():
@@ -58,6 +66,6 @@ def test_every_shipped_row_names_a_design_the_demo_recipe_loads():
     assert rows, "the shipped machinery rows are missing"
     for shipped in rows:
         config(*shipped["overrides"])  # a ConfigError names the row's bad key
-        assert shipped["machinery_holds"] == holds(
-            shipped["methods"].get(shipped.get("oracle_method") or "exprl-outcome", {}).get("hard", {})
-            .get("every_step_pass_n"), shipped["methods"].get("grpo", {}).get("hard", {}).get("every_step_pass_n"))
+        methods = shipped["methods"]
+        assert shipped["machinery_holds"] == holds(every_at_8(methods, oracle_method(methods)),
+                                                   every_at_8(methods, "grpo"))
