@@ -37,7 +37,9 @@ def every_at_8(methods: dict, method: str | None) -> float | None:
 def oracle_method(methods: dict) -> str | None:
     """The oracle a row is judged by: one oracle passing proves the task (issue 24), so the better of
     Outcome and Process where both ran."""
-    ran = [m for m in ("exprl-outcome", "exprl-process") if every_at_8(methods, m) is not None]
+    from exprl.train.config import JUDGED_METHODS
+
+    ran = [m for m in JUDGED_METHODS if every_at_8(methods, m) is not None]
     return max(ran, key=lambda m: every_at_8(methods, m), default=None)
 
 
