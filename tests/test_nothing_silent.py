@@ -296,3 +296,6 @@ def test_the_judge_breaker_trips_after_enough_bad_batches_in_a_row_and_not_befor
     assert not any(never.observe(batch(4)) for _ in range(10))
     unjudged = JudgeBreaker(MonitorConfig(stop_unscorable_batches=1))
     assert not unjudged.observe([Rollout(overlong=True, correct=0.0, step_rewards=[0.0])])  # never asked
+    # A judge that is down trips it however many rollouts the overlong policy set aside unasked: 1 asked, failed.
+    cut = [Rollout(overlong=True, correct=0.0, step_rewards=[0.0]) for _ in range(3)]
+    assert unjudged.observe(batch(1, size=1) + cut) is True

@@ -227,7 +227,8 @@ class MonitorConfig:
                 "unparseable: they leave the loss) at or above which an alert fires; null = off."})
     stop_unscorable_share: float | None = field(default=0.5, metadata={"range": "(0, 1]",
         "help": "Stop the run (exit 1, a checkpoint saved to resume from) when the judge could not score at least "
-                "this share of the rollouts in each of stop_unscorable_batches rollout batches in a row: a judge "
+                "this share of the rollouts it was asked about (not those the overlong policy set aside) in each "
+                "of stop_unscorable_batches rollout batches in a row: a judge "
                 "that is down or misconfigured leaves no learning signal, and the run would otherwise spend its "
                 "whole budget so. Judged methods; null = never stop. Independent of `enabled`."})
     stop_unscorable_batches: int = field(default=3, metadata={"range": "[1, inf)",
@@ -253,8 +254,8 @@ def unscorable_share(rollouts: Sequence[Rollout]) -> float:
 
 
 class JudgeBreaker:
-    """Trips when the judge could not score at least `share` of the rollouts in each of `batches`
-    rollout batches in a row (`MonitorConfig.stop_unscorable_*`): the trainer then saves a checkpoint
+    """Trips when the judge could not score at least `share` of the rollouts it was asked about in each of
+    `batches` rollout batches in a row (`MonitorConfig.stop_unscorable_*`): the trainer then saves a checkpoint
     and stops. Fed one rollout batch at a time, on every process alike (the batch is gathered), so
     every process stops at the same step."""
 
@@ -263,16 +264,19 @@ class JudgeBreaker:
         self.run: list[float] = []  # the shares of the bad batches in a row, latest last
 
     def observe(self, rollouts: Sequence[Rollout]) -> bool:
-        """Whether the run must stop after this rollout batch."""
-        if self.share is None or not any(r.judgments for r in rollouts):
+        """Whether the run must stop after this rollout batch. The share is of the rollouts the judge was
+        asked about: those the overlong policy set aside are not its failures, and counting them would keep
+        a judge that is down from tripping the breaker whenever half a batch runs to the length cap."""
+        asked = [r for r in rollouts if r.judgments]
+        if self.share is None or not asked:
             return False
-        share = unscorable_share(rollouts)
+        share = unscorable_share(asked)
         self.run = self.run + [share] if share >= self.share else []
         return len(self.run) >= self.batches
 
     def reason(self, statuses: Mapping[str, int], error: str | None) -> str:
         counted = ", ".join(f"{name} {count}" for name, count in sorted(statuses.items()) if name != "ok" and count)
-        return (f"the judge could not score {min(self.run):.0%} or more of the rollouts in each of the last "
+        return (f"the judge could not score {min(self.run):.0%} or more of the rollouts asked in each of the last "
                 f"{len(self.run)} rollout batches (monitor.stop_unscorable_share {self.share:g}, "
                 f"monitor.stop_unscorable_batches {self.batches})" + (f"; last batch: {counted}" if counted else "")
                 + (f"; the last error: {error}" if error else ""))

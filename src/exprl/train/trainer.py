@@ -55,7 +55,7 @@ token for ExpRL-Process. An unscorable rollout leaves the loss (its completion m
 already left out of its group's statistics), and `num_items_in_batch` is recomputed to match.
 
 A judge that stops answering does not leave the run training blind: when at least
-`monitor.stop_unscorable_share` of a rollout batch's rollouts are unscorable for
+`monitor.stop_unscorable_share` of the rollouts a batch asked the judge about are unscorable for
 `monitor.stop_unscorable_batches` batches in a row (`exprl.rewards.monitors.JudgeBreaker`), the
 trainer saves a checkpoint and stops, and the runner exits 1 naming the cause.
 
