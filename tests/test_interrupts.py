@@ -435,7 +435,8 @@ def test_a_judge_that_is_down_or_stops_answering_stops_training_resumably(tmp_pa
     """A CPU recipe judged by the real llama.cpp server. Down at the start: refused in seconds, before
     the model loads, the run folder untouched. Stopped mid-run: the breaker stops training after two
     unscorable rollout batches, exit 1 naming the cause, with a checkpoint; back up on another port,
-    the same command (the new URL set, which a resume may change) finishes the run."""
+    the same command (the new URL set, which a resume may change) finishes the run. No judge cache:
+    judgments an earlier run left in the user's cache answered for the stopped judge, and the run finished."""
     from exprl.judge.server import JudgeServer
     from exprl.weights import smollm2_gguf_path
 
@@ -445,7 +446,7 @@ def test_a_judge_that_is_down_or_stops_answering_stops_training_resumably(tmp_pa
         model: tiny
         data: {train_files: [problems.jsonl]}
         judge: {backend: openai, model: smollm2, json_mode: true, max_new_tokens: 192, max_retries: 0, timeout_s: 120,
-                concurrency: 4, max_trace_tokens: 256}
+                concurrency: 4, max_trace_tokens: 256, cache_path: ''}
         monitor: {stop_unscorable_share: 0.5, stop_unscorable_batches: 2}
         rollout_batches: 6
         trl: {per_device_train_batch_size: 4, num_generations: 4, max_completion_length: 16, save_steps: 1,
